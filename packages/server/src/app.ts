@@ -1,0 +1,42 @@
+/**
+ * buildApp(deps): every route and plugin, no env reads and no listening. main.ts creates the deps and
+ * listens; tests call buildApp with their own deps and use inject() or listen(0).
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { AppDeps } from "./deps.js";
+import { registerErrorHandling } from "./http/error-handler.js";
+import { H } from "./http/headers.js";
+import { registerConnectionRoutes } from "./modules/connections/index.js";
+import { registerHealthRoutes } from "./modules/health/index.js";
+import { registerSessionRoutes } from "./modules/sessions/index.js";
+
+/** Request ids are always ours: a client's x-request-id is only logged, never trusted (DESIGN.md). */
+export function newRequestId(): string {
+  return `req_${randomUUID().replaceAll("-", "")}`;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: newRequestId,
+    bodyLimit: deps.config.limits.otherBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: false,
+    routerOptions: { ignoreTrailingSlash: false },
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header(H.requestId, request.id);
+    const clientId = request.headers[H.requestId];
+    if (typeof clientId === "string") request.log.debug({ clientRequestId: clientId.slice(0, 200) }, "client id");
+  });
+
+  registerErrorHandling(app);
+  registerHealthRoutes(app, deps);
+  registerSessionRoutes(app, deps);
+  registerConnectionRoutes(app, deps);
+  await app.ready();
+  return app;
+}

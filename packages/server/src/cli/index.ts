@@ -1,0 +1,225 @@
+/**
+ * The `wattfare` CLI. Works alongside a running server on the same SQLite file (it takes no server
+ * lock); the server reads apps, keys, origins and limits on every request, so changes apply at once.
+ */
+import { randomBytes } from "node:crypto";
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError, type Config, loadConfig } from "../config.js";
+import { serve } from "../main.js";
+import { usdToNano } from "../money.js";
+import { AppInputError, createApp, normalizeOrigins, requireApp, rotateAppKey } from "../modules/apps/index.js";
+import { loadKeyRing } from "../server-secret.js";
+import { encryptFundingKey, fundingKeyFingerprint } from "../security/index.js";
+import type { AppWithOrigins } from "../store/port.js";
+import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
+import { parseDuration } from "./duration.js";
+
+class CliError extends Error {}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError("must be an integer from 1 to 1000000");
+  return n;
+}
+
+function positiveUsd(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive amount in USD");
+  return n;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig(process.env);
+  const store = await openSqliteStore(config.database.path);
+  try {
+    return await fn(store, config);
+  } finally {
+    await store.close();
+  }
+}
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+
+function describeApp(app: AppWithOrigins): string {
+  const limits = [
+    app.sessionsPerMinute === null ? null : `sessions ${app.sessionsPerMinute}/min`,
+    app.chatPerMinute === null ? null : `chat ${app.chatPerMinute}/min`,
+  ].filter(Boolean);
+  return `${app.id}  ${app.name}  origins: ${app.origins.join(", ") || "(none)"}${limits.length ? `  limits: ${limits.join(", ")}` : ""}`;
+}
+
+export function buildCli(): Command {
+  const program = new Command("wattfare")
+    .description("Wattfare: let your users pay for their own AI use.")
+    .showHelpAfterError();
+
+  program
+    .command("serve")
+    .description("run the broker (SQLite under ./data by default)")
+    .action(async () => serve());
+
+  program
+    .command("migrate")
+    .description("apply pending database migrations")
+    .action(async () => {
+      const config = loadConfig(process.env);
+      const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({ file: config.database.path });
+      try {
+        const applied = await store.migrate();
+        out(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
+      } finally {
+        await store.close();
+      }
+    });
+
+  const apps = program.command("apps").description("manage apps, keys, origins and limits");
+
+  apps
+    .command("create")
+    .description("create an app; prints its secret key once")
+    .requiredOption("--name <name>", "display name shown to payers")
+    .option("--origin <url>", "allowed browser origin (repeatable)", collect, [])
+    .option("--json", "print JSON")
+    .action(async (opts: { name: string; origin: string[]; json?: boolean }) =>
+      withStore(async (store) => {
+        const created = await createApp(store, { name: opts.name, origins: opts.origin }, Date.now());
+        if (opts.json) {
+          out(JSON.stringify({ appId: created.appId, secretKey: created.secretKey, name: created.app.name, origins: created.app.origins }));
+        } else {
+          out(`Created app ${created.appId} (${created.app.name})`);
+          out(`Secret key (shown once, keep it on your server): ${created.secretKey}`);
+        }
+      }),
+    );
+
+  apps
+    .command("list")
+    .description("list apps")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) =>
+      withStore(async (store) => {
+        const list = await store.listApps();
+        if (opts.json) out(JSON.stringify(list));
+        else if (list.length === 0) out("no apps yet; create one with: wattfare apps create --name <name> --origin <url>");
+        else for (const app of list) out(describeApp(app));
+      }),
+    );
+
+  apps
+    .command("rotate-key <appId>")
+    .description("issue a new secret key; the old one keeps working for a grace period")
+    .option("--expire-old-in <duration>", "grace period for the old key (e.g. 24h, 30m)", "24h")
+    .option("--compromised", "end the old key now and refuse session tokens issued before")
+    .option("--json", "print JSON")
+    .action(async (appId: string, opts: { expireOldIn: string; compromised?: boolean; json?: boolean }) =>
+      withStore(async (store) => {
+        const expireOldInMs = parseDuration(opts.expireOldIn);
+        const secretKey = await rotateAppKey(store, appId, { expireOldInMs, compromised: opts.compromised === true }, Date.now());
+        if (opts.json) out(JSON.stringify({ appId, secretKey }));
+        else {
+          out(`New secret key for ${appId} (shown once): ${secretKey}`);
+          out(opts.compromised ? "The old key stopped working now." : `The old key keeps working for ${opts.expireOldIn}.`);
+        }
+      }),
+    );
+
+  const origins = apps.command("origins").description("allowed browser origins of an app");
+  origins
+    .command("add <appId> <origin>")
+    .action(async (appId: string, origin: string) =>
+      withStore(async (store) => {
+        await requireApp(store, appId);
+        const [normalized] = normalizeOrigins([origin]);
+        const added = await store.addOrigin(appId, normalized as string, Date.now());
+        out(added ? `added ${normalized}` : `${normalized} was already allowed`);
+      }),
+    );
+  origins
+    .command("remove <appId> <origin>")
+    .action(async (appId: string, origin: string) =>
+      withStore(async (store) => {
+        await requireApp(store, appId);
+        const [normalized] = normalizeOrigins([origin]);
+        const removed = await store.removeOrigin(appId, normalized as string);
+        if (!removed) throw new CliError(`${normalized} is not an origin of ${appId}`);
+        out(`removed ${normalized}`);
+      }),
+    );
+
+  apps
+    .command("limits <appId>")
+    .description("per-app rate-limit overrides (requests per minute)")
+    .option("--sessions-per-minute <n>", "RL_SESSIONS for this app", positiveInt)
+    .option("--chat-per-minute <n>", "RL_CHAT per user or grant for this app", positiveInt)
+    .option("--reset", "back to the defaults (120 and 30)")
+    .action(async (appId: string, opts: { sessionsPerMinute?: number; chatPerMinute?: number; reset?: boolean }) =>
+      withStore(async (store) => {
+        await requireApp(store, appId);
+        if (opts.reset) await store.setAppLimits(appId, { sessionsPerMinute: null, chatPerMinute: null });
+        else {
+          if (opts.sessionsPerMinute === undefined && opts.chatPerMinute === undefined) {
+            throw new CliError("give --sessions-per-minute, --chat-per-minute or --reset");
+          }
+          const limits: { sessionsPerMinute?: number; chatPerMinute?: number } = {};
+          if (opts.sessionsPerMinute !== undefined) limits.sessionsPerMinute = opts.sessionsPerMinute;
+          if (opts.chatPerMinute !== undefined) limits.chatPerMinute = opts.chatPerMinute;
+          await store.setAppLimits(appId, limits);
+        }
+        out(describeApp(await requireApp(store, appId)));
+      }),
+    );
+
+  const dev = program.command("dev").description("development shortcuts (refused when NODE_ENV=production)");
+  dev
+    .command("connect")
+    .description("connect a user with a funding key and a cap, without the consent popup")
+    .requiredOption("--app <appId>", "the app")
+    .requiredOption("--user <appUserId>", "the app's user id")
+    .requiredOption("--cap <usd>", "monthly cap in USD", positiveUsd)
+    .requiredOption("--funding-key <key>", "an OpenRouter key (sk-or-v1-…)")
+    .option("--email <email>", "payer email (default dev+<user>@wattfare.invalid)")
+    .option("--json", "print JSON")
+    .action(async (opts: { app: string; user: string; cap: number; fundingKey: string; email?: string; json?: boolean }) =>
+      withStore(async (store, config) => {
+        if (config.production) throw new CliError("dev connect is refused when NODE_ENV=production");
+        await requireApp(store, opts.app);
+        if (!/^[\x21-\x7E]{1,256}$/.test(opts.user)) throw new CliError("--user must be 1-256 printable ASCII characters");
+        const ring = loadKeyRing(config);
+        const fundingId = `fnd_${randomBytes(12).toString("hex")}`;
+        const connection = await store.devConnect({
+          appId: opts.app,
+          appUserId: opts.user,
+          capNano: usdToNano(opts.cap, "down"),
+          payerEmail: opts.email ?? `dev+${encodeURIComponent(opts.user)}@wattfare.invalid`,
+          funding: {
+            id: fundingId,
+            keyBlob: encryptFundingKey(ring, opts.fundingKey, fundingId),
+            fingerprint: fundingKeyFingerprint(opts.fundingKey),
+            source: "dev",
+          },
+          now: Date.now(),
+        });
+        const result = { appId: opts.app, appUserId: opts.user, connectionId: connection.id, capUsd: opts.cap };
+        out(opts.json ? JSON.stringify(result) : `connected ${opts.user} to ${opts.app} with a cap of $${opts.cap}/month`);
+      }),
+    );
+
+  return program;
+}
+
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof CliError || error instanceof AppInputError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}

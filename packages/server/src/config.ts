@@ -1,0 +1,207 @@
+/**
+ * The one place the environment is read. One zod schema → a frozen `Config`.
+ * Every knob is a `WATTFARE_*` variable (plus HOST, PORT, LOG_LEVEL, NODE_ENV) and is listed in
+ * docs/self-hosting.md. Bad config fails at start with every problem named at once.
+ */
+import path from "node:path";
+import { z } from "zod";
+
+const DEFAULT_UPSTREAM_URL = "https://openrouter.ai/api/v1";
+const DEFAULT_OPENROUTER_AUTH_URL = "https://openrouter.ai/auth";
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z
+  .enum(["0", "1", "true", "false"])
+  .transform((v) => v === "1" || v === "true")
+  .optional();
+
+const urlString = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "must be an http(s) URL");
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: intFrom(0, 65535).default(8787),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  WATTFARE_PUBLIC_URL: urlString.optional(),
+  WATTFARE_DATA_DIR: z.string().min(1).optional(),
+  WATTFARE_DATABASE_URL: z.string().min(1).optional(),
+  WATTFARE_REDIS_URL: z.string().min(1).optional(),
+  WATTFARE_ALLOW_LOCAL_RATE_LIMITS: flag,
+  WATTFARE_SERVER_SECRET: z.string().optional(),
+  WATTFARE_SERVER_SECRET_PREVIOUS: z.string().optional(),
+  WATTFARE_UPSTREAM_URL: urlString.default(DEFAULT_UPSTREAM_URL),
+  WATTFARE_OPENROUTER_AUTH_URL: urlString.default(DEFAULT_OPENROUTER_AUTH_URL),
+  WATTFARE_METRICS_TOKEN: z.string().min(16).optional(),
+  WATTFARE_MAX_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(1000),
+  WATTFARE_DEFAULT_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(10),
+  WATTFARE_DEFAULT_MAX_TOKENS: intFrom(16, 1_000_000).default(4096),
+  WATTFARE_CHAT_BODY_LIMIT_BYTES: intFrom(1024, 200 * 1024 * 1024).default(20 * 1024 * 1024),
+  WATTFARE_NONSTREAM_BUFFER_BYTES: intFrom(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  WATTFARE_UPSTREAM_CONNECTIONS: intFrom(1, 4096).default(256),
+  WATTFARE_UPSTREAM_HEADERS_TIMEOUT_MS: intFrom(100, 3_600_000).default(120_000),
+  WATTFARE_UPSTREAM_READ_TIMEOUT_MS: intFrom(100, 3_600_000).default(120_000),
+  WATTFARE_CLIENT_WRITE_STALL_MS: intFrom(100, 3_600_000).default(300_000),
+  WATTFARE_RESERVATION_LEASE_MS: intFrom(1000, 3_600_000).default(15_000),
+  WATTFARE_HEARTBEAT_MS: intFrom(100, 3_600_000).default(5_000),
+  WATTFARE_RECONCILER_TICK_MS: intFrom(50, 3_600_000).default(1_000),
+  WATTFARE_GENERATION_BACKOFF_MS: intFrom(10, 600_000).default(250),
+  WATTFARE_RECONCILE_DEADLINE_MS: intFrom(1000, 7 * 24 * 3_600_000).default(15 * 60_000),
+  WATTFARE_MODELS_CACHE_MS: intFrom(0, 24 * 3_600_000).default(5 * 60_000),
+  WATTFARE_SHUTDOWN_GRACE_MS: intFrom(0, 3_600_000).default(30_000),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  readonly production: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  /** Wattfare's own origin, used for cookies, CSRF origin checks, OAuth callbacks and printed hints. */
+  readonly publicUrl: string;
+  readonly dataDir: string;
+  readonly database: { readonly kind: "sqlite"; readonly path: string };
+  /** Raw secret text when given by env; undefined means "use the generated dev secret" (never in production). */
+  readonly serverSecret: string | undefined;
+  readonly serverSecretPrevious: string | undefined;
+  readonly upstreamUrl: string;
+  readonly openRouterAuthUrl: string;
+  readonly metricsToken: string | undefined;
+  readonly limits: {
+    readonly maxMonthlyUsd: number;
+    readonly defaultMonthlyUsd: number;
+    readonly defaultMaxTokens: number;
+    readonly chatBodyBytes: number;
+    readonly otherBodyBytes: number;
+    readonly nonStreamBufferBytes: number;
+  };
+  readonly upstream: {
+    readonly connections: number;
+    readonly headersTimeoutMs: number;
+    readonly readTimeoutMs: number;
+    readonly clientWriteStallMs: number;
+    readonly modelsCacheMs: number;
+  };
+  readonly reservations: {
+    readonly leaseMs: number;
+    readonly heartbeatMs: number;
+    readonly reconcilerTickMs: number;
+    readonly generationBackoffMs: number;
+    readonly reconcileDeadlineMs: number;
+  };
+  readonly shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+export const MIN_SECRET_BYTES = 32;
+
+/**
+ * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
+ * INIT_CWD (the directory the user ran npm from), so `./data` lands where the user expects.
+ */
+export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join(".") || "env"}: ${i.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const production = e.NODE_ENV === "production";
+
+  const dataDir = path.resolve(cwd, e.WATTFARE_DATA_DIR ?? "data");
+  let database: Config["database"] = { kind: "sqlite", path: path.join(dataDir, "wattfare.db") };
+  if (e.WATTFARE_DATABASE_URL !== undefined) {
+    const url = e.WATTFARE_DATABASE_URL;
+    if (url.startsWith("sqlite:")) {
+      const file = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
+      if (file === "") problems.push("WATTFARE_DATABASE_URL: sqlite: needs a file path, e.g. sqlite:./data/wattfare.db");
+      else database = { kind: "sqlite", path: path.resolve(cwd, file) };
+    } else if (/^postgres(ql)?:\/\//.test(url)) {
+      problems.push("WATTFARE_DATABASE_URL: PostgreSQL is not supported yet (use sqlite:<path>)");
+    } else {
+      problems.push("WATTFARE_DATABASE_URL: must be sqlite:<path>");
+    }
+  }
+  if (e.WATTFARE_REDIS_URL !== undefined) {
+    problems.push("WATTFARE_REDIS_URL: Redis is not supported yet (rate limits are in-process)");
+  }
+
+  for (const [name, value] of [
+    ["WATTFARE_SERVER_SECRET", e.WATTFARE_SERVER_SECRET],
+    ["WATTFARE_SERVER_SECRET_PREVIOUS", e.WATTFARE_SERVER_SECRET_PREVIOUS],
+  ] as const) {
+    if (value !== undefined && Buffer.byteLength(value, "utf8") < MIN_SECRET_BYTES) {
+      problems.push(`${name}: must be at least ${MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)`);
+    }
+  }
+  if (production && e.WATTFARE_SERVER_SECRET === undefined) {
+    problems.push("WATTFARE_SERVER_SECRET: required when NODE_ENV=production (the generated dev secret is refused)");
+  }
+  if (e.WATTFARE_DEFAULT_MONTHLY_USD > e.WATTFARE_MAX_MONTHLY_USD) {
+    problems.push("WATTFARE_DEFAULT_MONTHLY_USD: must not exceed WATTFARE_MAX_MONTHLY_USD");
+  }
+
+  const publicUrl = new URL(e.WATTFARE_PUBLIC_URL ?? `http://localhost:${e.PORT === 0 ? 8787 : e.PORT}`);
+  if (publicUrl.pathname !== "/" || publicUrl.search !== "" || publicUrl.hash !== "") {
+    problems.push("WATTFARE_PUBLIC_URL: must be an origin (scheme://host[:port]) without a path");
+  }
+  if (production && publicUrl.protocol !== "https:") {
+    problems.push("WATTFARE_PUBLIC_URL: must be https when NODE_ENV=production");
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    production,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    publicUrl: publicUrl.origin,
+    dataDir,
+    database: Object.freeze(database),
+    serverSecret: e.WATTFARE_SERVER_SECRET,
+    serverSecretPrevious: e.WATTFARE_SERVER_SECRET_PREVIOUS,
+    upstreamUrl: e.WATTFARE_UPSTREAM_URL.replace(/\/+$/, ""),
+    openRouterAuthUrl: e.WATTFARE_OPENROUTER_AUTH_URL,
+    metricsToken: e.WATTFARE_METRICS_TOKEN,
+    limits: Object.freeze({
+      maxMonthlyUsd: e.WATTFARE_MAX_MONTHLY_USD,
+      defaultMonthlyUsd: e.WATTFARE_DEFAULT_MONTHLY_USD,
+      defaultMaxTokens: e.WATTFARE_DEFAULT_MAX_TOKENS,
+      chatBodyBytes: e.WATTFARE_CHAT_BODY_LIMIT_BYTES,
+      otherBodyBytes: 64 * 1024,
+      nonStreamBufferBytes: e.WATTFARE_NONSTREAM_BUFFER_BYTES,
+    }),
+    upstream: Object.freeze({
+      connections: e.WATTFARE_UPSTREAM_CONNECTIONS,
+      headersTimeoutMs: e.WATTFARE_UPSTREAM_HEADERS_TIMEOUT_MS,
+      readTimeoutMs: e.WATTFARE_UPSTREAM_READ_TIMEOUT_MS,
+      clientWriteStallMs: e.WATTFARE_CLIENT_WRITE_STALL_MS,
+      modelsCacheMs: e.WATTFARE_MODELS_CACHE_MS,
+    }),
+    reservations: Object.freeze({
+      leaseMs: e.WATTFARE_RESERVATION_LEASE_MS,
+      heartbeatMs: e.WATTFARE_HEARTBEAT_MS,
+      reconcilerTickMs: e.WATTFARE_RECONCILER_TICK_MS,
+      generationBackoffMs: e.WATTFARE_GENERATION_BACKOFF_MS,
+      reconcileDeadlineMs: e.WATTFARE_RECONCILE_DEADLINE_MS,
+    }),
+    shutdownGraceMs: e.WATTFARE_SHUTDOWN_GRACE_MS,
+  });
+}

@@ -1,0 +1,50 @@
+/**
+ * The one error handler: every error leaves as `{error:{code,message}}` with a status from the table in
+ * errors.ts. Client mistakes get a precise message; anything unexpected is a generic 500 that never
+ * leaks internals (it is logged with the request id instead).
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ApiError, errorBody } from "../errors.js";
+
+/** Maps Fastify's own request errors (body parsing, limits, content type) onto our table. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const e = error as Partial<FastifyError> & { message?: string };
+  switch (e.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new ApiError("payload_too_large", "The request body is larger than this endpoint accepts.");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new ApiError("invalid_request", "Content-Type must be application/json.");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new ApiError("invalid_request", "The request body is empty; send a JSON object.");
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return new ApiError("invalid_request", "Content-Length does not match the body.");
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new ApiError("invalid_request", "The request body is not valid JSON.");
+    default:
+      break;
+  }
+  if (e.statusCode === 400 && (error instanceof SyntaxError || e.name === "SyntaxError")) {
+    return new ApiError("invalid_request", "The request body is not valid JSON.");
+  }
+  if (e.statusCode === 413) return new ApiError("payload_too_large");
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
+    return new ApiError("invalid_request", "The request is malformed.");
+  }
+  return new ApiError("internal", undefined, { cause: error });
+}
+
+export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
+  return reply.code(error.status).headers(error.headers).send(errorBody(error));
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) request.log.error({ err: error }, "request failed");
+    return sendError(reply, apiError);
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new ApiError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`)),
+  );
+}

@@ -1,0 +1,59 @@
+/**
+ * Process entry for `wattfare serve`: config → store → app → listen; graceful drain on SIGTERM/SIGINT.
+ */
+import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startServer } from "./server.js";
+
+export async function serve(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  const server = await startServer(config, logger);
+  const cli = `npx wattfare`;
+  const dbFlag = `WATTFARE_DATABASE_URL=sqlite:${config.database.path}`;
+  process.stdout.write(
+    [
+      ``,
+      `Wattfare is listening on ${server.url} (database ${config.database.path})`,
+      ``,
+      `Next: create an app (its secret key is shown once):`,
+      `  ${dbFlag} ${cli} apps create --name "My app" --origin http://localhost:3000`,
+      `Then mint a session token for one of your users:`,
+      `  curl -s ${server.url}/api/v1/sessions -H "Authorization: Bearer <secret key>" \\`,
+      `    -H "Content-Type: application/json" -d '{"appUserId":"user_123"}'`,
+      `Check a user's budget:`,
+      `  curl -s "${server.url}/api/v1/status?appUserId=user_123" -H "Authorization: Bearer <secret key>"`,
+      ``,
+    ].join("\n"),
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "draining");
+    const force = setTimeout(() => {
+      logger.error("drain timed out; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

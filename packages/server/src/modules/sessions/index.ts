@@ -1,0 +1,2 @@
+export { registerSessionRoutes } from "./routes.js";
+export { SESSION_TTL_SECONDS, tokenConfig } from "./service.js";

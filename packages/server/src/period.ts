@@ -1,0 +1,19 @@
+/**
+ * Budget periods are calendar months in UTC ("2026-11"). A reservation stores its period, so a
+ * request that crosses midnight on the last day settles into the month it was admitted in.
+ */
+export type Period = string;
+
+export function periodOf(ms: number): Period {
+  const d = new Date(ms);
+  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+}
+
+/** Unix seconds; `end` is exclusive (the first second of the next month). */
+export function periodBounds(period: Period): { start: number; end: number } {
+  const match = /^(\d{4})-(\d{2})$/.exec(period);
+  if (!match) throw new Error(`not a period: ${period}`);
+  const year = Number(match[1]);
+  const month = Number(match[2]) - 1;
+  return { start: Date.UTC(year, month, 1) / 1000, end: Date.UTC(year, month + 1, 1) / 1000 };
+}

@@ -1,0 +1,62 @@
+/**
+ * startServer(config): the lock → store → deps → app → listen sequence, and an orderly close
+ * (stop accepting, let in-flight requests finish, flush the ledger, release the lock).
+ */
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import { buildApp } from "./app.js";
+import type { Config } from "./config.js";
+import { type AppDeps, type Clock, systemClock } from "./deps.js";
+import { MemoryRateLimitStore } from "./ratelimit/index.js";
+import { loadKeyRing } from "./server-secret.js";
+import { acquireServerLock } from "./store/sqlite/server-lock.js";
+import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  deps: AppDeps;
+  /** e.g. http://127.0.0.1:8787 */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, logger: Logger, clock: Clock = systemClock): Promise<RunningServer> {
+  const lock = acquireServerLock(config.database.path);
+  try {
+    const store = await openSqliteStore(config.database.path);
+    const rateLimits = new MemoryRateLimitStore({ sweepIntervalMs: 60_000 });
+    const deps: AppDeps = {
+      config,
+      store,
+      keyRing: loadKeyRing(config),
+      clock,
+      rateLimits,
+      instanceId: `inst_${randomUUID()}`,
+      logger,
+    };
+    const app = await buildApp(deps);
+    await app.listen({ host: config.host, port: config.port });
+    const address = app.server.address();
+    const port = typeof address === "object" && address ? address.port : config.port;
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      deps,
+      url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
+      close() {
+        closing ??= (async () => {
+          await app.close();
+          await rateLimits.close();
+          await store.close();
+          lock.release();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
+}

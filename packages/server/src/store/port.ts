@@ -1,0 +1,196 @@
+/**
+ * The Store port: everything Wattfare persists. Adapters (sqlite/ now, postgres/ with the scale-out
+ * work) implement it and all pass the one contract suite (contract.ts).
+ *
+ * Money is bigint nano-USD; times are unix milliseconds unless a name says otherwise.
+ */
+import type { Period } from "../period.js";
+
+export interface AppRecord {
+  id: string;
+  name: string;
+  createdAt: number;
+  /** Per-app RL_SESSIONS override (requests/minute); null = the default 120. */
+  sessionsPerMinute: number | null;
+  /** Per-app RL_CHAT override (requests/minute per user or grant); null = the default 30. */
+  chatPerMinute: number | null;
+  /** Set by `apps rotate-key --compromised`: session tokens issued at or before it (unix s) are refused. */
+  compromisedAt: number | null;
+}
+
+export interface AppKeyRecord {
+  id: number;
+  appId: string;
+  keyHash: Buffer;
+  createdAt: number;
+  /** null while the key is current; set by rotation (grace period end, or now when compromised). */
+  expiresAt: number | null;
+}
+
+export interface AppWithOrigins extends AppRecord {
+  origins: string[];
+}
+
+export type FundingState = "ok" | "insufficient" | "invalid";
+
+export interface FundingRecord {
+  id: string;
+  payerId: string;
+  /** Encrypted blob (security/funding-crypto.ts); decrypt with the funding row id as AAD. */
+  keyBlob: string;
+  fingerprint: string;
+  source: "oauth" | "pasted" | "dev";
+  state: FundingState;
+  /** The key's own limit headroom from upstream `/key`; null = unlimited or unknown. */
+  limitRemainingNano: bigint | null;
+  createdAt: number;
+}
+
+export interface ConnectionRecord {
+  id: string;
+  appId: string;
+  appUserId: string;
+  payerId: string;
+  capNano: bigint;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** What chat admission needs about a user, read in one query. */
+export interface ChatAccount {
+  connection: ConnectionRecord;
+  payerPaused: boolean;
+  /** The payer's current funding, or null when they have none. */
+  funding: FundingRecord | null;
+}
+
+/** A budget account: a connection in a month, or a grant (lifetime; period "-"). */
+export interface AccountRef {
+  account: string;
+  period: Period;
+}
+
+export interface BudgetSnapshot {
+  capNano: bigint;
+  settledNano: bigint;
+  reservedNano: bigint;
+}
+
+export interface ReservationDraft extends AccountRef {
+  /** The request id (server-generated); also the ledger idempotency key. */
+  id: string;
+  appId: string;
+  fundingId: string;
+  model: string;
+  stream: boolean;
+  createdAt: number;
+  /** Past this time (ms) an unreconcilable reservation is settled at its amount, flagged unreconciled. */
+  deadlineAt: number;
+}
+
+export interface ReservationRecord extends ReservationDraft {
+  amountNano: bigint;
+  generationId: string | null;
+  state: "open" | "settled" | "released";
+  owner: string;
+  leaseUntil: number;
+}
+
+/**
+ * Decides how much to reserve given the headroom (cap − settled − reserved, never negative), or null to
+ * refuse. Pure and synchronous: PostgreSQL runs it inside the admission transaction.
+ */
+export type ReservationDecider = (headroomNano: bigint) => bigint | null;
+
+export type AdmitResult =
+  | { admitted: true; amountNano: bigint; reservation: ReservationRecord }
+  | { admitted: false; headroomNano: bigint };
+
+export interface Settlement {
+  costNano: bigint;
+  generationId: string | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  /** True when the cost could not be confirmed upstream and the reservation amount was charged. */
+  unreconciled: boolean;
+  at: number;
+}
+
+export interface LedgerEntry extends AccountRef {
+  requestId: string;
+  kind: "settle" | "adjust";
+  appId: string;
+  amountNano: bigint;
+  generationId: string | null;
+  model: string;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  unreconciled: boolean;
+  createdAt: number;
+}
+
+export interface NewApp {
+  id: string;
+  name: string;
+  keyHash: Buffer;
+  origins: string[];
+  createdAt: number;
+}
+
+export interface DevConnectInput {
+  appId: string;
+  appUserId: string;
+  capNano: bigint;
+  payerEmail: string;
+  funding: { id: string; keyBlob: string; fingerprint: string; source: FundingRecord["source"] };
+  now: number;
+}
+
+export interface Store {
+  readonly kind: "sqlite";
+  /** Runs pending migrations; returns the names applied. */
+  migrate(): Promise<string[]>;
+  /** Cheap reachability probe for /readyz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  // ── apps ────────────────────────────────────────────────────────────
+  createApp(app: NewApp): Promise<void>;
+  getApp(appId: string): Promise<AppWithOrigins | undefined>;
+  listApps(): Promise<AppWithOrigins[]>;
+  /** Keys usable at `now`: current ones and those still inside a rotation grace period. */
+  activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]>;
+  /** Adds a new current key and schedules every other live key to expire at `oldExpiresAt`. */
+  rotateAppKey(appId: string, newKeyHash: Buffer, now: number, oldExpiresAt: number, compromised: boolean): Promise<void>;
+  addOrigin(appId: string, origin: string, now: number): Promise<boolean>;
+  removeOrigin(appId: string, origin: string): Promise<boolean>;
+  setAppLimits(appId: string, limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null }): Promise<void>;
+
+  // ── payers, funding, connections ───────────────────────────────────
+  /** Dev-only shortcut (`wattfare dev connect`): payer + funding + connection in one transaction. */
+  devConnect(input: DevConnectInput): Promise<ConnectionRecord>;
+  chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined>;
+  setFundingState(fundingId: string, state: FundingState, limitRemainingNano: bigint | null, now: number): Promise<void>;
+  getFunding(fundingId: string): Promise<FundingRecord | undefined>;
+
+  // ── budgets, reservations, ledger (the hot path) ────────────────────
+  budget(ref: AccountRef, capNano: bigint): Promise<BudgetSnapshot>;
+  /**
+   * Atomically: headroom = max(0, cap − settled − reserved); amount = decide(headroom); when not null
+   * and ≤ headroom, record the reservation. Resolves only once the reservation is durable, so a request
+   * is forwarded upstream only after a crash could no longer lose it (DESIGN.md "The hot path").
+   */
+  admit(draft: ReservationDraft, capNano: bigint, decide: ReservationDecider, owner: string, leaseUntil: number): Promise<AdmitResult>;
+  /** Durable before the first response byte goes to the client. */
+  recordGenerationId(reservationId: string, generationId: string): Promise<void>;
+  /** Closes the reservation with its real cost. Idempotent by reservation id. */
+  settle(reservation: ReservationRecord, settlement: Settlement): Promise<void>;
+  /** Closes the reservation with no charge (proven non-billing). Idempotent. */
+  release(reservation: ReservationRecord, at: number): Promise<void>;
+  /** Extends the lease of this owner's open reservations. */
+  heartbeat(owner: string, leaseUntil: number): Promise<void>;
+  /** Claims open reservations whose lease expired (or every other owner's, when `takeOverAll`). */
+  claimExpired(owner: string, now: number, leaseUntil: number, takeOverAll: boolean, limit: number): Promise<ReservationRecord[]>;
+  openReservations(): Promise<ReservationRecord[]>;
+  ledger(filter?: { account?: string }): Promise<LedgerEntry[]>;
+}

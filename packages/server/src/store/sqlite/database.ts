@@ -1,0 +1,19 @@
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+
+/**
+ * Opens the database the way every Wattfare process must: WAL with synchronous=NORMAL (survives a
+ * process crash, not power loss — DESIGN.md), a busy timeout so the CLI and the server can share the
+ * file, and safe integers so money never passes through a float.
+ */
+export function openSqlite(file: string): Database.Database {
+  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = ON");
+  db.defaultSafeIntegers(true);
+  return db;
+}

@@ -1,0 +1,148 @@
+/**
+ * Numbered SQLite migrations, run through Kysely's Migrator at start and by `wattfare migrate`.
+ * Never edit a shipped migration: add the next number. Money columns are INTEGER nano-USD, read back as
+ * BigInt (the database is opened with safe integers), times are INTEGER unix milliseconds.
+ */
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+
+const m0001_initial: Migration = {
+  async up(db: Kysely<unknown>) {
+    for (const statement of [
+      sql`CREATE TABLE apps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        sessions_per_minute INTEGER,
+        chat_per_minute INTEGER,
+        compromised_at INTEGER
+      ) STRICT`,
+      sql`CREATE TABLE app_keys (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        key_hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+      ) STRICT`,
+      sql`CREATE INDEX app_keys_by_app ON app_keys(app_id)`,
+      sql`CREATE TABLE app_origins (
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        origin TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (app_id, origin)
+      ) STRICT`,
+      sql`CREATE TABLE payers (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT,
+        email_verified_at INTEGER,
+        paused INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        deleted_at INTEGER
+      ) STRICT`,
+      // A payer's current funding is the row with replaced_at NULL. Replaced rows stay readable until
+      // the reservations that used them have closed (DESIGN.md "Invariant 2").
+      sql`CREATE TABLE funding (
+        id TEXT PRIMARY KEY,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        key_blob TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('oauth','pasted','dev')),
+        state TEXT NOT NULL DEFAULT 'ok' CHECK (state IN ('ok','insufficient','invalid')),
+        limit_remaining_nano INTEGER,
+        checked_at INTEGER,
+        created_at INTEGER NOT NULL,
+        replaced_at INTEGER
+      ) STRICT`,
+      sql`CREATE UNIQUE INDEX funding_current ON funding(payer_id) WHERE replaced_at IS NULL`,
+      // A connection is (app, appUserId, payer); usage belongs to it, so a new payer starts at zero.
+      sql`CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        app_user_id TEXT NOT NULL,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        cap_nano INTEGER NOT NULL CHECK (cap_nano >= 0),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) STRICT`,
+      sql`CREATE UNIQUE INDEX connections_live ON connections(app_id, app_user_id) WHERE revoked_at IS NULL`,
+      sql`CREATE INDEX connections_by_payer ON connections(payer_id)`,
+      // Settled spend per budget account ("c:<connection>" or "g:<grant>") and period ("2026-11"; "-"
+      // for grants, whose cap is for their lifetime).
+      sql`CREATE TABLE usage (
+        account TEXT NOT NULL,
+        period TEXT NOT NULL,
+        settled_nano INTEGER NOT NULL DEFAULT 0,
+        requests INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, period)
+      ) STRICT`,
+      sql`CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        period TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        funding_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        stream INTEGER NOT NULL,
+        amount_nano INTEGER NOT NULL CHECK (amount_nano >= 0),
+        generation_id TEXT,
+        state TEXT NOT NULL CHECK (state IN ('open','settled','released')),
+        owner TEXT NOT NULL,
+        lease_until INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        deadline_at INTEGER NOT NULL,
+        closed_at INTEGER
+      ) STRICT`,
+      sql`CREATE INDEX reservations_open ON reservations(lease_until) WHERE state = 'open'`,
+      // Idempotent by (request id, kind): replaying a settlement can never double-charge.
+      sql`CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('settle','adjust')),
+        account TEXT NOT NULL,
+        period TEXT NOT NULL,
+        app_id TEXT NOT NULL,
+        amount_nano INTEGER NOT NULL,
+        generation_id TEXT,
+        model TEXT NOT NULL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        unreconciled INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        UNIQUE (request_id, kind)
+      ) STRICT`,
+      sql`CREATE INDEX ledger_by_account ON ledger(account, period)`,
+      sql`CREATE TABLE grants (
+        id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        token_hash BLOB NOT NULL UNIQUE,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        max_nano INTEGER NOT NULL CHECK (max_nano >= 0),
+        max_uses INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) STRICT`,
+    ]) {
+      await statement.execute(db);
+    }
+  },
+};
+
+export const SQLITE_MIGRATIONS: Record<string, Migration> = {
+  "0001_initial": m0001_initial,
+};
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return SQLITE_MIGRATIONS;
+  }
+}
+
+export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

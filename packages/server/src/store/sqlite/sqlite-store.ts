@@ -1,0 +1,509 @@
+/**
+ * The SQLite adapter of the Store port. Admin paths go through Kysely; the chat hot path uses prepared
+ * statements and the group-commit WriteBatcher, with the BudgetBook as the in-memory admission authority.
+ */
+import type BetterSqlite3 from "better-sqlite3";
+import { Kysely, SqliteDialect } from "kysely";
+import type {
+  AccountRef,
+  AdmitResult,
+  AppKeyRecord,
+  AppWithOrigins,
+  BudgetSnapshot,
+  ChatAccount,
+  ConnectionRecord,
+  DevConnectInput,
+  FundingRecord,
+  FundingState,
+  LedgerEntry,
+  NewApp,
+  ReservationDecider,
+  ReservationDraft,
+  ReservationRecord,
+  Settlement,
+  Store,
+} from "../port.js";
+import { BudgetBook } from "./budget-book.js";
+import { openSqlite } from "./database.js";
+import { migrateToLatest } from "./migrations.js";
+import { WriteBatcher } from "./write-batcher.js";
+
+type Row = Record<string, unknown>;
+
+const n = (v: unknown): number => Number(v as bigint);
+const nOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v as bigint));
+const big = (v: unknown): bigint => v as bigint;
+const str = (v: unknown): string => v as string;
+
+function toConnection(r: Row, prefix = ""): ConnectionRecord {
+  return {
+    id: str(r[`${prefix}id`]),
+    appId: str(r[`${prefix}app_id`]),
+    appUserId: str(r[`${prefix}app_user_id`]),
+    payerId: str(r[`${prefix}payer_id`]),
+    capNano: big(r[`${prefix}cap_nano`]),
+    createdAt: n(r[`${prefix}created_at`]),
+    revokedAt: nOrNull(r[`${prefix}revoked_at`]),
+  };
+}
+
+function toFunding(r: Row, prefix = ""): FundingRecord {
+  const remaining = r[`${prefix}limit_remaining_nano`];
+  return {
+    id: str(r[`${prefix}id`]),
+    payerId: str(r[`${prefix}payer_id`]),
+    keyBlob: str(r[`${prefix}key_blob`]),
+    fingerprint: str(r[`${prefix}fingerprint`]),
+    source: str(r[`${prefix}source`]) as FundingRecord["source"],
+    state: str(r[`${prefix}state`]) as FundingState,
+    limitRemainingNano: remaining === null ? null : big(remaining),
+    createdAt: n(r[`${prefix}created_at`]),
+  };
+}
+
+function toReservation(r: Row): ReservationRecord {
+  return {
+    id: str(r.id),
+    account: str(r.account),
+    period: str(r.period),
+    appId: str(r.app_id),
+    fundingId: str(r.funding_id),
+    model: str(r.model),
+    stream: n(r.stream) === 1,
+    amountNano: big(r.amount_nano),
+    generationId: (r.generation_id as string | null) ?? null,
+    state: str(r.state) as ReservationRecord["state"],
+    owner: str(r.owner),
+    leaseUntil: n(r.lease_until),
+    createdAt: n(r.created_at),
+    deadlineAt: n(r.deadline_at),
+  };
+}
+
+function toLedger(r: Row): LedgerEntry {
+  return {
+    requestId: str(r.request_id),
+    kind: str(r.kind) as LedgerEntry["kind"],
+    account: str(r.account),
+    period: str(r.period),
+    appId: str(r.app_id),
+    amountNano: big(r.amount_nano),
+    generationId: (r.generation_id as string | null) ?? null,
+    model: str(r.model),
+    promptTokens: nOrNull(r.prompt_tokens),
+    completionTokens: nOrNull(r.completion_tokens),
+    unreconciled: n(r.unreconciled) === 1,
+    createdAt: n(r.created_at),
+  };
+}
+
+export interface SqliteStoreOptions {
+  /** Path to the database file, or ":memory:" for tests. */
+  file: string;
+}
+
+export class SqliteStore implements Store {
+  readonly kind = "sqlite" as const;
+  readonly db: BetterSqlite3.Database;
+  readonly kysely: Kysely<unknown>;
+  private readonly batcher: WriteBatcher;
+  private readonly book = new BudgetBook();
+  /** Open reservations known to this process, so a settlement is applied to the counters exactly once. */
+  private readonly open = new Map<string, ReservationRecord>();
+  /** Prepared after migrations (they need the tables); see migrate(). */
+  private stmt!: ReturnType<SqliteStore["prepare"]>;
+  private closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    this.db = openSqlite(options.file);
+    this.kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: this.db }) });
+    this.batcher = new WriteBatcher(this.db);
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      app: db.prepare("SELECT * FROM apps WHERE id = ?"),
+      origins: db.prepare("SELECT origin FROM app_origins WHERE app_id = ? ORDER BY created_at, origin"),
+      activeKeys: db.prepare(
+        "SELECT * FROM app_keys WHERE app_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
+      ),
+      chatAccount: db.prepare(`
+        SELECT c.*, p.paused AS payer_paused,
+               f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
+               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
+               f.created_at AS f_created_at
+        FROM connections c
+        JOIN payers p ON p.id = c.payer_id
+        LEFT JOIN funding f ON f.payer_id = c.payer_id AND f.replaced_at IS NULL
+        WHERE c.app_id = ? AND c.app_user_id = ? AND c.revoked_at IS NULL`),
+      funding: db.prepare("SELECT * FROM funding WHERE id = ?"),
+      insertReservation: db.prepare(`
+        INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano,
+          generation_id, state, owner, lease_until, created_at, deadline_at)
+        VALUES (@id, @account, @period, @appId, @fundingId, @model, @stream, @amountNano, NULL, 'open',
+          @owner, @leaseUntil, @createdAt, @deadlineAt)`),
+      setGenerationId: db.prepare("UPDATE reservations SET generation_id = ? WHERE id = ?"),
+      closeReservation: db.prepare(
+        "UPDATE reservations SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'",
+      ),
+      insertLedger: db.prepare(`
+        INSERT OR IGNORE INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id,
+          model, prompt_tokens, completion_tokens, unreconciled, created_at)
+        VALUES (@requestId, 'settle', @account, @period, @appId, @amountNano, @generationId, @model,
+          @promptTokens, @completionTokens, @unreconciled, @createdAt)`),
+      addUsage: db.prepare(`
+        INSERT INTO usage (account, period, settled_nano, requests) VALUES (?, ?, ?, 1)
+        ON CONFLICT (account, period) DO UPDATE SET settled_nano = settled_nano + excluded.settled_nano,
+          requests = requests + 1`),
+      heartbeat: db.prepare("UPDATE reservations SET lease_until = ? WHERE owner = ? AND state = 'open'"),
+      expired: db.prepare(
+        "SELECT * FROM reservations WHERE state = 'open' AND (lease_until <= ? OR (? = 1 AND owner <> ?)) ORDER BY created_at LIMIT ?",
+      ),
+      claim: db.prepare("UPDATE reservations SET owner = ?, lease_until = ? WHERE id = ? AND state = 'open'"),
+      openReservations: db.prepare("SELECT * FROM reservations WHERE state = 'open' ORDER BY created_at"),
+      setFundingState: db.prepare(
+        "UPDATE funding SET state = ?, limit_remaining_nano = ?, checked_at = ? WHERE id = ?",
+      ),
+    };
+  }
+
+  async migrate(): Promise<string[]> {
+    const applied = await migrateToLatest(this.kysely);
+    this.stmt = this.prepare();
+    this.rebuildBook();
+    return applied;
+  }
+
+  /** Counters come back from the durable state: settled usage plus every still-open reservation. */
+  private rebuildBook(): void {
+    this.book.clear();
+    this.open.clear();
+    for (const r of this.db.prepare("SELECT account, period, settled_nano FROM usage").all() as Row[]) {
+      this.book.get({ account: str(r.account), period: str(r.period) }).settled = big(r.settled_nano);
+    }
+    for (const r of this.stmt.openReservations.all() as Row[]) {
+      const res = toReservation(r);
+      this.book.get(res).reserved += res.amountNano;
+      this.open.set(res.id, res);
+    }
+  }
+
+  async ping(): Promise<void> {
+    if (this.closed) throw new Error("store closed");
+    this.db.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.batcher.flush();
+    this.closed = true;
+    await this.kysely.destroy().catch(() => undefined);
+    if (this.db.open) this.db.close();
+  }
+
+  // ── apps ────────────────────────────────────────────────────────────
+
+  async createApp(app: NewApp): Promise<void> {
+    this.db.transaction(() => {
+      this.db
+        .prepare("INSERT INTO apps (id, name, created_at) VALUES (?, ?, ?)")
+        .run(app.id, app.name, app.createdAt);
+      this.db
+        .prepare("INSERT INTO app_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
+        .run(app.id, app.keyHash, app.createdAt);
+      const addOrigin = this.db.prepare("INSERT INTO app_origins (app_id, origin, created_at) VALUES (?, ?, ?)");
+      for (const origin of new Set(app.origins)) addOrigin.run(app.id, origin, app.createdAt);
+    })();
+  }
+
+  private appWithOrigins(r: Row): AppWithOrigins {
+    return {
+      id: str(r.id),
+      name: str(r.name),
+      createdAt: n(r.created_at),
+      sessionsPerMinute: nOrNull(r.sessions_per_minute),
+      chatPerMinute: nOrNull(r.chat_per_minute),
+      compromisedAt: nOrNull(r.compromised_at),
+      origins: (this.stmt.origins.all(r.id) as Row[]).map((o) => str(o.origin)),
+    };
+  }
+
+  async getApp(appId: string): Promise<AppWithOrigins | undefined> {
+    const r = this.stmt.app.get(appId) as Row | undefined;
+    return r ? this.appWithOrigins(r) : undefined;
+  }
+
+  async listApps(): Promise<AppWithOrigins[]> {
+    const rows = (await this.kysely
+      .selectFrom("apps" as never)
+      .selectAll()
+      .orderBy("created_at" as never)
+      .execute()) as Row[];
+    return rows.map((r) => this.appWithOrigins(r));
+  }
+
+  async activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]> {
+    return (this.stmt.activeKeys.all(appId, now) as Row[]).map((r) => ({
+      id: n(r.id),
+      appId: str(r.app_id),
+      keyHash: r.key_hash as Buffer,
+      createdAt: n(r.created_at),
+      expiresAt: nOrNull(r.expires_at),
+    }));
+  }
+
+  async rotateAppKey(
+    appId: string,
+    newKeyHash: Buffer,
+    now: number,
+    oldExpiresAt: number,
+    compromised: boolean,
+  ): Promise<void> {
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          "UPDATE app_keys SET expires_at = ? WHERE app_id = ? AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .run(oldExpiresAt, appId, oldExpiresAt);
+      this.db
+        .prepare("INSERT INTO app_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
+        .run(appId, newKeyHash, now);
+      if (compromised) {
+        this.db.prepare("UPDATE apps SET compromised_at = ? WHERE id = ?").run(Math.floor(now / 1000), appId);
+      }
+    })();
+  }
+
+  async addOrigin(appId: string, origin: string, now: number): Promise<boolean> {
+    const info = this.db
+      .prepare("INSERT OR IGNORE INTO app_origins (app_id, origin, created_at) VALUES (?, ?, ?)")
+      .run(appId, origin, now);
+    return info.changes > 0;
+  }
+
+  async removeOrigin(appId: string, origin: string): Promise<boolean> {
+    const info = this.db.prepare("DELETE FROM app_origins WHERE app_id = ? AND origin = ?").run(appId, origin);
+    return info.changes > 0;
+  }
+
+  async setAppLimits(
+    appId: string,
+    limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null },
+  ): Promise<void> {
+    if (limits.sessionsPerMinute !== undefined) {
+      this.db.prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?").run(limits.sessionsPerMinute, appId);
+    }
+    if (limits.chatPerMinute !== undefined) {
+      this.db.prepare("UPDATE apps SET chat_per_minute = ? WHERE id = ?").run(limits.chatPerMinute, appId);
+    }
+  }
+
+  // ── payers, funding, connections ───────────────────────────────────
+
+  async devConnect(input: DevConnectInput): Promise<ConnectionRecord> {
+    return this.db.transaction(() => {
+      const existing = this.db.prepare("SELECT id FROM payers WHERE email = ?").get(input.payerEmail) as
+        | Row
+        | undefined;
+      const payerId = existing ? str(existing.id) : `pay_${input.funding.id.slice(4)}`;
+      if (!existing) {
+        this.db
+          .prepare("INSERT INTO payers (id, email, created_at) VALUES (?, ?, ?)")
+          .run(payerId, input.payerEmail, input.now);
+      }
+      this.db
+        .prepare("UPDATE funding SET replaced_at = ? WHERE payer_id = ? AND replaced_at IS NULL")
+        .run(input.now, payerId);
+      this.db
+        .prepare(
+          "INSERT INTO funding (id, payer_id, key_blob, fingerprint, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .run(input.funding.id, payerId, input.funding.keyBlob, input.funding.fingerprint, input.funding.source, input.now);
+      this.db
+        .prepare("UPDATE connections SET revoked_at = ? WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL")
+        .run(input.now, input.appId, input.appUserId);
+      const id = `con_${input.funding.id.slice(4)}`;
+      this.db
+        .prepare(
+          "INSERT INTO connections (id, app_id, app_user_id, payer_id, cap_nano, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .run(id, input.appId, input.appUserId, payerId, input.capNano, input.now, input.now);
+      return toConnection(this.db.prepare("SELECT * FROM connections WHERE id = ?").get(id) as Row);
+    })();
+  }
+
+  async chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined> {
+    const r = this.stmt.chatAccount.get(appId, appUserId) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      connection: toConnection(r),
+      payerPaused: n(r.payer_paused) === 1,
+      funding: r.f_id === null ? null : toFunding(r, "f_"),
+    };
+  }
+
+  async setFundingState(
+    fundingId: string,
+    state: FundingState,
+    limitRemainingNano: bigint | null,
+    now: number,
+  ): Promise<void> {
+    this.stmt.setFundingState.run(state, limitRemainingNano, now, fundingId);
+  }
+
+  async getFunding(fundingId: string): Promise<FundingRecord | undefined> {
+    const r = this.stmt.funding.get(fundingId) as Row | undefined;
+    return r ? toFunding(r) : undefined;
+  }
+
+  // ── budgets, reservations, ledger ──────────────────────────────────
+
+  async budget(ref: AccountRef, capNano: bigint): Promise<BudgetSnapshot> {
+    const c = this.book.get(ref);
+    return { capNano, settledNano: c.settled, reservedNano: c.reserved };
+  }
+
+  async admit(
+    draft: ReservationDraft,
+    capNano: bigint,
+    decide: ReservationDecider,
+    owner: string,
+    leaseUntil: number,
+  ): Promise<AdmitResult> {
+    // Decision and counter update are synchronous: no await between reading the headroom and taking it.
+    const headroom = this.book.headroom(draft, capNano);
+    const amount = decide(headroom);
+    if (amount === null || amount > headroom || amount < 0n) return { admitted: false, headroomNano: headroom };
+    const counters = this.book.get(draft);
+    counters.reserved += amount;
+    const reservation: ReservationRecord = {
+      ...draft,
+      amountNano: amount,
+      generationId: null,
+      state: "open",
+      owner,
+      leaseUntil,
+    };
+    this.open.set(reservation.id, reservation);
+    try {
+      await this.batcher.enqueue(() => {
+        this.stmt.insertReservation.run({
+          id: draft.id,
+          account: draft.account,
+          period: draft.period,
+          appId: draft.appId,
+          fundingId: draft.fundingId,
+          model: draft.model,
+          stream: draft.stream ? 1 : 0,
+          amountNano: amount,
+          owner,
+          leaseUntil,
+          createdAt: draft.createdAt,
+          deadlineAt: draft.deadlineAt,
+        });
+      });
+    } catch (error) {
+      // Not durable → never forwarded; give the headroom back.
+      counters.reserved -= amount;
+      this.open.delete(reservation.id);
+      throw error;
+    }
+    return { admitted: true, amountNano: amount, reservation };
+  }
+
+  async recordGenerationId(reservationId: string, generationId: string): Promise<void> {
+    const open = this.open.get(reservationId);
+    if (open) open.generationId = generationId;
+    await this.batcher.enqueue(() => {
+      this.stmt.setGenerationId.run(generationId, reservationId);
+    });
+  }
+
+  /** Removes the reservation from the counters exactly once; false when it was already closed. */
+  private closeInMemory(reservation: ReservationRecord): boolean {
+    const known = this.open.get(reservation.id);
+    if (!known) return false;
+    this.open.delete(reservation.id);
+    this.book.get(known).reserved -= known.amountNano;
+    return true;
+  }
+
+  async settle(reservation: ReservationRecord, s: Settlement): Promise<void> {
+    if (!this.closeInMemory(reservation)) return;
+    this.book.get(reservation).settled += s.costNano;
+    await this.batcher.enqueue(() => {
+      const closed = this.stmt.closeReservation.run("settled", s.at, reservation.id);
+      if (closed.changes === 0) return;
+      this.stmt.insertLedger.run({
+        requestId: reservation.id,
+        account: reservation.account,
+        period: reservation.period,
+        appId: reservation.appId,
+        amountNano: s.costNano,
+        generationId: s.generationId ?? reservation.generationId,
+        model: reservation.model,
+        promptTokens: s.promptTokens,
+        completionTokens: s.completionTokens,
+        unreconciled: s.unreconciled ? 1 : 0,
+        createdAt: s.at,
+      });
+      this.stmt.addUsage.run(reservation.account, reservation.period, s.costNano);
+    });
+  }
+
+  async release(reservation: ReservationRecord, at: number): Promise<void> {
+    if (!this.closeInMemory(reservation)) return;
+    await this.batcher.enqueue(() => {
+      this.stmt.closeReservation.run("released", at, reservation.id);
+    });
+  }
+
+  async heartbeat(owner: string, leaseUntil: number): Promise<void> {
+    await this.batcher.enqueue(() => {
+      this.stmt.heartbeat.run(leaseUntil, owner);
+    });
+  }
+
+  async claimExpired(
+    owner: string,
+    now: number,
+    leaseUntil: number,
+    takeOverAll: boolean,
+    limit: number,
+  ): Promise<ReservationRecord[]> {
+    return this.db.transaction(() => {
+      const rows = this.stmt.expired.all(now, takeOverAll ? 1 : 0, owner, limit) as Row[];
+      return rows.map((r) => {
+        this.stmt.claim.run(owner, leaseUntil, r.id);
+        const res = { ...toReservation(r), owner, leaseUntil };
+        const known = this.open.get(res.id);
+        if (known) {
+          known.owner = owner;
+          known.leaseUntil = leaseUntil;
+        } else {
+          this.open.set(res.id, res);
+        }
+        return res;
+      });
+    })();
+  }
+
+  async openReservations(): Promise<ReservationRecord[]> {
+    return (this.stmt.openReservations.all() as Row[]).map(toReservation);
+  }
+
+  async ledger(filter: { account?: string } = {}): Promise<LedgerEntry[]> {
+    const rows =
+      filter.account === undefined
+        ? this.db.prepare("SELECT * FROM ledger ORDER BY id").all()
+        : this.db.prepare("SELECT * FROM ledger WHERE account = ? ORDER BY id").all(filter.account);
+    return (rows as Row[]).map(toLedger);
+  }
+}
+
+export async function openSqliteStore(file: string): Promise<SqliteStore> {
+  const store = new SqliteStore({ file });
+  await store.migrate();
+  return store;
+}
