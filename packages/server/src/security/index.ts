@@ -1,0 +1,46 @@
+export {
+  APP_ID_PATTERN,
+  generateAppId,
+  generateSecretKey,
+  hashSecretKey,
+  type ParsedSecretKey,
+  parseSecretKey,
+  SECRET_KEY_PREFIX,
+  SECRET_LENGTH,
+  safeEqualHash,
+} from "./app-keys.js";
+export { createCsrfToken, verifyCsrfToken } from "./csrf.js";
+export {
+  decryptFundingKey,
+  encryptFundingKey,
+  FundingDecryptError,
+  type FundingDecryptFailure,
+  fundingKeyFingerprint,
+  needsReencryption,
+  openRouterKeyHash,
+} from "./funding-crypto.js";
+export {
+  createKeyRing,
+  deriveSubkeys,
+  type KeyRing,
+  keyIdOf,
+  MIN_SERVER_SECRET_BYTES,
+  type SubkeySet,
+} from "./keyring.js";
+export { isLocalOrigin, type ParsedOrigin, parseOrigin } from "./origins.js";
+export {
+  APP_USER_ID_PATTERN,
+  type GrantSessionClaims,
+  type GrantTerms,
+  issuedBeforeCompromise,
+  type SessionClaims,
+  type SessionRejection,
+  SessionTokenError,
+  type SessionTyp,
+  type SignedSession,
+  signGrantSession,
+  signUserSession,
+  type TokenConfig,
+  type UserSessionClaims,
+  verifySession,
+} from "./tokens.js";
