@@ -1,0 +1,55 @@
+/** Ends a generation: prices what was produced, deducts it from the key and records it. */
+import { type GenerationPlan, type OutputCounts, outputOf } from "./chat-plan.js";
+import { type Charge, chargeFor } from "./pricing.js";
+import type { SimState } from "./state.js";
+import type { FinishReason, GenerationRecord } from "./types.js";
+
+export interface Outcome {
+  /** Pieces produced; `plan.pieces.length` (or more) means the whole response. */
+  pieces: number;
+  finishReason: FinishReason | null;
+  cancelled: boolean;
+}
+
+export interface Settlement {
+  record: GenerationRecord;
+  charge: Charge;
+  output: OutputCounts;
+}
+
+export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: Outcome): Settlement {
+  const output = outputOf(plan, outcome.pieces);
+  const finishedNormally = outcome.finishReason === "stop" || outcome.finishReason === "length";
+  const charge = chargeFor(
+    plan.model,
+    { promptTokens: plan.promptTokens, images: plan.images, ...output },
+    plan.account.byok,
+    !finishedNormally,
+  );
+  sim.accounts.bill(plan.account, charge);
+  const record: GenerationRecord = {
+    id: plan.id,
+    keyHash: plan.account.keyHash,
+    model: plan.model.id,
+    providerName: plan.model.providerName,
+    promptTokens: plan.promptTokens,
+    completionTokens: output.completionTokens,
+    reasoningTokens: output.reasoningTokens,
+    images: plan.images,
+    n: plan.n,
+    streamed: plan.streamed,
+    cancelled: outcome.cancelled,
+    finishReason: outcome.finishReason,
+    isByok: charge.isByok,
+    costText: charge.costText,
+    costNano: charge.costNano,
+    upstreamCostText: charge.isByok ? charge.upstreamCostText : null,
+    upstreamCostNano: charge.upstreamCostNano,
+    billedNano: charge.billedNano,
+    externalUser: plan.externalUser,
+    createdAt: plan.createdAt,
+    endedAt: sim.now(),
+  };
+  sim.generations.add(record);
+  return { record, charge, output };
+}

@@ -1,0 +1,105 @@
+/**
+ * The bytes of chat responses in OpenRouter's shapes. Chunks are built from string templates rather
+ * than JSON.stringify of objects: a stream is mostly chunks, and this is the hot path.
+ */
+import type { Settlement } from "./billing.js";
+import type { GenerationPlan, Piece } from "./chat-plan.js";
+
+export const PROCESSING_COMMENT = ": OPENROUTER PROCESSING\n\n";
+export const DONE_EVENT = "data: [DONE]\n\n";
+
+/** The error OpenRouter sends mid-stream when the provider fails after the first token. */
+export const MID_STREAM_ERROR = {
+  code: 502,
+  // 500-class messages are masked and carry no provider_code (reference §3).
+  message: "Provider returned error",
+  metadata: { error_type: "provider_unavailable" },
+} as const;
+
+export function usageObject(plan: GenerationPlan, settlement: Settlement): Record<string, unknown> {
+  const { charge, output } = settlement;
+  return {
+    prompt_tokens: plan.promptTokens,
+    completion_tokens: output.completionTokens,
+    total_tokens: plan.promptTokens + output.completionTokens,
+    cost: charge.cost,
+    is_byok: charge.isByok,
+    prompt_tokens_details: { cached_tokens: 0 },
+    cost_details: {
+      upstream_inference_cost: charge.upstreamCost,
+      upstream_inference_prompt_cost: charge.upstreamPromptCost,
+      upstream_inference_completions_cost: charge.upstreamCompletionsCost,
+    },
+    completion_tokens_details: { reasoning_tokens: output.reasoningTokens },
+  };
+}
+
+export class ChunkWriter {
+  private readonly head: string;
+
+  constructor(private readonly plan: GenerationPlan) {
+    this.head =
+      `data: {"id":"${plan.id}","provider":${JSON.stringify(plan.model.providerName)},` +
+      `"model":${JSON.stringify(plan.model.id)},"object":"chat.completion.chunk","created":${plan.created},"choices":[`;
+  }
+
+  piece(piece: Piece): string {
+    const delta = piece.reasoning
+      ? `{"role":"assistant","content":"","reasoning":${JSON.stringify(piece.text)}}`
+      : `{"role":"assistant","content":${JSON.stringify(piece.text)},"reasoning":null}`;
+    return `${this.head}{"index":${piece.choice},"delta":${delta},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n`;
+  }
+
+  /** One finish chunk per choice. */
+  finish(finishReason: string): string {
+    let out = "";
+    for (let choice = 0; choice < this.plan.n; choice++) {
+      out += `${this.head}{"index":${choice},"delta":{"role":"assistant","content":""},"finish_reason":"${finishReason}","native_finish_reason":"${finishReason}","logprobs":null}]}\n\n`;
+    }
+    return out;
+  }
+
+  /** The last data chunk: no choices, the full usage. */
+  usage(settlement: Settlement): string {
+    return `${this.head}],"usage":${JSON.stringify(usageObject(this.plan, settlement))}}\n\n`;
+  }
+
+  error(): string {
+    return `${this.head}{"index":0,"delta":{"content":""},"finish_reason":"error","native_finish_reason":"error","logprobs":null}],"error":${JSON.stringify(MID_STREAM_ERROR)}}\n\n`;
+  }
+}
+
+/** The non-stream body for the first `pieceCount` pieces of the plan. */
+export function completionJson(
+  plan: GenerationPlan,
+  pieceCount: number,
+  finishReason: string,
+  settlement: Settlement,
+): string {
+  const content: string[] = new Array(plan.n).fill("");
+  const reasoning: string[] = new Array(plan.n).fill("");
+  const end = Math.min(pieceCount, plan.pieces.length);
+  for (let i = 0; i < end; i++) {
+    const piece = plan.pieces[i]!;
+    if (piece.reasoning) reasoning[piece.choice] += piece.text;
+    else content[piece.choice] += piece.text;
+  }
+  const choices = content.map((text, index) => ({
+    logprobs: null,
+    finish_reason: finishReason,
+    native_finish_reason: finishReason,
+    index,
+    message: { role: "assistant", content: text, refusal: null, reasoning: reasoning[index] || null },
+    ...(finishReason === "error" && index === 0 ? { error: MID_STREAM_ERROR } : {}),
+  }));
+  return JSON.stringify({
+    id: plan.id,
+    provider: plan.model.providerName,
+    model: plan.model.id,
+    object: "chat.completion",
+    created: plan.created,
+    choices,
+    system_fingerprint: null,
+    usage: usageObject(plan, settlement),
+  });
+}
