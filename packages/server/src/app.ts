@@ -3,10 +3,11 @@
  * listens; tests call buildApp with their own deps and use inject() or listen(0).
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { AppDeps } from "./deps.js";
 import { registerErrorHandling } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
+import { type Chat, createChat } from "./modules/chat/index.js";
 import { registerConnectionRoutes } from "./modules/connections/index.js";
 import { registerHealthRoutes } from "./modules/health/index.js";
 import { registerSessionRoutes } from "./modules/sessions/index.js";
@@ -16,10 +17,17 @@ export function newRequestId(): string {
   return `req_${randomUUID().replaceAll("-", "")}`;
 }
 
+declare module "fastify" {
+  interface FastifyInstance {
+    chat: Chat;
+  }
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request info lines cost throughput on the hot path; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: newRequestId,
     bodyLimit: deps.config.limits.otherBodyBytes,
     return503OnClosing: true,
@@ -30,13 +38,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onRequest", async (request, reply) => {
     reply.header(H.requestId, request.id);
     const clientId = request.headers[H.requestId];
-    if (typeof clientId === "string") request.log.debug({ clientRequestId: clientId.slice(0, 200) }, "client id");
+    if (typeof clientId === "string")
+      request.log.debug({ clientRequestId: clientId.slice(0, 200) }, "client id");
   });
 
   registerErrorHandling(app);
   registerHealthRoutes(app, deps);
   registerSessionRoutes(app, deps);
   registerConnectionRoutes(app, deps);
+  const chat = await createChat(app, deps);
+  app.decorate("chat", chat);
+  app.addHook("onClose", async () => chat.close());
   await app.ready();
   return app;
 }

@@ -117,9 +117,7 @@ export const MIN_SECRET_BYTES = 32;
 export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((i) => `${i.path.join(".") || "env"}: ${i.message}`),
-    );
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "env"}: ${i.message}`));
   }
   const e = parsed.data;
   const problems: string[] = [];
@@ -131,7 +129,8 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
     const url = e.WATTFARE_DATABASE_URL;
     if (url.startsWith("sqlite:")) {
       const file = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "");
-      if (file === "") problems.push("WATTFARE_DATABASE_URL: sqlite: needs a file path, e.g. sqlite:./data/wattfare.db");
+      if (file === "")
+        problems.push("WATTFARE_DATABASE_URL: sqlite: needs a file path, e.g. sqlite:./data/wattfare.db");
       else database = { kind: "sqlite", path: path.resolve(cwd, file) };
     } else if (/^postgres(ql)?:\/\//.test(url)) {
       problems.push("WATTFARE_DATABASE_URL: PostgreSQL is not supported yet (use sqlite:<path>)");
@@ -148,11 +147,15 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
     ["WATTFARE_SERVER_SECRET_PREVIOUS", e.WATTFARE_SERVER_SECRET_PREVIOUS],
   ] as const) {
     if (value !== undefined && Buffer.byteLength(value, "utf8") < MIN_SECRET_BYTES) {
-      problems.push(`${name}: must be at least ${MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)`);
+      problems.push(
+        `${name}: must be at least ${MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)`,
+      );
     }
   }
   if (production && e.WATTFARE_SERVER_SECRET === undefined) {
-    problems.push("WATTFARE_SERVER_SECRET: required when NODE_ENV=production (the generated dev secret is refused)");
+    problems.push(
+      "WATTFARE_SERVER_SECRET: required when NODE_ENV=production (the generated dev secret is refused)",
+    );
   }
   if (e.WATTFARE_DEFAULT_MONTHLY_USD > e.WATTFARE_MAX_MONTHLY_USD) {
     problems.push("WATTFARE_DEFAULT_MONTHLY_USD: must not exceed WATTFARE_MAX_MONTHLY_USD");

@@ -13,7 +13,10 @@ export const DEV_SECRET_FILE = "server-secret";
 export function loadKeyRing(config: Config): KeyRing {
   const current = config.serverSecret ?? devSecret(config);
   const previous = config.serverSecretPrevious;
-  return createKeyRing(Buffer.from(current, "utf8"), previous === undefined ? undefined : Buffer.from(previous, "utf8"));
+  return createKeyRing(
+    Buffer.from(current, "utf8"),
+    previous === undefined ? undefined : Buffer.from(previous, "utf8"),
+  );
 }
 
 function devSecret(config: Config): string {

@@ -4,12 +4,18 @@
  */
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError } from "commander";
-import { ConfigError, type Config, loadConfig } from "../config.js";
+import { type Config, ConfigError, loadConfig } from "../config.js";
 import { serve } from "../main.js";
+import {
+  AppInputError,
+  createApp,
+  normalizeOrigins,
+  requireApp,
+  rotateAppKey,
+} from "../modules/apps/index.js";
 import { usdToNano } from "../money.js";
-import { AppInputError, createApp, normalizeOrigins, requireApp, rotateAppKey } from "../modules/apps/index.js";
-import { loadKeyRing } from "../server-secret.js";
 import { encryptFundingKey, fundingKeyFingerprint } from "../security/index.js";
+import { loadKeyRing } from "../server-secret.js";
 import type { AppWithOrigins } from "../store/port.js";
 import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
 import { parseDuration } from "./duration.js";
@@ -18,7 +24,8 @@ class CliError extends Error {}
 
 function positiveInt(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new InvalidArgumentError("must be an integer from 1 to 1000000");
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000)
+    throw new InvalidArgumentError("must be an integer from 1 to 1000000");
   return n;
 }
 
@@ -67,7 +74,9 @@ export function buildCli(): Command {
     .description("apply pending database migrations")
     .action(async () => {
       const config = loadConfig(process.env);
-      const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({ file: config.database.path });
+      const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({
+        file: config.database.path,
+      });
       try {
         const applied = await store.migrate();
         out(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
@@ -88,7 +97,14 @@ export function buildCli(): Command {
       withStore(async (store) => {
         const created = await createApp(store, { name: opts.name, origins: opts.origin }, Date.now());
         if (opts.json) {
-          out(JSON.stringify({ appId: created.appId, secretKey: created.secretKey, name: created.app.name, origins: created.app.origins }));
+          out(
+            JSON.stringify({
+              appId: created.appId,
+              secretKey: created.secretKey,
+              name: created.app.name,
+              origins: created.app.origins,
+            }),
+          );
         } else {
           out(`Created app ${created.appId} (${created.app.name})`);
           out(`Secret key (shown once, keep it on your server): ${created.secretKey}`);
@@ -104,7 +120,8 @@ export function buildCli(): Command {
       withStore(async (store) => {
         const list = await store.listApps();
         if (opts.json) out(JSON.stringify(list));
-        else if (list.length === 0) out("no apps yet; create one with: wattfare apps create --name <name> --origin <url>");
+        else if (list.length === 0)
+          out("no apps yet; create one with: wattfare apps create --name <name> --origin <url>");
         else for (const app of list) out(describeApp(app));
       }),
     );
@@ -118,37 +135,42 @@ export function buildCli(): Command {
     .action(async (appId: string, opts: { expireOldIn: string; compromised?: boolean; json?: boolean }) =>
       withStore(async (store) => {
         const expireOldInMs = parseDuration(opts.expireOldIn);
-        const secretKey = await rotateAppKey(store, appId, { expireOldInMs, compromised: opts.compromised === true }, Date.now());
+        const secretKey = await rotateAppKey(
+          store,
+          appId,
+          { expireOldInMs, compromised: opts.compromised === true },
+          Date.now(),
+        );
         if (opts.json) out(JSON.stringify({ appId, secretKey }));
         else {
           out(`New secret key for ${appId} (shown once): ${secretKey}`);
-          out(opts.compromised ? "The old key stopped working now." : `The old key keeps working for ${opts.expireOldIn}.`);
+          out(
+            opts.compromised
+              ? "The old key stopped working now."
+              : `The old key keeps working for ${opts.expireOldIn}.`,
+          );
         }
       }),
     );
 
   const origins = apps.command("origins").description("allowed browser origins of an app");
-  origins
-    .command("add <appId> <origin>")
-    .action(async (appId: string, origin: string) =>
-      withStore(async (store) => {
-        await requireApp(store, appId);
-        const [normalized] = normalizeOrigins([origin]);
-        const added = await store.addOrigin(appId, normalized as string, Date.now());
-        out(added ? `added ${normalized}` : `${normalized} was already allowed`);
-      }),
-    );
-  origins
-    .command("remove <appId> <origin>")
-    .action(async (appId: string, origin: string) =>
-      withStore(async (store) => {
-        await requireApp(store, appId);
-        const [normalized] = normalizeOrigins([origin]);
-        const removed = await store.removeOrigin(appId, normalized as string);
-        if (!removed) throw new CliError(`${normalized} is not an origin of ${appId}`);
-        out(`removed ${normalized}`);
-      }),
-    );
+  origins.command("add <appId> <origin>").action(async (appId: string, origin: string) =>
+    withStore(async (store) => {
+      await requireApp(store, appId);
+      const [normalized] = normalizeOrigins([origin]);
+      const added = await store.addOrigin(appId, normalized as string, Date.now());
+      out(added ? `added ${normalized}` : `${normalized} was already allowed`);
+    }),
+  );
+  origins.command("remove <appId> <origin>").action(async (appId: string, origin: string) =>
+    withStore(async (store) => {
+      await requireApp(store, appId);
+      const [normalized] = normalizeOrigins([origin]);
+      const removed = await store.removeOrigin(appId, normalized as string);
+      if (!removed) throw new CliError(`${normalized} is not an origin of ${appId}`);
+      out(`removed ${normalized}`);
+    }),
+  );
 
   apps
     .command("limits <appId>")
@@ -156,21 +178,22 @@ export function buildCli(): Command {
     .option("--sessions-per-minute <n>", "RL_SESSIONS for this app", positiveInt)
     .option("--chat-per-minute <n>", "RL_CHAT per user or grant for this app", positiveInt)
     .option("--reset", "back to the defaults (120 and 30)")
-    .action(async (appId: string, opts: { sessionsPerMinute?: number; chatPerMinute?: number; reset?: boolean }) =>
-      withStore(async (store) => {
-        await requireApp(store, appId);
-        if (opts.reset) await store.setAppLimits(appId, { sessionsPerMinute: null, chatPerMinute: null });
-        else {
-          if (opts.sessionsPerMinute === undefined && opts.chatPerMinute === undefined) {
-            throw new CliError("give --sessions-per-minute, --chat-per-minute or --reset");
+    .action(
+      async (appId: string, opts: { sessionsPerMinute?: number; chatPerMinute?: number; reset?: boolean }) =>
+        withStore(async (store) => {
+          await requireApp(store, appId);
+          if (opts.reset) await store.setAppLimits(appId, { sessionsPerMinute: null, chatPerMinute: null });
+          else {
+            if (opts.sessionsPerMinute === undefined && opts.chatPerMinute === undefined) {
+              throw new CliError("give --sessions-per-minute, --chat-per-minute or --reset");
+            }
+            const limits: { sessionsPerMinute?: number; chatPerMinute?: number } = {};
+            if (opts.sessionsPerMinute !== undefined) limits.sessionsPerMinute = opts.sessionsPerMinute;
+            if (opts.chatPerMinute !== undefined) limits.chatPerMinute = opts.chatPerMinute;
+            await store.setAppLimits(appId, limits);
           }
-          const limits: { sessionsPerMinute?: number; chatPerMinute?: number } = {};
-          if (opts.sessionsPerMinute !== undefined) limits.sessionsPerMinute = opts.sessionsPerMinute;
-          if (opts.chatPerMinute !== undefined) limits.chatPerMinute = opts.chatPerMinute;
-          await store.setAppLimits(appId, limits);
-        }
-        out(describeApp(await requireApp(store, appId)));
-      }),
+          out(describeApp(await requireApp(store, appId)));
+        }),
     );
 
   const dev = program.command("dev").description("development shortcuts (refused when NODE_ENV=production)");
@@ -183,29 +206,47 @@ export function buildCli(): Command {
     .requiredOption("--funding-key <key>", "an OpenRouter key (sk-or-v1-…)")
     .option("--email <email>", "payer email (default dev+<user>@wattfare.invalid)")
     .option("--json", "print JSON")
-    .action(async (opts: { app: string; user: string; cap: number; fundingKey: string; email?: string; json?: boolean }) =>
-      withStore(async (store, config) => {
-        if (config.production) throw new CliError("dev connect is refused when NODE_ENV=production");
-        await requireApp(store, opts.app);
-        if (!/^[\x21-\x7E]{1,256}$/.test(opts.user)) throw new CliError("--user must be 1-256 printable ASCII characters");
-        const ring = loadKeyRing(config);
-        const fundingId = `fnd_${randomBytes(12).toString("hex")}`;
-        const connection = await store.devConnect({
-          appId: opts.app,
-          appUserId: opts.user,
-          capNano: usdToNano(opts.cap, "down"),
-          payerEmail: opts.email ?? `dev+${encodeURIComponent(opts.user)}@wattfare.invalid`,
-          funding: {
-            id: fundingId,
-            keyBlob: encryptFundingKey(ring, opts.fundingKey, fundingId),
-            fingerprint: fundingKeyFingerprint(opts.fundingKey),
-            source: "dev",
-          },
-          now: Date.now(),
-        });
-        const result = { appId: opts.app, appUserId: opts.user, connectionId: connection.id, capUsd: opts.cap };
-        out(opts.json ? JSON.stringify(result) : `connected ${opts.user} to ${opts.app} with a cap of $${opts.cap}/month`);
-      }),
+    .action(
+      async (opts: {
+        app: string;
+        user: string;
+        cap: number;
+        fundingKey: string;
+        email?: string;
+        json?: boolean;
+      }) =>
+        withStore(async (store, config) => {
+          if (config.production) throw new CliError("dev connect is refused when NODE_ENV=production");
+          await requireApp(store, opts.app);
+          if (!/^[\x21-\x7E]{1,256}$/.test(opts.user))
+            throw new CliError("--user must be 1-256 printable ASCII characters");
+          const ring = loadKeyRing(config);
+          const fundingId = `fnd_${randomBytes(12).toString("hex")}`;
+          const connection = await store.devConnect({
+            appId: opts.app,
+            appUserId: opts.user,
+            capNano: usdToNano(opts.cap, "down"),
+            payerEmail: opts.email ?? `dev+${encodeURIComponent(opts.user)}@wattfare.invalid`,
+            funding: {
+              id: fundingId,
+              keyBlob: encryptFundingKey(ring, opts.fundingKey, fundingId),
+              fingerprint: fundingKeyFingerprint(opts.fundingKey),
+              source: "dev",
+            },
+            now: Date.now(),
+          });
+          const result = {
+            appId: opts.app,
+            appUserId: opts.user,
+            connectionId: connection.id,
+            capUsd: opts.cap,
+          };
+          out(
+            opts.json
+              ? JSON.stringify(result)
+              : `connected ${opts.user} to ${opts.app} with a cap of $${opts.cap}/month`,
+          );
+        }),
     );
 
   return program;

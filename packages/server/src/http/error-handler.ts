@@ -45,6 +45,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return sendError(reply, apiError);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new ApiError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`)),
+    sendError(
+      reply,
+      new ApiError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
+    ),
   );
 }

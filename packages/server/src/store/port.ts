@@ -43,6 +43,8 @@ export interface FundingRecord {
   state: FundingState;
   /** The key's own limit headroom from upstream `/key`; null = unlimited or unknown. */
   limitRemainingNano: bigint | null;
+  /** When `/key` was last consulted (ms), or null. */
+  checkedAt: number | null;
   createdAt: number;
 }
 
@@ -161,16 +163,30 @@ export interface Store {
   /** Keys usable at `now`: current ones and those still inside a rotation grace period. */
   activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]>;
   /** Adds a new current key and schedules every other live key to expire at `oldExpiresAt`. */
-  rotateAppKey(appId: string, newKeyHash: Buffer, now: number, oldExpiresAt: number, compromised: boolean): Promise<void>;
+  rotateAppKey(
+    appId: string,
+    newKeyHash: Buffer,
+    now: number,
+    oldExpiresAt: number,
+    compromised: boolean,
+  ): Promise<void>;
   addOrigin(appId: string, origin: string, now: number): Promise<boolean>;
   removeOrigin(appId: string, origin: string): Promise<boolean>;
-  setAppLimits(appId: string, limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null }): Promise<void>;
+  setAppLimits(
+    appId: string,
+    limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null },
+  ): Promise<void>;
 
   // ── payers, funding, connections ───────────────────────────────────
   /** Dev-only shortcut (`wattfare dev connect`): payer + funding + connection in one transaction. */
   devConnect(input: DevConnectInput): Promise<ConnectionRecord>;
   chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined>;
-  setFundingState(fundingId: string, state: FundingState, limitRemainingNano: bigint | null, now: number): Promise<void>;
+  setFundingState(
+    fundingId: string,
+    state: FundingState,
+    limitRemainingNano: bigint | null,
+    now: number,
+  ): Promise<void>;
   getFunding(fundingId: string): Promise<FundingRecord | undefined>;
 
   // ── budgets, reservations, ledger (the hot path) ────────────────────
@@ -180,7 +196,13 @@ export interface Store {
    * and ≤ headroom, record the reservation. Resolves only once the reservation is durable, so a request
    * is forwarded upstream only after a crash could no longer lose it (DESIGN.md "The hot path").
    */
-  admit(draft: ReservationDraft, capNano: bigint, decide: ReservationDecider, owner: string, leaseUntil: number): Promise<AdmitResult>;
+  admit(
+    draft: ReservationDraft,
+    capNano: bigint,
+    decide: ReservationDecider,
+    owner: string,
+    leaseUntil: number,
+  ): Promise<AdmitResult>;
   /** Durable before the first response byte goes to the client. */
   recordGenerationId(reservationId: string, generationId: string): Promise<void>;
   /** Closes the reservation with its real cost. Idempotent by reservation id. */
@@ -190,7 +212,13 @@ export interface Store {
   /** Extends the lease of this owner's open reservations. */
   heartbeat(owner: string, leaseUntil: number): Promise<void>;
   /** Claims open reservations whose lease expired (or every other owner's, when `takeOverAll`). */
-  claimExpired(owner: string, now: number, leaseUntil: number, takeOverAll: boolean, limit: number): Promise<ReservationRecord[]>;
+  claimExpired(
+    owner: string,
+    now: number,
+    leaseUntil: number,
+    takeOverAll: boolean,
+    limit: number,
+  ): Promise<ReservationRecord[]>;
   openReservations(): Promise<ReservationRecord[]>;
   ledger(filter?: { account?: string }): Promise<LedgerEntry[]>;
 }

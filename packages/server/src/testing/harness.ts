@@ -38,7 +38,10 @@ export interface Harness {
 export async function createHarness(
   options: { env?: Record<string, string>; file?: string; clock?: ManualClock } = {},
 ): Promise<Harness> {
-  const config = loadConfig({ WATTFARE_SERVER_SECRET: TEST_SECRET, LOG_LEVEL: "silent", ...options.env }, "/tmp");
+  const config = loadConfig(
+    { WATTFARE_SERVER_SECRET: TEST_SECRET, LOG_LEVEL: "silent", ...options.env },
+    "/tmp",
+  );
   const store = await openSqliteStore(options.file ?? ":memory:");
   const clock = options.clock ?? new ManualClock();
   const rateLimits = new MemoryRateLimitStore();

@@ -2,10 +2,10 @@ export {
   AppInputError,
   authenticateSecretKey,
   bearerToken,
+  type CreatedApp,
   createApp,
   DEFAULT_ROTATION_GRACE_MS,
   normalizeOrigins,
   requireApp,
   rotateAppKey,
-  type CreatedApp,
 } from "./service.js";

@@ -95,6 +95,7 @@ export async function authenticateSecretKey(
   let match = false;
   for (const key of keys) match = safeEqualHash(key.keyHash, hash) || match;
   const app = match ? await store.getApp(parsed.appId) : undefined;
-  if (!app) throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
+  if (!app)
+    throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
   return app;
 }

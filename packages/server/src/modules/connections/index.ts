@@ -1,2 +1,2 @@
 export { registerConnectionRoutes } from "./routes.js";
-export { connectionAccount, connectionStatus, type ConnectionStatus, type FundingStatus } from "./service.js";
+export { type ConnectionStatus, connectionAccount, connectionStatus, type FundingStatus } from "./service.js";

@@ -49,11 +49,33 @@ describe("GET /api/v1/status", () => {
   it("reports usage rounded up and remaining rounded down to 6 decimals, reservations included", async () => {
     const connection = await connect(app.appId, "u1", 10);
     const ref = { account: connectionAccount(connection.id), period: periodOf(h.clock.now()) };
-    const draft = { ...ref, id: "req_a", appId: app.appId, fundingId: "fnd_u1", model: "m", stream: false, createdAt: h.clock.now(), deadlineAt: h.clock.now() + 1000 };
-    const admitted = await h.store.admit(draft, connection.capNano, () => 1_000_000_000n, "inst", h.clock.now() + 1000);
+    const draft = {
+      ...ref,
+      id: "req_a",
+      appId: app.appId,
+      fundingId: "fnd_u1",
+      model: "m",
+      stream: false,
+      createdAt: h.clock.now(),
+      deadlineAt: h.clock.now() + 1000,
+    };
+    const admitted = await h.store.admit(
+      draft,
+      connection.capNano,
+      () => 1_000_000_000n,
+      "inst",
+      h.clock.now() + 1000,
+    );
     if (!admitted.admitted) throw new Error("not admitted");
     // Settle at $3.2000000001 (one nano over), leaving nothing reserved.
-    await h.store.settle(admitted.reservation, { costNano: 3_200_000_001n, generationId: "gen-1", promptTokens: 1, completionTokens: 1, unreconciled: false, at: h.clock.now() });
+    await h.store.settle(admitted.reservation, {
+      costNano: 3_200_000_001n,
+      generationId: "gen-1",
+      promptTokens: 1,
+      completionTokens: 1,
+      unreconciled: false,
+      at: h.clock.now(),
+    });
     const res = await status("u1");
     expect(res.json()).toMatchObject({
       connected: true,
@@ -74,7 +96,11 @@ describe("GET /api/v1/status", () => {
   });
 
   it("rejects a missing or malformed appUserId with 400", async () => {
-    const missing = await h.app.inject({ method: "GET", url: "/api/v1/status", headers: { authorization: `Bearer ${app.secretKey}` } });
+    const missing = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/status",
+      headers: { authorization: `Bearer ${app.secretKey}` },
+    });
     expect(missing.statusCode).toBe(400);
     expect((await status("has space")).statusCode).toBe(400);
   });
@@ -94,7 +120,11 @@ describe("unknown routes", () => {
   });
 
   it("never trust a client's x-request-id", async () => {
-    const res = await h.app.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "req_attacker" } });
+    const res = await h.app.inject({
+      method: "GET",
+      url: "/healthz",
+      headers: { "x-request-id": "req_attacker" },
+    });
     expect(res.headers["x-request-id"]).not.toBe("req_attacker");
   });
 });

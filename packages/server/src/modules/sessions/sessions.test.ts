@@ -28,7 +28,14 @@ describe("POST /api/v1/sessions", () => {
     expect(expiresAt).toBe(nowSeconds + 600);
     expect(decodeProtectedHeader(token).alg).toBe("HS256");
     const claims = decodeJwt(token);
-    expect(claims).toMatchObject({ typ: "user", sub: "user_123", app: app.appId, lim: 20, iat: nowSeconds, exp: expiresAt });
+    expect(claims).toMatchObject({
+      typ: "user",
+      sub: "user_123",
+      app: app.appId,
+      lim: 20,
+      iat: nowSeconds,
+      exp: expiresAt,
+    });
     expect(typeof claims.jti).toBe("string");
     expect(res.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
   });
@@ -61,7 +68,11 @@ describe("POST /api/v1/sessions", () => {
     const res = await post("{not json");
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({
-      error: { code: "invalid_request", message: "The request body is not valid JSON.", type: "invalid_request_error" },
+      error: {
+        code: "invalid_request",
+        message: "The request body is not valid JSON.",
+        type: "invalid_request_error",
+      },
     });
   });
 

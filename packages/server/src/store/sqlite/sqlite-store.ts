@@ -57,6 +57,7 @@ function toFunding(r: Row, prefix = ""): FundingRecord {
     source: str(r[`${prefix}source`]) as FundingRecord["source"],
     state: str(r[`${prefix}state`]) as FundingState,
     limitRemainingNano: remaining === null ? null : big(remaining),
+    checkedAt: nOrNull(r[`${prefix}checked_at`]),
     createdAt: n(r[`${prefix}created_at`]),
   };
 }
@@ -131,7 +132,7 @@ export class SqliteStore implements Store {
       chatAccount: db.prepare(`
         SELECT c.*, p.paused AS payer_paused,
                f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
-               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
+               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano, f.checked_at AS f_checked_at,
                f.created_at AS f_created_at
         FROM connections c
         JOIN payers p ON p.id = c.payer_id
@@ -212,7 +213,9 @@ export class SqliteStore implements Store {
       this.db
         .prepare("INSERT INTO app_keys (app_id, key_hash, created_at) VALUES (?, ?, ?)")
         .run(app.id, app.keyHash, app.createdAt);
-      const addOrigin = this.db.prepare("INSERT INTO app_origins (app_id, origin, created_at) VALUES (?, ?, ?)");
+      const addOrigin = this.db.prepare(
+        "INSERT INTO app_origins (app_id, origin, created_at) VALUES (?, ?, ?)",
+      );
       for (const origin of new Set(app.origins)) addOrigin.run(app.id, origin, app.createdAt);
     })();
   }
@@ -283,7 +286,9 @@ export class SqliteStore implements Store {
   }
 
   async removeOrigin(appId: string, origin: string): Promise<boolean> {
-    const info = this.db.prepare("DELETE FROM app_origins WHERE app_id = ? AND origin = ?").run(appId, origin);
+    const info = this.db
+      .prepare("DELETE FROM app_origins WHERE app_id = ? AND origin = ?")
+      .run(appId, origin);
     return info.changes > 0;
   }
 
@@ -292,7 +297,9 @@ export class SqliteStore implements Store {
     limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null },
   ): Promise<void> {
     if (limits.sessionsPerMinute !== undefined) {
-      this.db.prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?").run(limits.sessionsPerMinute, appId);
+      this.db
+        .prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?")
+        .run(limits.sessionsPerMinute, appId);
     }
     if (limits.chatPerMinute !== undefined) {
       this.db.prepare("UPDATE apps SET chat_per_minute = ? WHERE id = ?").run(limits.chatPerMinute, appId);
@@ -319,9 +326,18 @@ export class SqliteStore implements Store {
         .prepare(
           "INSERT INTO funding (id, payer_id, key_blob, fingerprint, source, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
-        .run(input.funding.id, payerId, input.funding.keyBlob, input.funding.fingerprint, input.funding.source, input.now);
+        .run(
+          input.funding.id,
+          payerId,
+          input.funding.keyBlob,
+          input.funding.fingerprint,
+          input.funding.source,
+          input.now,
+        );
       this.db
-        .prepare("UPDATE connections SET revoked_at = ? WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL")
+        .prepare(
+          "UPDATE connections SET revoked_at = ? WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL",
+        )
         .run(input.now, input.appId, input.appUserId);
       const id = `con_${input.funding.id.slice(4)}`;
       this.db
@@ -374,7 +390,8 @@ export class SqliteStore implements Store {
     // Decision and counter update are synchronous: no await between reading the headroom and taking it.
     const headroom = this.book.headroom(draft, capNano);
     const amount = decide(headroom);
-    if (amount === null || amount > headroom || amount < 0n) return { admitted: false, headroomNano: headroom };
+    if (amount === null || amount > headroom || amount < 0n)
+      return { admitted: false, headroomNano: headroom };
     const counters = this.book.get(draft);
     counters.reserved += amount;
     const reservation: ReservationRecord = {

@@ -1,0 +1,110 @@
+/**
+ * The upstream price catalogue (`GET /models`), cached. Prices are per-token decimal strings; they are
+ * parsed to pico-USD (1e-12) rounded up, so every bound computed from them is a true upper bound.
+ * No catalogue → 503: unpriced traffic is never admitted (DESIGN.md "Admission").
+ */
+import type { Clock } from "../../deps.js";
+import { ApiError } from "../../errors.js";
+import { type Pico, parsePriceToPico } from "../../money.js";
+
+export interface ModelPricing {
+  id: string;
+  promptPico: Pico;
+  completionPico: Pico;
+  requestPico: Pico;
+  imagePico: Pico;
+  cacheWritePico: Pico;
+  reasoningPico: Pico;
+  /** `top_provider.max_completion_tokens`; null when the upstream does not say. */
+  maxOutput: number | null;
+}
+
+export interface Catalogue {
+  byId: ReadonlyMap<string, ModelPricing>;
+  /** The upstream body, passed through to `GET /api/v1/models`. */
+  raw: string;
+}
+
+interface RawModel {
+  id?: unknown;
+  pricing?: Record<string, unknown>;
+  top_provider?: { max_completion_tokens?: unknown } | null;
+}
+
+function price(pricing: Record<string, unknown>, key: string): Pico {
+  const value = pricing[key];
+  if (value === undefined || value === null || value === "") return 0n;
+  // "-1" marks a variable price upstream (e.g. the auto router): it cannot be bounded.
+  const pico = parsePriceToPico(String(value));
+  if (pico < 0n) throw new Error(`negative price for ${key}`);
+  return pico;
+}
+
+export function parseCatalogue(raw: string): Catalogue {
+  const parsed = JSON.parse(raw) as { data?: RawModel[] };
+  if (!Array.isArray(parsed.data)) throw new Error("catalogue has no data array");
+  const byId = new Map<string, ModelPricing>();
+  for (const model of parsed.data) {
+    if (typeof model.id !== "string" || !model.pricing) continue;
+    try {
+      const p = model.pricing;
+      const maxOutput = model.top_provider?.max_completion_tokens;
+      byId.set(model.id, {
+        id: model.id,
+        promptPico: price(p, "prompt"),
+        completionPico: price(p, "completion"),
+        requestPico: price(p, "request"),
+        imagePico: price(p, "image"),
+        cacheWritePico: price(p, "input_cache_write"),
+        reasoningPico: price(p, "internal_reasoning"),
+        maxOutput:
+          typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput > 0 ? maxOutput : null,
+      });
+    } catch {
+      // An unparseable price leaves the model out: it is then refused as unpriceable, never guessed.
+    }
+  }
+  return { byId, raw };
+}
+
+/** Fetches lazily, serves from cache for `ttlMs`, and keeps serving the last good copy if a refresh fails. */
+export class ModelCatalogue {
+  private current: { catalogue: Catalogue; fetchedAt: number } | undefined;
+  private inflight: Promise<Catalogue> | undefined;
+
+  constructor(
+    private readonly fetchRaw: () => Promise<string>,
+    private readonly ttlMs: number,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(): Promise<Catalogue> {
+    const cached = this.current;
+    if (cached && this.clock.now() - cached.fetchedAt < this.ttlMs) return cached.catalogue;
+    if (cached) {
+      // Stale: refresh in the background, answer now with the last good copy.
+      void this.refresh().catch(() => undefined);
+      return cached.catalogue;
+    }
+    try {
+      return await this.refresh();
+    } catch (error) {
+      throw new ApiError("unavailable", "The model price catalogue is unavailable; try again shortly.", {
+        cause: error,
+      });
+    }
+  }
+
+  private refresh(): Promise<Catalogue> {
+    this.inflight ??= (async () => {
+      try {
+        const catalogue = parseCatalogue(await this.fetchRaw());
+        this.current = { catalogue, fetchedAt: this.clock.now() };
+        return catalogue;
+      } finally {
+        this.inflight = undefined;
+      }
+    })();
+    return this.inflight;
+  }
+}

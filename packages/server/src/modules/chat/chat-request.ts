@@ -1,0 +1,248 @@
+/**
+ * Validation of the chat body and the admission plan: the worst-case cost bound of DESIGN.md and the
+ * max_tokens Wattfare forwards. Pure: no clock, no I/O.
+ *
+ * Worst case = max over `model` and every `models` entry of
+ *   (promptBound × max(prompt, cache-write price) + outBound × max(completion, reasoning price)) × n
+ *   + per-request and per-image fees, × 1.05 (BYOK is only known afterwards).
+ * promptBound counts the UTF-8 bytes of the whole request body (so every prompt-side field — messages,
+ * tools, functions, response_format, … — is covered; no tokenizer emits more tokens than bytes), minus
+ * the bytes of image URLs, which are priced per part instead, plus overhead per message and per tool.
+ */
+import { createHash } from "node:crypto";
+import { ApiError } from "../../errors.js";
+import { ceilDiv, type Nano } from "../../money.js";
+import type { Catalogue, ModelPricing } from "./catalogue.js";
+
+/** Chat-template tokens per message/tool and per request that no byte count sees. */
+export const OVERHEAD_TOKENS = 16;
+/** Prompt tokens allowed per image part (a high-detail image on the priciest tokenizers stays below). */
+export const IMAGE_PART_TOKENS = 40_000;
+/** Fewer output tokens than this is not a useful answer (and some providers refuse it). */
+export const MIN_OUTPUT_TOKENS = 16;
+const BYOK_MARGIN_NUM = 105n;
+const BYOK_MARGIN_DEN = 100n;
+/** pico → nano is ÷1000; with the ×105/100 margin the whole conversion is ×105 / 100_000. */
+const PICO_TO_NANO_WITH_MARGIN_DEN = 1000n * BYOK_MARGIN_DEN;
+
+export interface ChatRequest {
+  body: Record<string, unknown>;
+  model: string;
+  /** `model` plus every `models` fallback, deduplicated. */
+  candidates: string[];
+  stream: boolean;
+  n: number;
+  /** `max_completion_tokens ?? max_tokens` as sent by the caller. */
+  callerMaxTokens: number | null;
+  promptBoundTokens: bigint;
+  imageParts: number;
+}
+
+const invalid = (message: string, param?: string): ApiError =>
+  new ApiError("invalid_request", message, param === undefined ? {} : { param });
+
+function optionalPositiveInt(body: Record<string, unknown>, key: string): number | null {
+  const value = body[key];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw invalid(`${key} must be a positive integer`, key);
+  }
+  return value;
+}
+
+function countParts(messages: unknown[]): { images: number; imageUrlBytes: number } {
+  let images = 0;
+  let imageUrlBytes = 0;
+  for (const message of messages) {
+    const content = (message as { content?: unknown }).content;
+    if (!Array.isArray(content)) continue;
+    for (const part of content) {
+      if (part && typeof part === "object" && (part as { type?: unknown }).type === "image_url") {
+        images++;
+        const url = (part as { image_url?: { url?: unknown } | string }).image_url;
+        const text = typeof url === "string" ? url : url?.url;
+        if (typeof text === "string") imageUrlBytes += Buffer.byteLength(text, "utf8");
+      }
+    }
+  }
+  return { images, imageUrlBytes };
+}
+
+export function parseChatRequest(raw: Buffer): ChatRequest {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw invalid("The request body is not valid JSON.");
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw invalid("The request body must be a JSON object.");
+  }
+  const body = parsed as Record<string, unknown>;
+  const model = body.model;
+  if (typeof model !== "string" || model.length === 0)
+    throw invalid("model is required (an OpenRouter model id)", "model");
+  const messages = body.messages;
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw invalid("messages must be a non-empty array", "messages");
+  for (const m of messages) {
+    if (m === null || typeof m !== "object" || Array.isArray(m))
+      throw invalid("each message must be an object", "messages");
+  }
+  if (body.stream !== undefined && body.stream !== null && typeof body.stream !== "boolean") {
+    throw invalid("stream must be a boolean", "stream");
+  }
+  const n = optionalPositiveInt(body, "n") ?? 1;
+  if (n > 128) throw invalid("n must be at most 128", "n");
+  const callerMaxTokens =
+    optionalPositiveInt(body, "max_completion_tokens") ?? optionalPositiveInt(body, "max_tokens");
+  const candidates = [model];
+  if (body.models !== undefined && body.models !== null) {
+    if (!Array.isArray(body.models) || body.models.some((m) => typeof m !== "string" || m.length === 0)) {
+      throw invalid("models must be an array of model ids", "models");
+    }
+    for (const m of body.models as string[]) if (!candidates.includes(m)) candidates.push(m);
+  }
+  if (body.plugins !== undefined && body.plugins !== null) {
+    throw invalid("plugins cannot be priced in advance, so Wattfare does not forward them", "plugins");
+  }
+  const tools = Array.isArray(body.tools) ? body.tools.length : 0;
+  const functions = Array.isArray(body.functions) ? body.functions.length : 0;
+  const { images, imageUrlBytes } = countParts(messages);
+  const items = BigInt(messages.length + tools + functions + 1);
+  const promptBoundTokens =
+    BigInt(raw.length - imageUrlBytes) +
+    items * BigInt(OVERHEAD_TOKENS) +
+    BigInt(images) * BigInt(IMAGE_PART_TOKENS);
+  return {
+    body,
+    model,
+    candidates,
+    stream: body.stream === true,
+    n,
+    callerMaxTokens,
+    promptBoundTokens,
+    imageParts: images,
+  };
+}
+
+interface Line {
+  /** pico-USD independent of output length, for one choice. */
+  fixed: bigint;
+  /** pico-USD per output token. */
+  perToken: bigint;
+}
+
+export interface Fit {
+  outTokens: number;
+  amountNano: Nano;
+  /** True when Wattfare chose or lowered max_tokens (reported in x-wattfare-max-tokens). */
+  adjusted: boolean;
+}
+
+export type FitRefusal = "clamp_off" | "too_small";
+
+export interface AdmissionPlan {
+  request: ChatRequest;
+  /** The largest affordable plan within `headroomNano`, or why there is none. */
+  fit(headroomNano: Nano): Fit | FitRefusal;
+  /** Worst-case reservation for exactly `outTokens` output tokens. */
+  amountFor(outTokens: number): Nano;
+}
+
+export interface PlanOptions {
+  defaultMaxTokens: number;
+  /** `x-wattfare-clamp: off`: refuse instead of lowering the caller's max_tokens. */
+  clampOff: boolean;
+}
+
+function pricing(catalogue: Catalogue, id: string): ModelPricing {
+  const p = catalogue.byId.get(id);
+  if (!p) throw invalid(`model ${JSON.stringify(id)} is unknown or cannot be priced`, "model");
+  return p;
+}
+
+const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+
+export function planAdmission(
+  request: ChatRequest,
+  catalogue: Catalogue,
+  options: PlanOptions,
+): AdmissionPlan {
+  const models = request.candidates.map((id) => pricing(catalogue, id));
+  const lines: Line[] = models.map((p) => ({
+    fixed:
+      request.promptBoundTokens * maxBig(p.promptPico, p.cacheWritePico) +
+      p.requestPico +
+      BigInt(request.imageParts) * p.imagePico,
+    perToken: maxBig(p.completionPico, p.reasoningPico),
+  }));
+  const n = BigInt(request.n);
+  const maxOutputs = models.map((m) => m.maxOutput).filter((m): m is number => m !== null);
+  const modelMax = maxOutputs.length > 0 ? Math.min(...maxOutputs) : null;
+  const defaultOut = Math.min(options.defaultMaxTokens, modelMax ?? options.defaultMaxTokens);
+  const desired = request.callerMaxTokens ?? defaultOut;
+
+  const amountFor = (out: number): Nano => {
+    let worst = 0n;
+    for (const line of lines) worst = maxBig(worst, n * (line.fixed + line.perToken * BigInt(out)));
+    return ceilDiv(worst * BYOK_MARGIN_NUM, PICO_TO_NANO_WITH_MARGIN_DEN);
+  };
+
+  // amountFor(out) ≤ H  ⟺  n·(fixed + perToken·out)·105 ≤ H·100_000 for every line.
+  const maxAffordable = (headroom: Nano): number => {
+    const budget = headroom * PICO_TO_NANO_WITH_MARGIN_DEN;
+    let best = Number.MAX_SAFE_INTEGER;
+    for (const line of lines) {
+      const left = budget - n * line.fixed * BYOK_MARGIN_NUM;
+      if (left < 0n) return -1;
+      if (line.perToken === 0n) continue;
+      const fits = left / (n * line.perToken * BYOK_MARGIN_NUM);
+      best = Math.min(best, fits > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(fits));
+    }
+    return best;
+  };
+
+  return {
+    request,
+    amountFor,
+    fit(headroom) {
+      const affordable = maxAffordable(headroom);
+      let out = desired;
+      if (affordable < desired) {
+        if (request.callerMaxTokens !== null && options.clampOff) return "clamp_off";
+        out = affordable;
+      }
+      if (out < MIN_OUTPUT_TOKENS) return "too_small";
+      return { outTokens: out, amountNano: amountFor(out), adjusted: out !== request.callerMaxTokens };
+    },
+  };
+}
+
+/** The body forwarded upstream: the caller's, with max_tokens as admitted, usage requested and a pseudonymous user. */
+export function renderUpstreamBody(
+  request: ChatRequest,
+  outTokens: number,
+  appId: string,
+  appUserId: string,
+): string {
+  const body: Record<string, unknown> = { ...request.body };
+  if (body.max_completion_tokens !== undefined && body.max_completion_tokens !== null) {
+    body.max_completion_tokens = outTokens;
+    if (body.max_tokens !== undefined && body.max_tokens !== null) body.max_tokens = outTokens;
+  } else {
+    body.max_tokens = outTokens;
+  }
+  if (request.stream) {
+    // Deprecated upstream (usage is always sent) but harmless, and it guards against older behaviour.
+    const options = body.stream_options && typeof body.stream_options === "object" ? body.stream_options : {};
+    body.stream_options = { ...options, include_usage: true };
+  }
+  // OpenRouter isolates abuse per `user`; a stable pseudonym keeps one user's block off the whole key.
+  if (body.user === undefined) body.user = pseudonymousUser(appId, appUserId);
+  return JSON.stringify(body);
+}
+
+export function pseudonymousUser(appId: string, appUserId: string): string {
+  return `wf_${createHash("sha256").update(`${appId}\u0000${appUserId}`).digest("hex").slice(0, 32)}`;
+}

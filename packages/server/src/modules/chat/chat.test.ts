@@ -1,0 +1,296 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+
+let h: ChatHarness;
+
+beforeEach(async () => {
+  h = await createChatHarness({ sim: { responseTokens: 12 } });
+});
+afterEach(async () => h.close());
+
+const hello = [{ role: "user" as const, content: "Hello there" }];
+
+/** The body of the last request the simulator received. */
+function lastSent<T = Record<string, unknown>>(): T {
+  const last = h.sim.control.requests().at(-1);
+  if (!last) throw new Error("the simulator received nothing");
+  return last.body as T;
+}
+
+async function expectExact(key: string): Promise<void> {
+  await h.drain();
+  expect(await h.openReservations()).toBe(0);
+  expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+}
+
+describe("chat completions through the official openai client", () => {
+  it("answers a JSON completion and meters exactly what the upstream billed", async () => {
+    const key = await h.connect("alice", 5);
+    const completion = await h
+      .openai("alice")
+      .chat.completions.create({ model: "openai/gpt-4o-mini", messages: hello });
+    expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(completion.usage?.completion_tokens).toBe(12);
+    expect(h.sim.control.billedNano(key)).toBeGreaterThan(0n);
+    await expectExact(key);
+  });
+
+  it("streams chunks with the final usage chunk and meters them exactly", async () => {
+    const key = await h.connect("alice", 5);
+    const stream = await h
+      .openai("alice")
+      .chat.completions.create({ model: "openai/gpt-4o-mini", messages: hello, stream: true });
+    let text = "";
+    let usageSeen = false;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      if (chunk.usage) usageSeen = true;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(usageSeen).toBe(true);
+    await expectExact(key);
+  });
+
+  it("lists the upstream catalogue at /models", async () => {
+    await h.connect("alice", 5);
+    const models = await h.openai("alice").models.list();
+    const ids = models.data.map((m) => m.id);
+    expect(ids).toContain("openai/gpt-4o-mini");
+  });
+
+  it("forwards the caller's other parameters untouched and always asks for usage", async () => {
+    await h.connect("alice", 5);
+    const tools = [
+      {
+        type: "function" as const,
+        function: { name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } } },
+      },
+    ];
+    await h
+      .openai("alice")
+      .chat.completions.create({
+        model: "openai/gpt-4o-mini",
+        messages: hello,
+        tools,
+        temperature: 0.25,
+        response_format: { type: "json_object" },
+        stream: true,
+        max_tokens: 100,
+      })
+      .then(async (s) => {
+        for await (const _ of s) {
+          /* drain */
+        }
+      });
+    const sent = lastSent();
+    expect(sent.tools).toEqual(tools);
+    expect(sent.temperature).toBe(0.25);
+    expect(sent.response_format).toEqual({ type: "json_object" });
+    expect(sent.max_tokens).toBe(100);
+    expect(sent.stream_options).toEqual({ include_usage: true });
+    expect(typeof sent.user).toBe("string");
+    expect(String(sent.user)).not.toContain("alice");
+  });
+});
+
+describe("authentication and the user header", () => {
+  it("requires x-wattfare-user with 400", async () => {
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_request");
+  });
+
+  it("answers 402 not_connected for an unknown user, with x-should-retry false", async () => {
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "stranger" },
+    );
+    expect(res.status).toBe(402);
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("not_connected");
+  });
+
+  it("answers 401 for a wrong secret key before reading the body", async () => {
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer sk_live_nope",
+        "content-type": "application/json",
+        "x-wattfare-user": "u",
+      },
+      body: "{broken",
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it("answers 402 budget_exceeded when the payer paused all spending", async () => {
+    await h.connect("alice", 5);
+    h.store.db.prepare("UPDATE payers SET paused = 1").run();
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(402);
+    expect(((await res.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "budget_exceeded",
+      message: "Spending paused by the payer.",
+    });
+  });
+
+  it("answers 402 funding_invalid when the payer's funding is marked invalid", async () => {
+    await h.connect("alice", 5);
+    h.store.db.prepare("UPDATE funding SET state = 'invalid'").run();
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(402);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("funding_invalid");
+  });
+
+  it("rejects the 31st chat request in a minute for one user with 429 and Retry-After", async () => {
+    await h.store.setAppLimits(h.appId, { chatPerMinute: null });
+    await h.connect("alice", 50);
+    for (let i = 0; i < 30; i++) {
+      const ok = await h.post(
+        { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 },
+        { "x-wattfare-user": "alice" },
+      );
+      expect(ok.status).toBe(200);
+      await ok.arrayBuffer();
+    }
+    const limited = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    // Another user of the same app is unaffected.
+    await h.connect("bob", 5);
+    expect(
+      (await h.post({ model: "openai/gpt-4o-mini", messages: hello }, { "x-wattfare-user": "bob" })).status,
+    ).toBe(200);
+  });
+});
+
+describe("request validation", () => {
+  it.each([
+    ["a body that is not JSON", "{nope"],
+    ["a missing model", { messages: hello }],
+    ["empty messages", { model: "openai/gpt-4o-mini", messages: [] }],
+    ["a non-integer max_tokens", { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 1.5 }],
+    ["an unknown model", { model: "nobody/nothing", messages: hello }],
+    [
+      "an unknown fallback model",
+      { model: "openai/gpt-4o-mini", models: ["nobody/nothing"], messages: hello },
+    ],
+    [
+      "plugins that cannot be priced",
+      { model: "openai/gpt-4o-mini", messages: hello, plugins: [{ id: "web" }] },
+    ],
+  ])("rejects %s with 400 invalid_request and reserves nothing", async (_name, body) => {
+    await h.connect("alice", 5);
+    const res = await h.post(body, { "x-wattfare-user": "alice" });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_request");
+    expect(await h.ledgerTotal()).toBe(0n);
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("answers 413 for a body above the chat limit", async () => {
+    await h.close();
+    h = await createChatHarness({ env: { WATTFARE_CHAT_BODY_LIMIT_BYTES: "2048" } });
+    await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(4096) }] },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(413);
+  });
+});
+
+describe("max_tokens admission", () => {
+  it("injects a default max_tokens and says so in x-wattfare-max-tokens", async () => {
+    await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-wattfare-max-tokens")).toBe("4096");
+    expect(lastSent<{ max_tokens: number }>().max_tokens).toBe(4096);
+  });
+
+  it("keeps a caller's max_tokens that fits and sends no header", async () => {
+    await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello, max_completion_tokens: 300 },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-wattfare-max-tokens")).toBeNull();
+    expect(lastSent<{ max_completion_tokens: number }>().max_completion_tokens).toBe(300);
+  });
+
+  it("lowers a max_tokens that does not fit the remaining budget", async () => {
+    // wattfare/expensive costs $0.01 per output token: a $1 cap affords well under 100 of them.
+    await h.connect("alice", 1);
+    const res = await h.post(
+      { model: "wattfare/expensive", messages: hello, max_tokens: 1000 },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    const lowered = Number(res.headers.get("x-wattfare-max-tokens"));
+    expect(lowered).toBeGreaterThanOrEqual(16);
+    expect(lowered).toBeLessThan(100);
+    expect(lastSent<{ max_tokens: number }>().max_tokens).toBe(lowered);
+  });
+
+  it("refuses instead of lowering when x-wattfare-clamp is off", async () => {
+    await h.connect("alice", 1);
+    const res = await h.post(
+      { model: "wattfare/expensive", messages: hello, max_tokens: 1000 },
+      { "x-wattfare-user": "alice", "x-wattfare-clamp": "off" },
+    );
+    expect(res.status).toBe(402);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("budget_exceeded");
+    expect(h.sim.control.requests()).toHaveLength(0);
+  });
+
+  it("refuses with budget_exceeded when fewer than 16 output tokens fit", async () => {
+    await h.connect("alice", 0.1);
+    const res = await h.post(
+      { model: "wattfare/expensive", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(402);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("budget_exceeded");
+  });
+
+  it("reserves for a large tools schema even with a short message", async () => {
+    const key = await h.connect("alice", 0.2);
+    const tools = Array.from({ length: 40 }, (_, i) => ({
+      type: "function",
+      function: {
+        name: `tool_${i}`,
+        description: "d".repeat(2000),
+        parameters: { type: "object", properties: {} },
+      },
+    }));
+    // ~80 KB of tools at $0.001/prompt token would cost ~$20 worst case: far over a $0.20 cap.
+    const res = await h.post(
+      { model: "wattfare/expensive", messages: hello, tools },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(402);
+    // The same tools on a cheap model fit, and the bill stays exact.
+    const ok = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello, tools, max_tokens: 50 },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(ok.status).toBe(200);
+    await ok.arrayBuffer();
+    await expectExact(key);
+  });
+});

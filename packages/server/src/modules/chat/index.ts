@@ -1,0 +1,67 @@
+/**
+ * The metered chat proxy. createChat() wires the upstream pool, price catalogue, reconciler and proxy;
+ * the app registers its routes and closes it on shutdown.
+ */
+import type { FastifyInstance } from "fastify";
+import type { AppDeps } from "../../deps.js";
+import { ModelCatalogue } from "./catalogue.js";
+import { ChatProxy } from "./proxy.js";
+import { Reconciler } from "./reconciler.js";
+import { registerChatRoutes } from "./routes.js";
+import { Upstream } from "./upstream.js";
+
+export interface Chat {
+  proxy: ChatProxy;
+  reconciler: Reconciler;
+  catalogue: ModelCatalogue;
+  upstream: Upstream;
+  close(): Promise<void>;
+}
+
+export async function createChat(app: FastifyInstance, deps: AppDeps): Promise<Chat> {
+  const { config } = deps;
+  const upstream = new Upstream({
+    baseUrl: config.upstreamUrl,
+    connections: config.upstream.connections,
+    headersTimeoutMs: config.upstream.headersTimeoutMs,
+    readTimeoutMs: config.upstream.readTimeoutMs,
+    referer: config.publicUrl,
+  });
+  const catalogue = new ModelCatalogue(
+    async () => {
+      const res = await upstream.get("/models");
+      if (res.status !== 200) throw new Error(`upstream /models answered ${res.status}`);
+      return res.text;
+    },
+    config.upstream.modelsCacheMs,
+    deps.clock,
+  );
+  let proxy: ChatProxy | undefined;
+  const reconciler = new Reconciler({
+    store: deps.store,
+    upstream,
+    keyRing: deps.keyRing,
+    clock: deps.clock,
+    logger: deps.logger,
+    instanceId: deps.instanceId,
+    leaseMs: config.reservations.leaseMs,
+    heartbeatMs: config.reservations.heartbeatMs,
+    tickMs: config.reservations.reconcilerTickMs,
+    backoffMs: config.reservations.generationBackoffMs,
+    isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
+  });
+  proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler });
+  registerChatRoutes(app, deps, proxy, catalogue);
+  await reconciler.start();
+  return {
+    proxy,
+    reconciler,
+    catalogue,
+    upstream,
+    async close() {
+      await proxy.drain();
+      reconciler.stop();
+      await upstream.close();
+    },
+  };
+}

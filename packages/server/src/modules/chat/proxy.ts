@@ -1,0 +1,491 @@
+/**
+ * POST /api/v1/chat/completions: admission → forward with the payer's key → passthrough → settle.
+ *
+ * Order matters for the invariants:
+ *  1. the reservation is durable before the request goes upstream (a crash cannot lose it);
+ *  2. the generation id is durable before the first byte goes to the client (a crash can still be
+ *     reconciled through /generation);
+ *  3. every path ends the reservation: settled from `usage`, released when the upstream provably
+ *     billed nothing (a non-2xx before the body, or a connection that never opened), or handed to the
+ *     reconciler.
+ * Bytes are forwarded as they arrive (single reader, back-pressure respected); only the usage event is
+ * sniffed inline.
+ */
+import type { ServerResponse } from "node:http";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
+import type { Dispatcher } from "undici";
+import type { Config } from "../../config.js";
+import type { Clock } from "../../deps.js";
+import { ApiError } from "../../errors.js";
+import { H } from "../../http/headers.js";
+import { type Nano, parseUsdToNano } from "../../money.js";
+import { periodOf } from "../../period.js";
+import { decryptFundingKey, type KeyRing } from "../../security/index.js";
+import type { AppRecord, ChatAccount, FundingRecord, ReservationRecord, Store } from "../../store/port.js";
+import { connectionAccount } from "../connections/index.js";
+import type { ModelCatalogue } from "./catalogue.js";
+import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
+import type { Reconciler } from "./reconciler.js";
+import { SseUsageSniffer } from "./sse-sniffer.js";
+import type { Upstream } from "./upstream.js";
+import { mapUpstreamError } from "./upstream-errors.js";
+import { costFromUsageObject, findUsageObject, type UsageCost } from "./usage.js";
+
+/** Re-check an `insufficient` key at most this often: the payer may have topped up. */
+const INSUFFICIENT_RECHECK_MS = 30_000;
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const TAIL_BYTES = 64 * 1024;
+/** Failures where the request provably never reached the upstream: nothing can have been billed. */
+const NEVER_SENT = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+export interface ChatProxyDeps {
+  config: Config;
+  store: Store;
+  keyRing: KeyRing;
+  clock: Clock;
+  logger: Logger;
+  instanceId: string;
+  upstream: Upstream;
+  catalogue: ModelCatalogue;
+  reconciler: Reconciler;
+}
+
+export interface ChatCaller {
+  app: AppRecord;
+  appUserId: string;
+}
+
+const noRetry = { [H.shouldRetry]: "false" };
+
+export class ChatProxy {
+  /** Reservations whose request is still being served here (the reconciler leaves them alone). */
+  readonly inFlight = new Set<string>();
+  /** Handlers and settlement writes still running; drain() waits for them (shutdown, tests). */
+  private readonly work = new Set<Promise<unknown>>();
+
+  constructor(private readonly d: ChatProxyDeps) {}
+
+  handle(request: FastifyRequest, reply: FastifyReply, caller: ChatCaller, raw: Buffer): Promise<void> {
+    return this.track(this.serve(request, reply, caller, raw));
+  }
+
+  /** Resolves once every request served so far has finished and its settlement is written. */
+  async drain(): Promise<void> {
+    while (this.work.size > 0) await Promise.allSettled([...this.work]);
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.work.add(promise);
+    const done = () => this.work.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  private async serve(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    caller: ChatCaller,
+    raw: Buffer,
+  ): Promise<void> {
+    const { config, store, clock } = this.d;
+    const chat = parseChatRequest(raw);
+    const account = await store.chatAccount(caller.app.id, caller.appUserId);
+    if (!account) {
+      throw new ApiError(
+        "not_connected",
+        "This user has not connected a budget. Open the consent popup to connect.",
+      );
+    }
+    if (account.payerPaused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
+    const funding = await this.usableFunding(account);
+    const catalogue = await this.d.catalogue.get();
+    const plan = planAdmission(chat, catalogue, {
+      defaultMaxTokens: config.limits.defaultMaxTokens,
+      clampOff: request.headers[H.clamp] === "off",
+    });
+
+    const now = clock.now();
+    const capNano = account.connection.capNano;
+    const keyLimit = funding.limitRemainingNano;
+    let fit: Fit | "clamp_off" | "too_small" = "too_small";
+    let keyLimitBinding = false;
+    const admitted = await store.admit(
+      {
+        id: request.id,
+        account: connectionAccount(account.connection.id),
+        period: periodOf(now),
+        appId: caller.app.id,
+        fundingId: funding.id,
+        model: chat.model,
+        stream: chat.stream,
+        createdAt: now,
+        deadlineAt: now + config.reservations.reconcileDeadlineMs,
+      },
+      capNano,
+      (headroom) => {
+        keyLimitBinding = keyLimit !== null && keyLimit < headroom;
+        fit = plan.fit(keyLimitBinding && keyLimit !== null ? keyLimit : headroom);
+        return typeof fit === "string" ? null : fit.amountNano;
+      },
+      this.d.instanceId,
+      now + config.reservations.leaseMs,
+    );
+    if (!admitted.admitted) throw refusal(fit, keyLimitBinding, chat.callerMaxTokens);
+    const chosen = fit as unknown as Fit;
+    const reservation = admitted.reservation;
+    this.inFlight.add(reservation.id);
+    try {
+      await this.forward(
+        request,
+        reply,
+        caller,
+        reservation,
+        funding,
+        renderUpstreamBody(chat, chosen.outTokens, caller.app.id, caller.appUserId),
+        chosen,
+      );
+    } finally {
+      this.inFlight.delete(reservation.id);
+    }
+  }
+
+  /** The payer's funding if it can be used now; re-checks an `insufficient` key that may have been topped up. */
+  private async usableFunding(account: ChatAccount): Promise<FundingRecord> {
+    const funding = account.funding;
+    if (!funding)
+      throw new ApiError("funding_invalid", "The payer has no funding source; they need to connect one.");
+    if (funding.state === "ok") return funding;
+    if (
+      funding.state === "insufficient" &&
+      this.d.clock.now() - (funding.checkedAt ?? 0) >= INSUFFICIENT_RECHECK_MS
+    ) {
+      const refreshed = await this.refreshFunding(funding);
+      if (refreshed.state === "ok") return refreshed;
+    }
+    throw new ApiError(
+      "funding_invalid",
+      funding.state === "invalid"
+        ? "The payer's funding key was rejected; they need to reconnect it."
+        : "The payer's funding has insufficient credits or hit its key limit.",
+    );
+  }
+
+  /** Reads the key's state from upstream `/key` and records it. */
+  private async refreshFunding(funding: FundingRecord): Promise<FundingRecord> {
+    const now = this.d.clock.now();
+    let state: FundingRecord["state"] = funding.state;
+    let limitRemaining: Nano | null = funding.limitRemainingNano;
+    try {
+      const res = await this.d.upstream.get("/key", this.fundingKey(funding));
+      if (res.status === 401) state = "invalid";
+      else if (res.status === 200) {
+        const data = (JSON.parse(res.text) as { data?: { limit_remaining?: unknown } }).data;
+        const remaining = data?.limit_remaining;
+        limitRemaining =
+          typeof remaining === "number" ? parseUsdToNano(String(Math.max(remaining, 0)), "down") : null;
+        state = limitRemaining !== null && limitRemaining <= 0n ? "insufficient" : "ok";
+      }
+    } catch (error) {
+      this.d.logger.warn({ err: error }, "funding re-check failed");
+    }
+    await this.d.store.setFundingState(funding.id, state, limitRemaining, now);
+    return { ...funding, state, limitRemainingNano: limitRemaining, checkedAt: now };
+  }
+
+  private fundingKey(funding: FundingRecord): string {
+    return decryptFundingKey(this.d.keyRing, funding.keyBlob, funding.id);
+  }
+
+  private async forward(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    caller: ChatCaller,
+    reservation: ReservationRecord,
+    funding: FundingRecord,
+    body: string,
+    fit: Fit,
+  ): Promise<void> {
+    const { store, clock } = this.d;
+    const res = reply.raw;
+    const abort = new AbortController();
+    let headersIn = false;
+    let clientGone = false;
+    // A client that leaves before the upstream answered: keep waiting for the headers (bounded by
+    // headersTimeout) so the generation id can be reconciled, then stop the upstream at once.
+    const onClose = () => {
+      if (res.writableFinished) return;
+      clientGone = true;
+      if (headersIn) abort.abort();
+    };
+    res.once("close", onClose);
+
+    let upstream: Dispatcher.ResponseData;
+    try {
+      upstream = await this.d.upstream.chat(body, this.fundingKey(funding), caller.app.name, abort.signal);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "";
+      if (NEVER_SENT.has(code)) {
+        await store.release(reservation, clock.now());
+        throw new ApiError("upstream", "The model provider could not be reached.", { cause: error });
+      }
+      // Sent but unanswered: the upstream may have billed and there is no generation id to ask about.
+      await this.settleAtBound(reservation);
+      throw new ApiError("upstream", "The model provider did not answer.", {
+        cause: error,
+        headers: noRetry,
+      });
+    }
+    headersIn = true;
+
+    if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
+      const text = await readBounded(upstream.body, MAX_ERROR_BODY_BYTES);
+      await store.release(reservation, clock.now()); // non-2xx before the body: nothing was billed
+      throw await this.upstreamError(upstream, text, funding);
+    }
+
+    const generationId = headerValue(upstream.headers[H.generationId]);
+    if (generationId !== undefined) await store.recordGenerationId(reservation.id, generationId);
+    reply.hijack();
+    if (clientGone) {
+      upstream.body.destroy();
+      this.d.reconciler.track(reservation);
+      return;
+    }
+
+    const contentType = headerValue(upstream.headers["content-type"]) ?? "application/json";
+    const headers: Record<string, string> = { "content-type": contentType, [H.requestId]: request.id };
+    if (generationId !== undefined) headers[H.generationId] = generationId;
+    if (fit.adjusted) headers[H.maxTokens] = String(fit.outTokens);
+
+    const cost = contentType.includes("text/event-stream")
+      ? await this.pipeStream(upstream, res, headers, () => clientGone)
+      : await this.pipeJson(upstream, res, headers, () => clientGone);
+    res.off("close", onClose);
+    if (cost) void this.track(this.settle(reservation, cost));
+    else this.d.reconciler.track(reservation);
+  }
+
+  /** SSE: forward every chunk as it arrives, sniff the usage event, respect back-pressure. */
+  private async pipeStream(
+    upstream: Dispatcher.ResponseData,
+    res: ServerResponse,
+    headers: Record<string, string>,
+    clientGone: () => boolean,
+  ): Promise<UsageCost | undefined> {
+    headers["cache-control"] = "no-cache";
+    headers["x-accel-buffering"] = "no";
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    const sniffer = new SseUsageSniffer();
+    let failed = false;
+    try {
+      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+        sniffer.push(chunk);
+        if (!res.write(chunk)) await drained(res, this.d.config.upstream.clientWriteStallMs);
+      }
+    } catch {
+      failed = true;
+    }
+    if (!clientGone() && !res.destroyed) {
+      if (failed) {
+        // Headers are gone, so the status cannot change: end with an error event in OpenRouter's shape.
+        res.write(
+          `data: ${JSON.stringify({ error: { code: "upstream", message: "The model provider's stream was interrupted." } })}\n\n`,
+        );
+      }
+      res.end();
+    } else {
+      upstream.body.destroy();
+    }
+    const usage = sniffer.lastUsageEvent;
+    const usageObject = usage === undefined ? undefined : findUsageObject(usage);
+    return usageObject === undefined ? undefined : costFromUsageObject(usageObject);
+  }
+
+  /** JSON: up to the buffer limit read whole and sent in one write; larger bodies stream with a bounded tail. */
+  private async pipeJson(
+    upstream: Dispatcher.ResponseData,
+    res: ServerResponse,
+    headers: Record<string, string>,
+    clientGone: () => boolean,
+  ): Promise<UsageCost | undefined> {
+    const limit = this.d.config.limits.nonStreamBufferBytes;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let streaming = false;
+    let tail = Buffer.alloc(0);
+    try {
+      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+        if (!streaming) {
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size <= limit) continue;
+          streaming = true;
+          res.writeHead(200, headers);
+          const head = Buffer.concat(chunks);
+          chunks.length = 0;
+          tail = head.subarray(-TAIL_BYTES);
+          if (!res.write(head)) await drained(res, this.d.config.upstream.clientWriteStallMs);
+          continue;
+        }
+        tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
+        if (!res.write(chunk)) await drained(res, this.d.config.upstream.clientWriteStallMs);
+      }
+    } catch {
+      if (!res.headersSent && !clientGone()) {
+        res.writeHead(502, {
+          "content-type": "application/json",
+          [H.requestId]: headers[H.requestId] ?? "",
+          ...noRetry,
+        });
+        res.end(
+          JSON.stringify({
+            error: {
+              code: "upstream",
+              message: "The model provider's response was interrupted.",
+              type: "api_error",
+            },
+          }),
+        );
+      } else res.destroy();
+      return undefined;
+    }
+    if (clientGone()) return undefined;
+    let text: string;
+    if (streaming) {
+      res.end();
+      text = tail.toString("utf8");
+    } else {
+      const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      headers["content-length"] = String(whole.length);
+      res.writeHead(200, headers);
+      res.end(whole);
+      text = whole.toString("utf8");
+    }
+    const usage = findUsageObject(text);
+    return usage === undefined ? undefined : costFromUsageObject(usage);
+  }
+
+  private async upstreamError(
+    upstream: Dispatcher.ResponseData,
+    text: string,
+    funding: FundingRecord,
+  ): Promise<ApiError> {
+    const mapped = mapUpstreamError(upstream.statusCode, text, headerValue(upstream.headers[H.retryAfter]));
+    if (mapped.funding === "insufficient") {
+      // Refresh the cached key limit (DESIGN.md: "refreshed on 402"), but the upstream's word stands:
+      // account credits are invisible to `/key`. The state clears by itself on a later re-check.
+      const refreshed = await this.refreshFunding(funding);
+      await this.d.store.setFundingState(
+        funding.id,
+        "insufficient",
+        refreshed.limitRemainingNano,
+        this.d.clock.now(),
+      );
+    } else if (mapped.funding === "confirm-invalid") {
+      // A 401 could be a passing upstream fault: only `/key` also refusing the key proves it is dead.
+      const refreshed = await this.refreshFunding(funding);
+      if (refreshed.state !== "invalid") {
+        return new ApiError("upstream", "The model provider refused the request; try again.");
+      }
+    }
+    return mapped.error;
+  }
+
+  private async settle(reservation: ReservationRecord, cost: UsageCost): Promise<void> {
+    if (cost.costNano > reservation.amountNano) {
+      this.d.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
+    }
+    try {
+      await this.d.store.settle(reservation, {
+        costNano: cost.costNano,
+        generationId: reservation.generationId,
+        promptTokens: cost.promptTokens,
+        completionTokens: cost.completionTokens,
+        unreconciled: false,
+        at: this.d.clock.now(),
+      });
+    } catch (error) {
+      // The reservation row is still open in the store: the reconciler will settle it after a restart.
+      this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
+    }
+  }
+
+  private async settleAtBound(reservation: ReservationRecord): Promise<void> {
+    await this.d.store.settle(reservation, {
+      costNano: reservation.amountNano,
+      generationId: null,
+      promptTokens: null,
+      completionTokens: null,
+      unreconciled: true,
+      at: this.d.clock.now(),
+    });
+  }
+}
+
+function refusal(
+  fit: Fit | "clamp_off" | "too_small",
+  keyLimitBinding: boolean,
+  callerMax: number | null,
+): ApiError {
+  if (keyLimitBinding) {
+    return new ApiError(
+      "funding_invalid",
+      "The payer's funding key limit leaves too little for this request.",
+    );
+  }
+  if (fit === "clamp_off") {
+    return new ApiError(
+      "budget_exceeded",
+      `max_tokens ${callerMax} does not fit the remaining budget, and x-wattfare-clamp is off.`,
+    );
+  }
+  return new ApiError("budget_exceeded", "Spending cap reached for this period.");
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+async function readBounded(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (size < max) chunks.push(chunk.subarray(0, max - size));
+      size += chunk.length;
+    }
+  } catch {
+    // A broken error body still maps by status.
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Resolves when the client drains; rejects when it goes away or stalls past `stallMs`. */
+function drained(res: ServerResponse, stallMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(new Error("client closed"));
+    const timer = setTimeout(() => {
+      done(new Error("client write stalled"));
+      res.destroy();
+    }, stallMs);
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
+}

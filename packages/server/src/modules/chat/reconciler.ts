@@ -1,0 +1,168 @@
+/**
+ * Invariant 2 — every reservation ends. Reservations whose cost did not arrive inline (client abort,
+ * mid-stream failure, a crash) are settled from `GET /generation?id=` with back-off until their
+ * deadline; past it they are settled at the reserved amount, flagged `unreconciled` (conservative: the
+ * cap is never overshot). A periodic tick claims reservations whose owner's lease expired, so a crashed
+ * process's work is finished by whoever runs next; on SQLite a starting server takes over at once.
+ */
+import type { Logger } from "pino";
+import type { Clock } from "../../deps.js";
+import { decryptFundingKey, type KeyRing } from "../../security/index.js";
+import type { ReservationRecord, Store } from "../../store/port.js";
+import type { Upstream } from "./upstream.js";
+import { costFromGeneration, type UsageCost } from "./usage.js";
+
+export interface ReconcilerOptions {
+  store: Store;
+  upstream: Upstream;
+  keyRing: KeyRing;
+  clock: Clock;
+  logger: Logger;
+  instanceId: string;
+  leaseMs: number;
+  heartbeatMs: number;
+  tickMs: number;
+  backoffMs: number;
+  /** Reservations still being served by this process are not the reconciler's to settle. */
+  isInFlight: (reservationId: string) => boolean;
+}
+
+interface Tracked {
+  reservation: ReservationRecord;
+  attempts: number;
+  nextAt: number;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+const CLAIM_BATCH = 100;
+
+export class Reconciler {
+  private readonly tracked = new Map<string, Tracked>();
+  private timers: NodeJS.Timeout[] = [];
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /** Starts the periodic tick and the lease heartbeat; takes over every open reservation left by a previous process. */
+  async start(): Promise<void> {
+    await this.claim(true);
+    const tick = setInterval(() => void this.tick(), this.o.tickMs);
+    const beat = setInterval(
+      () =>
+        void this.o.store
+          .heartbeat(this.o.instanceId, this.o.clock.now() + this.o.leaseMs)
+          .catch(() => undefined),
+      this.o.heartbeatMs,
+    );
+    tick.unref();
+    beat.unref();
+    this.timers = [tick, beat];
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /** Settle this reservation from upstream records, first try after the initial back-off. */
+  track(reservation: ReservationRecord): void {
+    if (this.tracked.has(reservation.id)) return;
+    this.tracked.set(reservation.id, {
+      reservation,
+      attempts: 0,
+      nextAt: this.o.clock.now() + this.o.backoffMs,
+    });
+  }
+
+  get pending(): number {
+    return this.tracked.size;
+  }
+
+  /** One pass: claim expired leases, then attempt every due reservation. Safe to call concurrently. */
+  tick(): Promise<void> {
+    this.running ??= (async () => {
+      try {
+        await this.claim(false);
+        const now = this.o.clock.now();
+        const due = [...this.tracked.values()].filter((t) => t.nextAt <= now);
+        await Promise.all(due.map((t) => this.attempt(t)));
+      } catch (error) {
+        this.o.logger.error({ err: error }, "reconciler tick failed");
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  private async claim(takeOverAll: boolean): Promise<void> {
+    const now = this.o.clock.now();
+    const claimed = await this.o.store.claimExpired(
+      this.o.instanceId,
+      now,
+      now + this.o.leaseMs,
+      takeOverAll,
+      CLAIM_BATCH,
+    );
+    for (const reservation of claimed) {
+      if (!this.tracked.has(reservation.id) && !this.o.isInFlight(reservation.id)) {
+        this.tracked.set(reservation.id, { reservation, attempts: 0, nextAt: now });
+      }
+    }
+  }
+
+  private async attempt(t: Tracked): Promise<void> {
+    const { reservation } = t;
+    const now = this.o.clock.now();
+    t.attempts++;
+    let cost: UsageCost | undefined;
+    if (reservation.generationId !== null) {
+      try {
+        cost = await this.lookup(reservation);
+      } catch (error) {
+        this.o.logger.warn({ err: error, requestId: reservation.id }, "generation lookup failed");
+      }
+    }
+    if (cost) {
+      await this.settle(t, cost, false);
+      return;
+    }
+    // No generation id means the upstream never told us what it did: nothing to poll, charge the bound.
+    if (reservation.generationId === null || now >= reservation.deadlineAt) {
+      await this.settle(
+        t,
+        { costNano: reservation.amountNano, promptTokens: null, completionTokens: null },
+        true,
+      );
+      return;
+    }
+    t.nextAt = now + Math.min(this.o.backoffMs * 2 ** Math.min(t.attempts, 16), MAX_BACKOFF_MS);
+  }
+
+  private async lookup(reservation: ReservationRecord): Promise<UsageCost | undefined> {
+    const funding = await this.o.store.getFunding(reservation.fundingId);
+    if (!funding || reservation.generationId === null) return undefined;
+    const key = decryptFundingKey(this.o.keyRing, funding.keyBlob, funding.id);
+    const res = await this.o.upstream.get(
+      `/generation?id=${encodeURIComponent(reservation.generationId)}`,
+      key,
+    );
+    if (res.status !== 200) return undefined;
+    return costFromGeneration(res.text);
+  }
+
+  private async settle(t: Tracked, cost: UsageCost, unreconciled: boolean): Promise<void> {
+    this.tracked.delete(t.reservation.id);
+    if (cost.costNano > t.reservation.amountNano) {
+      this.o.logger.warn({ requestId: t.reservation.id }, "real cost exceeded its reservation");
+    }
+    await this.o.store.settle(t.reservation, {
+      costNano: cost.costNano,
+      generationId: t.reservation.generationId,
+      promptTokens: cost.promptTokens,
+      completionTokens: cost.completionTokens,
+      unreconciled,
+      at: this.o.clock.now(),
+    });
+  }
+}

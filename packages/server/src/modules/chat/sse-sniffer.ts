@@ -1,0 +1,62 @@
+/**
+ * Watches an SSE byte stream inline, as it is forwarded, for the `usage` event. It never holds more than
+ * the current partial line (bounded), so memory stays flat whatever the stream's length; the bytes
+ * themselves are forwarded untouched by the caller. Comment lines (`: OPENROUTER PROCESSING`) and
+ * `[DONE]` are simply not usage.
+ */
+const NEWLINE = 0x0a;
+const USAGE = Buffer.from('"usage"');
+
+export class SseUsageSniffer {
+  private partial: Buffer[] = [];
+  private partialLength = 0;
+  /** The last complete `data:` line that carried a usage object. */
+  private usageLine: string | undefined;
+  private overflowed = false;
+
+  constructor(private readonly maxLineBytes = 1024 * 1024) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    let nl = chunk.indexOf(NEWLINE, start);
+    while (nl !== -1) {
+      this.line(chunk.subarray(start, nl));
+      start = nl + 1;
+      nl = chunk.indexOf(NEWLINE, start);
+    }
+    if (start < chunk.length) this.keep(chunk.subarray(start));
+  }
+
+  private keep(piece: Buffer): void {
+    if (this.overflowed) return;
+    this.partialLength += piece.length;
+    if (this.partialLength > this.maxLineBytes) {
+      // A line this long is not a usage event we can afford to hold; skip to its end.
+      this.overflowed = true;
+      this.partial = [];
+      return;
+    }
+    // Copy: the caller's chunk may be reused by the stream once forwarded.
+    this.partial.push(Buffer.from(piece));
+  }
+
+  private line(tail: Buffer): void {
+    if (this.overflowed) {
+      this.overflowed = false;
+      this.partialLength = 0;
+      return;
+    }
+    const line = this.partial.length === 0 ? tail : Buffer.concat([...this.partial, tail]);
+    this.partial = [];
+    this.partialLength = 0;
+    if (line.length > 5 && line[0] === 0x64 /* d */ && line.indexOf(USAGE) !== -1) {
+      const text = line.toString("utf8");
+      if (text.startsWith("data:")) this.usageLine = text.slice(5).trim();
+    }
+  }
+
+  /** The JSON text of the last data event that carried `usage`, if any. */
+  get lastUsageEvent(): string | undefined {
+    return this.usageLine;
+  }
+}

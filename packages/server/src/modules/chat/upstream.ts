@@ -1,0 +1,89 @@
+/**
+ * The one way out to OpenRouter (or the simulator): an undici Pool with keep-alive to the configured
+ * upstream only (never a URL from a request — no SSRF surface). Timeouts count only pending upstream
+ * reads: `headersTimeout` until the status line, `bodyTimeout` between body chunks.
+ */
+import { type Dispatcher, Pool } from "undici";
+
+export interface UpstreamOptions {
+  baseUrl: string;
+  connections: number;
+  headersTimeoutMs: number;
+  readTimeoutMs: number;
+  /** Sent as HTTP-Referer for OpenRouter's app attribution. */
+  referer: string;
+}
+
+export interface UpstreamText {
+  status: number;
+  text: string;
+  headers: Dispatcher.ResponseData["headers"];
+}
+
+const SIDE_CALL_TIMEOUT_MS = 15_000;
+const MAX_SIDE_BODY_BYTES = 32 * 1024 * 1024;
+
+export class Upstream {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+
+  constructor(private readonly options: UpstreamOptions) {
+    const url = new URL(options.baseUrl);
+    this.basePath = url.pathname.replace(/\/+$/, "");
+    this.pool = new Pool(url.origin, {
+      connections: options.connections,
+      keepAliveTimeout: 30_000,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.readTimeoutMs,
+    });
+  }
+
+  /** POST /chat/completions with the payer's key. The caller owns (and must consume or destroy) the body. */
+  chat(
+    body: string,
+    fundingKey: string,
+    title: string,
+    signal: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    return this.pool.request({
+      method: "POST",
+      path: `${this.basePath}/chat/completions`,
+      headers: {
+        authorization: `Bearer ${fundingKey}`,
+        "content-type": "application/json",
+        "http-referer": this.options.referer,
+        "x-title": title,
+      },
+      body,
+      signal,
+    });
+  }
+
+  /** A small GET (`/models`, `/generation?id=`, `/key`), read whole as text. */
+  async get(pathAndQuery: string, fundingKey?: string): Promise<UpstreamText> {
+    const res = await this.pool.request({
+      method: "GET",
+      path: `${this.basePath}${pathAndQuery}`,
+      headers: fundingKey === undefined ? {} : { authorization: `Bearer ${fundingKey}` },
+      headersTimeout: SIDE_CALL_TIMEOUT_MS,
+      bodyTimeout: SIDE_CALL_TIMEOUT_MS,
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_SIDE_BODY_BYTES) {
+        res.body.destroy();
+        throw new Error(
+          `upstream ${pathAndQuery.split("?")[0]} answered more than ${MAX_SIDE_BODY_BYTES} bytes`,
+        );
+      }
+      chunks.push(chunk);
+    }
+    return { status: res.statusCode, text: Buffer.concat(chunks).toString("utf8"), headers: res.headers };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}

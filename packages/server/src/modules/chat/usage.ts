@@ -1,0 +1,104 @@
+/**
+ * Reading the real cost. Only the `usage` object is parsed — never the whole body — and money is read
+ * from its raw decimal text (`8.41e-05`), never through a float:
+ *   charged = usage.cost + (usage.is_byok ? usage.cost_details.upstream_inference_cost : 0)
+ * (for non-BYOK requests the two numbers are the same charge, so adding them would double-count).
+ */
+import { type Nano, parseUsdToNano, rawNumberField } from "../../money.js";
+
+export interface UsageCost {
+  costNano: Nano;
+  promptTokens: number | null;
+  completionTokens: number | null;
+}
+
+/**
+ * The text span of the last `"usage": {…}` object in `text`, or undefined. A `"usage"` inside a string
+ * value cannot match: inside JSON strings its quotes are escaped (`\"usage\"`).
+ */
+export function findUsageObject(text: string): string | undefined {
+  let at = text.lastIndexOf('"usage"');
+  while (at >= 0) {
+    let i = at + 7;
+    while (i < text.length && (text[i] === " " || text[i] === "\n" || text[i] === "\r" || text[i] === "\t"))
+      i++;
+    if (text[i] === ":") {
+      i++;
+      while (i < text.length && (text[i] === " " || text[i] === "\n" || text[i] === "\r" || text[i] === "\t"))
+        i++;
+      if (text[i] === "{") {
+        const end = matchingBrace(text, i);
+        if (end > 0) return text.slice(i, end + 1);
+      }
+    }
+    at = text.lastIndexOf('"usage"', at - 1);
+  }
+  return undefined;
+}
+
+/** Index of the `}` closing the object opened at `open`, honouring strings and escapes; -1 if truncated. */
+function matchingBrace(text: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      for (i++; i < text.length; i++) {
+        const s = text.charCodeAt(i);
+        if (s === 0x5c /* \ */) i++;
+        else if (s === 0x22) break;
+      }
+    } else if (c === 0x7b /* { */) depth++;
+    else if (c === 0x7d /* } */) {
+      depth--;
+      if (depth === 0) return i;
+    }
+  }
+  return -1;
+}
+
+const tokenCount = (value: unknown): number | null =>
+  typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : null;
+
+/** Cost of a `usage` object's text, or undefined when it carries no cost (then reconcile upstream). */
+export function costFromUsageObject(usageText: string): UsageCost | undefined {
+  const costText = rawNumberField(usageText, ["cost"]);
+  if (costText === undefined) return undefined;
+  let parsed: { is_byok?: unknown; prompt_tokens?: unknown; completion_tokens?: unknown };
+  try {
+    parsed = JSON.parse(usageText) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  let costNano = parseUsdToNano(costText, "up");
+  if (parsed.is_byok === true) {
+    const upstream = rawNumberField(usageText, ["cost_details", "upstream_inference_cost"]);
+    if (upstream !== undefined) costNano += parseUsdToNano(upstream, "up");
+  }
+  return {
+    costNano,
+    promptTokens: tokenCount(parsed.prompt_tokens),
+    completionTokens: tokenCount(parsed.completion_tokens),
+  };
+}
+
+/** Cost from a `/generation` record: `data.total_cost` (+ `data.upstream_inference_cost` when BYOK). */
+export function costFromGeneration(text: string): UsageCost | undefined {
+  const total = rawNumberField(text, ["data", "total_cost"]);
+  if (total === undefined) return undefined;
+  let parsed: { data?: { is_byok?: unknown; tokens_prompt?: unknown; tokens_completion?: unknown } };
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  let costNano = parseUsdToNano(total, "up");
+  if (parsed.data?.is_byok === true) {
+    const upstream = rawNumberField(text, ["data", "upstream_inference_cost"]);
+    if (upstream !== undefined) costNano += parseUsdToNano(upstream, "up");
+  }
+  return {
+    costNano,
+    promptTokens: tokenCount(parsed.data?.tokens_prompt),
+    completionTokens: tokenCount(parsed.data?.tokens_completion),
+  };
+}
