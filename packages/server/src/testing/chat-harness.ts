@@ -14,6 +14,8 @@ type Simulator = Awaited<ReturnType<typeof startSimulator>>;
 
 export interface ChatHarness extends Harness {
   sim: Simulator;
+  /** Stops the simulator (idempotent), e.g. to make the upstream unreachable. */
+  stopSimulator(): Promise<void>;
   url: string;
   appId: string;
   secretKey: string;
@@ -46,6 +48,13 @@ export async function createChatHarness(
   const address = h.app.server.address();
   const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
   const { appId, secretKey } = await h.createApp("Chat test app");
+  let simClosed = false;
+  const stopSimulator = async () => {
+    if (!simClosed) {
+      simClosed = true;
+      await sim.close();
+    }
+  };
   await h.store.setAppLimits(appId, { chatPerMinute: 1_000_000 });
 
   return {
@@ -56,8 +65,9 @@ export async function createChatHarness(
     secretKey,
     async close() {
       await h.close();
-      await sim.close();
+      await stopSimulator();
     },
+    stopSimulator,
     async connect(user, capUsd, key = {}) {
       const fundingKey = sim.control.createKey({
         credits: key.credits ?? 100,

@@ -28,7 +28,7 @@ import type { ModelCatalogue } from "./catalogue.js";
 import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
 import type { Reconciler } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
-import type { Upstream } from "./upstream.js";
+import { discardBody, type Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
 import { costFromUsageObject, findUsageObject, type UsageCost } from "./usage.js";
 
@@ -244,6 +244,8 @@ export class ChatProxy {
       });
     }
     headersIn = true;
+    // The client may leave (aborting the body) before anything reads it; readers still see the error.
+    upstream.body.on("error", () => undefined);
 
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
       const text = await readBounded(upstream.body, MAX_ERROR_BODY_BYTES);
@@ -255,7 +257,7 @@ export class ChatProxy {
     if (generationId !== undefined) await store.recordGenerationId(reservation.id, generationId);
     reply.hijack();
     if (clientGone) {
-      upstream.body.destroy();
+      discardBody(upstream.body);
       this.d.reconciler.track(reservation);
       return;
     }
@@ -303,7 +305,7 @@ export class ChatProxy {
       }
       res.end();
     } else {
-      upstream.body.destroy();
+      discardBody(upstream.body);
     }
     const usage = sniffer.lastUsageEvent;
     const usageObject = usage === undefined ? undefined : findUsageObject(usage);

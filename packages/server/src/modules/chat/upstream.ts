@@ -21,6 +21,15 @@ export interface UpstreamText {
 }
 
 const SIDE_CALL_TIMEOUT_MS = 15_000;
+
+/**
+ * Stops reading an upstream body. undici's BodyReadable emits an AbortError when destroyed before its
+ * end; nobody is listening any more, so swallow it instead of letting it crash the process.
+ */
+export function discardBody(body: Dispatcher.ResponseData["body"]): void {
+  body.on("error", () => undefined);
+  body.destroy();
+}
 const MAX_SIDE_BODY_BYTES = 32 * 1024 * 1024;
 
 export class Upstream {
@@ -73,7 +82,7 @@ export class Upstream {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > MAX_SIDE_BODY_BYTES) {
-        res.body.destroy();
+        discardBody(res.body);
         throw new Error(
           `upstream ${pathAndQuery.split("?")[0]} answered more than ${MAX_SIDE_BODY_BYTES} bytes`,
         );

@@ -1,0 +1,300 @@
+/**
+ * Every way a request can fail, and proof that each ends its reservation with exactly what the
+ * upstream billed (or, where the upstream cannot be asked, conservatively at the reservation).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+import { ManualClock } from "../../testing/harness.js";
+
+let h: ChatHarness;
+afterEach(async () => h?.close());
+
+const hello = [{ role: "user" as const, content: "Tell me a story" }];
+const U = { "x-wattfare-user": "alice" };
+
+async function start(sim: Parameters<typeof createChatHarness>[0] = {}): Promise<string> {
+  const clock = new ManualClock();
+  h = await createChatHarness({
+    clock,
+    sim: { responseTokens: 20, now: () => clock.now(), ...sim.sim },
+    ...(sim.env ? { env: sim.env } : {}),
+  });
+  return h.connect("alice", 5);
+}
+
+async function errorOf(res: Response): Promise<{ code: string; message: string }> {
+  return ((await res.json()) as { error: { code: string; message: string } }).error;
+}
+
+async function expectExact(key: string): Promise<void> {
+  await h.drain();
+  await h.reconcile();
+  expect(await h.openReservations()).toBe(0);
+  expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+}
+
+/** Reads an SSE response until `stopAfter` content chunks, then aborts; returns the text seen. */
+async function readAndAbort(res: Response, controller: AbortController, stopAfter: number): Promise<string> {
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let chunks = 0;
+  while (chunks < stopAfter) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const piece = decoder.decode(value);
+    text += piece;
+    chunks += piece.split("\n").filter((l) => l.includes('"content"')).length;
+  }
+  controller.abort();
+  await reader.cancel().catch(() => undefined);
+  return text;
+}
+
+describe("upstream errors before the body", () => {
+  it.each([500, 502, 503, 408] as const)(
+    "maps an upstream %i to 502 upstream and releases the reservation",
+    async (status) => {
+      const key = await start();
+      h.sim.control.setFaults({ status });
+      const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+      expect(res.status).toBe(502);
+      expect((await errorOf(res)).code).toBe("upstream");
+      await expectExact(key);
+      expect(await h.ledgerTotal()).toBe(0n);
+    },
+  );
+
+  it("passes Retry-After through on an upstream 429", async () => {
+    await start();
+    h.sim.control.setFaults({ status: 429 });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(502);
+    expect(res.headers.get("retry-after")).toBe("7");
+  });
+
+  it("answers 402 funding_invalid and marks funding insufficient when the key lacks credits", async () => {
+    h = await createChatHarness();
+    await h.connect("alice", 5, { credits: 0.0000001 });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(402);
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    expect((await errorOf(res)).code).toBe("funding_invalid");
+    const state = h.store.db.prepare("SELECT state FROM funding").get() as { state: string };
+    expect(state.state).toBe("insufficient");
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("treats a 403 key limit exceeded as funding_invalid", async () => {
+    h = await createChatHarness();
+    const key = await h.connect("alice", 5, { limit: 0.00001 });
+    // Spend the key's own limit directly at the simulator, then try through Wattfare.
+    await fetch(`${h.sim.apiUrl}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }),
+    }).then((r) => r.arrayBuffer());
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }, U);
+    expect(res.status).toBe(402);
+    expect((await errorOf(res)).code).toBe("funding_invalid");
+  });
+
+  it("marks funding invalid only once /key confirms the upstream 401", async () => {
+    await start();
+    // Replace the payer's key with one the simulator has never seen.
+    const { encryptFundingKey } = await import("../../security/index.js");
+    const row = h.store.db.prepare("SELECT id FROM funding").get() as { id: string };
+    h.store.db
+      .prepare("UPDATE funding SET key_blob = ? WHERE id = ?")
+      .run(encryptFundingKey(h.deps.keyRing, `sk-or-v1-${"0".repeat(64)}`, row.id), row.id);
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(402);
+    expect((await errorOf(res)).code).toBe("funding_invalid");
+    expect((h.store.db.prepare("SELECT state FROM funding").get() as { state: string }).state).toBe(
+      "invalid",
+    );
+    const again = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(again.status).toBe(402);
+  });
+
+  it("turns a moderation block into 400 invalid_request with the reason", async () => {
+    const key = await start();
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "TRIGGER_MODERATION now" }] },
+      U,
+    );
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).code).toBe("invalid_request");
+    await expectExact(key);
+  });
+
+  it("refuses with 503 unavailable while no price catalogue could ever be fetched", async () => {
+    await start();
+    await h.stopSimulator();
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(503);
+    expect((await errorOf(res)).code).toBe("unavailable");
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("releases at once when the upstream cannot be reached", async () => {
+    const key = await start();
+    await (await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }, U)).arrayBuffer();
+    await h.drain();
+    const before = await h.ledgerTotal();
+    expect(before).toBe(h.sim.control.billedNano(key));
+    await h.stopSimulator();
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(502);
+    expect((await errorOf(res)).code).toBe("upstream");
+    expect(await h.openReservations()).toBe(0);
+    expect(await h.ledgerTotal()).toBe(before);
+  });
+
+  it("charges the reservation, flagged unreconciled, when the upstream resets before answering", async () => {
+    await start();
+    h.sim.control.setFaults({ resetBeforeHeaders: true });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 50 }, U);
+    expect(res.status).toBe(502);
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    await h.drain();
+    const [entry] = await h.store.ledger();
+    expect(entry?.unreconciled).toBe(true);
+    expect(entry?.amountNano).toBeGreaterThan(0n);
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("gives up on an upstream that never answers after the headers timeout", async () => {
+    await start({ env: { WATTFARE_UPSTREAM_HEADERS_TIMEOUT_MS: "300" } });
+    await h
+      .post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }, U)
+      .then((r) => r.arrayBuffer());
+    h.sim.control.setFaults({ hangBeforeHeaders: true });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(502);
+    expect(await h.openReservations()).toBe(0);
+  });
+});
+
+describe("failures after the headers", () => {
+  it("forwards the upstream's mid-stream error event and meters exactly what it billed", async () => {
+    const key = await start();
+    h.sim.control.setFaults({ errorAfterChunks: 3 });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('"finish_reason":"error"');
+    await expectExact(key);
+    expect(h.sim.control.billedNano(key)).toBeGreaterThan(0n);
+  });
+
+  it("ends a stream whose upstream resets with an upstream error event, and reconciles the cost", async () => {
+    const key = await start();
+    h.sim.control.setFaults({ resetAfterChunks: 3 });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
+    const text = await res.text();
+    const lastEvent = text.trim().split("\n\n").at(-1) ?? "";
+    expect(JSON.parse(lastEvent.replace(/^data: /, ""))).toEqual({
+      error: { code: "upstream", message: "The model provider's stream was interrupted." },
+    });
+    await expectExact(key);
+  });
+});
+
+describe("client aborts", () => {
+  it("aborts the upstream when the client leaves mid-stream and bills only what was produced", async () => {
+    const key = await start({ sim: { interTokenMs: 20, responseTokens: 200 } });
+    const controller = new AbortController();
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true }),
+      signal: controller.signal,
+    });
+    await readAndAbort(res, controller, 2);
+    await expectExact(key);
+    const [generation] = h.sim.control.generations(key);
+    expect(generation?.cancelled).toBe(true);
+    expect(generation?.completionTokens).toBeLessThan(200);
+  });
+
+  it("meters the full response of a non-cancellable model after an abort", async () => {
+    const key = await start({ sim: { interTokenMs: 5, responseTokens: 60 } });
+    const controller = new AbortController();
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "wattfare/non-cancellable", messages: hello, stream: true }),
+      signal: controller.signal,
+    });
+    await readAndAbort(res, controller, 1);
+    await expectExact(key);
+    expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(60);
+  });
+
+  it("meters a non-stream request in full when its client leaves early", async () => {
+    const key = await start({ sim: { ttftMs: 150 } });
+    const controller = new AbortController();
+    const res = fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    setTimeout(() => controller.abort(), 30);
+    await res;
+    await expectExact(key);
+    expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(20);
+  });
+});
+
+describe("reconciliation", () => {
+  it("keeps asking /generation while it answers 404, then settles the real cost", async () => {
+    const key = await start({
+      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 5 * 60_000 },
+    });
+    const controller = new AbortController();
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true }),
+      signal: controller.signal,
+    });
+    await readAndAbort(res, controller, 2);
+    await h.drain();
+    await h.app.chat.reconciler.tick();
+    expect(await h.openReservations()).toBe(1);
+    await expectExact(key);
+    expect((await h.store.ledger())[0]?.unreconciled).toBe(false);
+  });
+
+  it("settles at the reservation, flagged unreconciled, when /generation never answers before the deadline", async () => {
+    await start({ sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 365 * 86_400_000 } });
+    const controller = new AbortController();
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 }),
+      signal: controller.signal,
+    });
+    await readAndAbort(res, controller, 2);
+    await h.drain();
+    await h.reconcile();
+    const [entry] = await h.store.ledger();
+    expect(entry?.unreconciled).toBe(true);
+    expect(await h.openReservations()).toBe(0);
+  });
+});
+
+describe("BYOK", () => {
+  it("meters cost plus the upstream inference cost for a bring-your-own-key payer", async () => {
+    h = await createChatHarness();
+    const key = await h.connect("alice", 5, { byok: true });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
+    await res.text();
+    await expectExact(key);
+    const [generation] = h.sim.control.generations(key);
+    expect(generation?.isByok).toBe(true);
+    expect(await h.ledgerTotal()).toBe((generation?.costNano ?? 0n) + (generation?.upstreamCostNano ?? 0n));
+  });
+});
