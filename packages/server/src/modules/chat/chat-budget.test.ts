@@ -1,0 +1,113 @@
+/**
+ * Invariant 1 (no overshoot) and Invariant 2 (every reservation ends) under load, with exact equality
+ * between Wattfare's ledger and what the upstream billed.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { nanoToUsd, usdToNano } from "../../money.js";
+import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+import { ManualClock } from "../../testing/harness.js";
+
+let h: ChatHarness;
+afterEach(async () => h?.close());
+
+const hello = [{ role: "user" as const, content: "Count to three" }];
+const U = { "x-wattfare-user": "alice" };
+
+async function streamAll(count: number, body: Record<string, unknown>): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const res = await h.post({ stream: true, ...body }, U);
+      await res.arrayBuffer();
+      return res.status;
+    }),
+  );
+}
+
+describe("budget invariants", () => {
+  it("never settles more than a few-cent cap across 100 concurrent streams, and meters them exactly", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 16, interTokenMs: 1 } });
+    const capUsd = 0.05;
+    const key = await h.connect("alice", capUsd);
+    // wattfare/fee-model adds a $0.001 request fee: 100 requests would cost $0.10+, twice the cap.
+    const statuses = await streamAll(100, { model: "wattfare/fee-model", messages: hello, max_tokens: 16 });
+    await h.drain();
+    const settled = await h.ledgerTotal();
+    expect(settled).toBeLessThanOrEqual(usdToNano(capUsd, "down"));
+    expect(await h.openReservations()).toBe(0);
+    expect(settled).toBe(h.sim.control.billedNano(key));
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 402).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 402)).toBe(true);
+  });
+
+  it("keeps the cap when real cost is close to the bound (expensive model, many at once)", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 16 } });
+    const key = await h.connect("alice", 3);
+    const statuses = await streamAll(60, { model: "wattfare/expensive", messages: hello, max_tokens: 16 });
+    await h.drain();
+    const settled = await h.ledgerTotal();
+    expect(settled).toBeLessThanOrEqual(usdToNano(3, "down"));
+    expect(settled).toBe(h.sim.control.billedNano(key));
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(5);
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("admits nothing new once the cap is lowered mid-flight, while in-flight streams finish and meter exactly", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 30, interTokenMs: 10 } });
+    const key = await h.connect("alice", 5);
+    const inFlight = streamAll(5, { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 30 });
+    // Wait until all five are admitted (their reservations are durable), then lower the cap to nothing.
+    for (let i = 0; i < 500 && (await h.openReservations()) < 5; i++)
+      await new Promise((r) => setImmediate(r));
+    expect(await h.openReservations()).toBe(5);
+    h.store.db.prepare("UPDATE connections SET cap_nano = 1").run();
+    const refused = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(refused.status).toBe(402);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("budget_exceeded");
+    expect(await inFlight).toEqual([200, 200, 200, 200, 200]);
+    await h.drain();
+    expect(await h.openReservations()).toBe(0);
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+  });
+
+  it("settles a request admitted on the last second of a month into that month", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 30, 23, 59, 59, 900));
+    h = await createChatHarness({ clock, sim: { responseTokens: 40, interTokenMs: 5 } });
+    const key = await h.connect("alice", 1);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 40 },
+      U,
+    );
+    clock.advance(1000); // midnight passes while the stream runs
+    await res.arrayBuffer();
+    await h.drain();
+    const [entry] = await h.store.ledger();
+    expect(entry?.period).toBe("2026-11");
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+    // December starts from zero: the whole cap is available again.
+    const status = (await (
+      await fetch(`${h.url}/api/v1/status?appUserId=alice`, {
+        headers: { authorization: `Bearer ${h.secretKey}` },
+      })
+    ).json()) as { usage: { monthlyUsd: number }; remainingUsd: number; period: { start: number } };
+    expect(status.period.start).toBe(Date.UTC(2026, 11, 1) / 1000);
+    expect(status.usage.monthlyUsd).toBe(0);
+    expect(status.remainingUsd).toBe(1);
+  });
+
+  it("reports in GET /status exactly what the ledger holds", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 16 } });
+    await h.connect("alice", 2);
+    await streamAll(7, { model: "anthropic/claude-3.5-haiku", messages: hello, max_tokens: 32 });
+    await h.drain();
+    const total = await h.ledgerTotal();
+    const status = (await (
+      await fetch(`${h.url}/api/v1/status?appUserId=alice`, {
+        headers: { authorization: `Bearer ${h.secretKey}` },
+      })
+    ).json()) as { usage: { monthlyUsd: number }; remainingUsd: number; connected: boolean };
+    expect(status.connected).toBe(true);
+    expect(status.usage.monthlyUsd).toBe(nanoToUsd(total, "up"));
+    expect(status.remainingUsd).toBe(nanoToUsd(usdToNano(2, "down") - total, "down"));
+  });
+});

@@ -1,0 +1,243 @@
+/**
+ * Streaming is passthrough: the client receives the upstream's bytes, as they arrive, unchanged, and a
+ * slow client slows the upstream instead of growing Wattfare's memory.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+import { createHarness, type Harness } from "../../testing/harness.js";
+
+const CATALOGUE = JSON.stringify({
+  data: [
+    {
+      id: "test/model",
+      pricing: { prompt: "0.000001", completion: "0.000002", request: "0", image: "0" },
+      top_provider: { context_length: 8192, max_completion_tokens: 4096, is_moderated: false },
+    },
+  ],
+});
+
+/** A scripted upstream: /models plus a chat handler the test provides. */
+async function scriptedUpstream(chat: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const server = http.createServer((req, res) => {
+    if (req.url?.endsWith("/models")) {
+      res.writeHead(200, { "content-type": "application/json" }).end(CATALOGUE);
+      return;
+    }
+    req.resume();
+    req.on("end", () => chat(req, res));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    apiUrl: `http://127.0.0.1:${port}/api/v1`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let h: Harness | undefined;
+let ch: ChatHarness | undefined;
+let upstreamClose: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await h?.close();
+  await ch?.close();
+  await upstreamClose?.();
+  h = undefined;
+  ch = undefined;
+  upstreamClose = undefined;
+});
+
+async function wattfareIn(front: { apiUrl: string }, env: Record<string, string> = {}) {
+  h = await createHarness({ env: { WATTFARE_UPSTREAM_URL: front.apiUrl, ...env } });
+  await h.app.listen({ host: "127.0.0.1", port: 0 });
+  const url = `http://127.0.0.1:${(h.app.server.address() as AddressInfo).port}`;
+  const { appId, secretKey } = await h.createApp();
+  await h.store.devConnect({
+    appId,
+    appUserId: "alice",
+    capNano: 10_000_000_000n,
+    payerEmail: "a@example.com",
+    funding: {
+      id: "fnd_test",
+      keyBlob: (await import("../../security/index.js")).encryptFundingKey(
+        h.deps.keyRing,
+        "sk-or-v1-test",
+        "fnd_test",
+      ),
+      fingerprint: "x",
+      source: "dev",
+    },
+    now: h.clock.now(),
+  });
+  return (body: unknown) =>
+    fetch(`${url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${secretKey}`,
+        "content-type": "application/json",
+        "x-wattfare-user": "alice",
+      },
+      body: JSON.stringify(body),
+    });
+}
+
+const usageEvent = `data: {"id":"gen-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"cost":1.1e-7,"is_byok":false}}\n\n`;
+
+describe("SSE passthrough", () => {
+  it("delivers the upstream's bytes unchanged, however they are split, and meters the usage event", async () => {
+    // Comment lines, CRLF, an event split mid-line and mid-UTF-8 character, several events per write.
+    const script = [
+      ": OPENROUTER PROCESSING\r\n\r\n",
+      'data: {"id":"gen-1","choices":[{"index":0,"delta":{"content":"h',
+      'é"}}]}\n\ndata: {"id":"gen-1","choices":[{"index":0,"delta":{"content":"ll\\u00f6 ',
+      Buffer.from("日本", "utf8").subarray(0, 4),
+      Buffer.concat([Buffer.from("日本", "utf8").subarray(4), Buffer.from('"}}]}\n\n: keep-alive\n\n')]),
+      usageEvent.slice(0, 40),
+      usageEvent.slice(40),
+      "data: [DONE]\n\n",
+    ].map((p) => (typeof p === "string" ? Buffer.from(p) : p));
+    const expected = Buffer.concat(script);
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-1" });
+      let i = 0;
+      const next = () => {
+        const piece = script[i++];
+        if (!piece) return res.end();
+        res.write(piece);
+        setImmediate(next);
+      };
+      next();
+    });
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream);
+    const res = await post({
+      model: "test/model",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    expect(res.headers.get("x-accel-buffering")).toBe("no");
+    expect(res.headers.get("cache-control")).toBe("no-cache");
+    expect(res.headers.get("x-generation-id")).toBe("gen-1");
+    const received = Buffer.from(await res.arrayBuffer());
+    expect(received.equals(expected)).toBe(true);
+    await h?.app.chat.proxy.drain();
+    const [entry] = await (h as Harness).store.ledger();
+    expect(entry?.amountNano).toBe(110n); // 1.1e-7 USD = 110 nano-USD, read from the text, not a float
+  });
+
+  it("lets a slow client hold back the upstream instead of buffering its stream", async () => {
+    const chunk = Buffer.from(
+      `data: ${JSON.stringify({ choices: [{ delta: { content: "x".repeat(16 * 1024) } }] })}\n\n`,
+    );
+    let written = 0;
+    let blocked = false;
+    const total = 4096; // 64 MiB if nothing pushed back
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-bp" });
+      const pump = () => {
+        while (written < total) {
+          written++;
+          if (!res.write(chunk)) {
+            blocked = true;
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end(usageEvent);
+      };
+      pump();
+    });
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream);
+    const res = await post({
+      model: "test/model",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    // Do not read for a while: give the upstream every chance to push everything.
+    for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(blocked).toBe(true);
+    expect(written * chunk.length).toBeLessThan(24 * 1024 * 1024);
+    let bytes = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      bytes += value.length;
+    }
+    expect(written).toBe(total);
+    expect(bytes).toBeGreaterThan((total - 10) * chunk.length);
+  });
+});
+
+describe("JSON passthrough", () => {
+  it("forwards a body larger than the buffer limit in chunks and still meters its usage", async () => {
+    const content = "y".repeat(3 * 1024 * 1024);
+    const body = JSON.stringify({
+      id: "gen-big",
+      choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }],
+      usage: {
+        prompt_tokens: 5,
+        completion_tokens: 3,
+        total_tokens: 8,
+        cost: 0.000123456789,
+        is_byok: false,
+      },
+    });
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-big" });
+      res.end(body);
+    });
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream);
+    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
+    expect(res.headers.get("content-length")).toBeNull();
+    expect(await res.text()).toBe(body);
+    await h?.app.chat.proxy.drain();
+    const [entry] = await (h as Harness).store.ledger();
+    expect(entry?.amountNano).toBe(123_457n); // rounded up to the nano
+  });
+
+  it("sends a small body in one write with its content-length", async () => {
+    ch = await createChatHarness();
+    await ch.connect("alice", 1);
+    const res = await ch.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "hi" }] },
+      { "x-wattfare-user": "alice" },
+    );
+    const text = await res.text();
+    expect(res.headers.get("content-length")).toBe(String(Buffer.byteLength(text)));
+  });
+});
+
+describe("latency", () => {
+  it("delivers the first chunk while the upstream is still generating", async () => {
+    ch = await createChatHarness({ sim: { interTokenMs: 40, responseTokens: 25 } });
+    const key = await ch.connect("alice", 1);
+    const res = await ch.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true },
+      { "x-wattfare-user": "alice" },
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let seen = "";
+    while (!seen.includes('"content"')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("stream ended before any content");
+      seen += decoder.decode(value);
+    }
+    // The simulator records a generation only when it ends: none yet means it is still generating.
+    expect(ch.sim.control.generations(key)).toHaveLength(0);
+    while (!(await reader.read()).done) {
+      /* drain */
+    }
+    expect(ch.sim.control.generations(key)).toHaveLength(1);
+  });
+});
