@@ -37,8 +37,13 @@ const SSE_HEADERS: OutgoingHttpHeaders = {
 function dropAfter(res: ServerResponse, out: string): void {
   const socket = res.socket;
   if (!socket) return;
-  if (out === "") socket.destroy();
-  else res.write(out, () => socket.destroy());
+  if (out !== "") {
+    res.write(out, () => socket.destroy());
+    return;
+  }
+  // Nothing written yet (no comments, zero chunks): the headers still go out first, then the FIN.
+  res.flushHeaders();
+  socket.destroySoon();
 }
 
 export function streamCompletion(sim: SimState, plan: GenerationPlan, res: ServerResponse): void {

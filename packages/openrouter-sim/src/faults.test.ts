@@ -79,6 +79,21 @@ describe("faults", () => {
     expect(record.costText).toBe("0.00000405");
   });
 
+  it("sends headers before dropping even with zero chunks and no comment lines, billing nothing", async () => {
+    const bare = await startSimulator({ processingComments: 0 });
+    try {
+      const bareKey = bare.control.createKey();
+      bare.control.setFaults({ resetAfterChunks: 0 });
+      const response = await postChat(bare, bareKey, STREAM);
+      expect(response.status).toBe(200);
+      await expect(response.text()).rejects.toThrow();
+      const record = await bare.control.waitForGeneration(response.headers.get("x-generation-id")!);
+      expect(record).toMatchObject({ completionTokens: 0, costText: "0" });
+    } finally {
+      await bare.close();
+    }
+  });
+
   it("delivers the N chunks before the drop", async () => {
     sim.control.setFaults({ resetAfterChunks: 2 });
     const response = await postChat(sim, key, STREAM);
