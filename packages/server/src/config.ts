@@ -55,6 +55,11 @@ const envSchema = z.object({
   WATTFARE_RECONCILE_DEADLINE_MS: intFrom(1000, 7 * 24 * 3_600_000).default(15 * 60_000),
   WATTFARE_MODELS_CACHE_MS: intFrom(0, 24 * 3_600_000).default(5 * 60_000),
   WATTFARE_SHUTDOWN_GRACE_MS: intFrom(0, 3_600_000).default(30_000),
+  WATTFARE_SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/./, "must be an smtp:// or smtps:// URL, e.g. smtps://user:pass@mail.example.com")
+    .optional(),
+  WATTFARE_MAIL_FROM: z.string().min(3).max(320).optional(),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -97,6 +102,13 @@ export interface Config {
     readonly reconcileDeadlineMs: number;
   };
   readonly shutdownGraceMs: number;
+  /** Payer emails (verification, password reset): SMTP when a URL is set, else the outbox table. */
+  readonly mail: {
+    /** nodemailer connection URL; undefined = messages go to the outbox (and the log, outside production). */
+    readonly smtpUrl: string | undefined;
+    /** The From header; default `Wattfare <no-reply@<public host>>`. */
+    readonly from: string;
+  };
 }
 
 export class ConfigError extends Error {
@@ -206,5 +218,9 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
       reconcileDeadlineMs: e.WATTFARE_RECONCILE_DEADLINE_MS,
     }),
     shutdownGraceMs: e.WATTFARE_SHUTDOWN_GRACE_MS,
+    mail: Object.freeze({
+      smtpUrl: e.WATTFARE_SMTP_URL,
+      from: e.WATTFARE_MAIL_FROM ?? `Wattfare <no-reply@${publicUrl.hostname}>`,
+    }),
   });
 }

@@ -4,6 +4,7 @@
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server.js";
+import { ServerLockError } from "./store/sqlite/server-lock.js";
 
 export async function serve(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -17,7 +18,16 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  const server = await startServer(config, logger);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    if (error instanceof ServerLockError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
   const cli = `npx wattfare`;
   const dbFlag = `WATTFARE_DATABASE_URL=sqlite:${config.database.path}`;
   process.stdout.write(

@@ -221,4 +221,133 @@ export interface Store {
   ): Promise<ReservationRecord[]>;
   openReservations(): Promise<ReservationRecord[]>;
   ledger(filter?: { account?: string }): Promise<LedgerEntry[]>;
+
+  // ── payer accounts and funding (issue 5; types at the end of this file) ──
+  /** Inserts a payer; false when the email (case-insensitive) is already taken. */
+  createPayer(payer: NewPayer): Promise<boolean>;
+  /** A live (not deleted) payer by email, compared case-insensitively. */
+  payerByEmail(email: string): Promise<PayerRecord | undefined>;
+  getPayer(payerId: string): Promise<PayerRecord | undefined>;
+  /** Sets the password and, in the same transaction, ends every session and unused reset link. */
+  setPayerPassword(payerId: string, passwordHash: string, now: number): Promise<void>;
+  markPayerEmailVerified(payerId: string, now: number): Promise<void>;
+  /**
+   * Deletes the account in one transaction: revokes every connection and grant, retires the funding,
+   * ends every session and drops tokens and OAuth attempts; the payer row stays (the ledger points at
+   * it) with its email and password removed.
+   */
+  deletePayer(payerId: string, now: number): Promise<void>;
+  createPayerSession(session: PayerSessionRecord): Promise<void>;
+  /** The live session with this id hash and its (live) payer, or undefined when unknown or expired. */
+  payerSession(
+    idHash: Buffer,
+    now: number,
+  ): Promise<{ session: PayerSessionRecord; payer: PayerRecord } | undefined>;
+  deletePayerSession(idHash: Buffer): Promise<void>;
+  createEmailToken(token: NewEmailToken): Promise<void>;
+  /** Marks an unused, unexpired token used and returns it; undefined otherwise (single use). */
+  consumeEmailToken(
+    tokenHash: Buffer,
+    purpose: EmailTokenPurpose,
+    now: number,
+  ): Promise<{ payerId: string; email: string } | undefined>;
+  createOAuthAttempt(attempt: OAuthAttempt): Promise<void>;
+  /**
+   * Removes and returns the session's pending OAuth attempt: the one whose state hash matches, or, when
+   * the callback carried no state, the session's newest. Expired attempts and other sessions' are never
+   * returned.
+   */
+  takeOAuthAttempt(
+    sessionHash: Buffer,
+    stateHash: Buffer | null,
+    now: number,
+  ): Promise<OAuthAttempt | undefined>;
+  addOutboxMessage(message: Omit<OutboxMessage, "id">): Promise<void>;
+  /** Outbox messages, oldest first, optionally only those to one address. */
+  outboxMessages(to?: string): Promise<OutboxMessage[]>;
+  /** The payer's funding rows, newest first (the current one, if any, has replacedAt null). */
+  fundingHistory(payerId: string, limit: number): Promise<PayerFunding[]>;
+  /**
+   * Retires the payer's current funding and, when given, makes `next` current — in one transaction, so
+   * chat admission always reads exactly one current row. Retired rows keep their key blob while an open
+   * reservation still needs it (reconciliation); the others' blobs are erased.
+   */
+  replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void>;
+}
+
+// ── payer accounts and funding (issue 5) ────────────────────────────
+
+export interface PayerRecord {
+  id: string;
+  email: string;
+  /** argon2id PHC string; null only for payers created by `wattfare dev connect`. */
+  passwordHash: string | null;
+  emailVerifiedAt: number | null;
+  paused: boolean;
+  createdAt: number;
+}
+
+export interface NewPayer {
+  id: string;
+  email: string;
+  passwordHash: string;
+  createdAt: number;
+}
+
+export interface PayerSessionRecord {
+  /** SHA-256 of the cookie token; the token itself is never stored. */
+  idHash: Buffer;
+  payerId: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export type EmailTokenPurpose = "verify" | "reset";
+
+export interface NewEmailToken {
+  /** SHA-256 of the token mailed in the link. */
+  tokenHash: Buffer;
+  payerId: string;
+  purpose: EmailTokenPurpose;
+  /** The address the link was sent to: verifying proves this address, not a later one. */
+  email: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface OAuthAttempt {
+  stateHash: Buffer;
+  /** The web session that started the attempt; only it may complete it. */
+  sessionHash: Buffer;
+  payerId: string;
+  codeVerifier: string;
+  /** Same-origin path to return to after the callback. */
+  returnTo: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface OutboxMessage {
+  id: number;
+  to: string;
+  subject: string;
+  text: string;
+  createdAt: number;
+}
+
+export interface PayerFunding extends FundingRecord {
+  /** sha256 hex of the key: addresses its page at OpenRouter. Null for rows made before issue 5. */
+  openRouterKeyHash: string | null;
+  replacedAt: number | null;
+}
+
+export interface NewFunding {
+  id: string;
+  keyBlob: string;
+  fingerprint: string;
+  openRouterKeyHash: string;
+  source: "oauth" | "pasted";
+  state: FundingState;
+  limitRemainingNano: bigint | null;
+  checkedAt: number;
 }

@@ -130,8 +130,59 @@ const m0001_initial: Migration = {
   },
 };
 
+// Payer accounts and funding (issue 5): web sessions, one-time email tokens, pending OAuth PKCE attempts,
+// the development mail outbox, and the OpenRouter key hash beside each funding row (for the "delete
+// this key at OpenRouter" link, which must survive the key's removal).
+const m0002_payers: Migration = {
+  async up(db: Kysely<unknown>) {
+    for (const statement of [
+      // Only SHA-256 of the cookie token is stored: a database dump cannot be replayed as a session.
+      sql`CREATE TABLE payer_sessions (
+        id_hash BLOB PRIMARY KEY,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT`,
+      sql`CREATE INDEX payer_sessions_by_payer ON payer_sessions(payer_id)`,
+      sql`CREATE TABLE payer_email_tokens (
+        token_hash BLOB PRIMARY KEY,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        purpose TEXT NOT NULL CHECK (purpose IN ('verify','reset')),
+        email TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      ) STRICT`,
+      sql`CREATE INDEX payer_email_tokens_by_payer ON payer_email_tokens(payer_id)`,
+      // The PKCE verifier lives only here, bound to the web session that started the attempt; signing
+      // out (deleting the session) drops its pending attempts.
+      sql`CREATE TABLE oauth_states (
+        state_hash BLOB PRIMARY KEY,
+        session_hash BLOB NOT NULL REFERENCES payer_sessions(id_hash) ON DELETE CASCADE,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        code_verifier TEXT NOT NULL,
+        return_to TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT`,
+      sql`CREATE INDEX oauth_states_by_session ON oauth_states(session_hash, created_at)`,
+      sql`CREATE TABLE mail_outbox (
+        id INTEGER PRIMARY KEY,
+        to_address TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        body_text TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      ) STRICT`,
+      sql`ALTER TABLE funding ADD COLUMN openrouter_key_hash TEXT`,
+    ]) {
+      await statement.execute(db);
+    }
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
+  "0002_payers": m0002_payers,
 };
 
 class StaticProvider implements MigrationProvider {

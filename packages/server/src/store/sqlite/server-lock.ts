@@ -4,6 +4,7 @@
  * The CLI does not take the lock, so it works while the server runs.
  */
 import fs from "node:fs";
+import path from "node:path";
 
 export class ServerLockError extends Error {}
 
@@ -22,6 +23,7 @@ function processAlive(pid: number): boolean {
 
 export function acquireServerLock(dbPath: string): ServerLock {
   const lockPath = `${dbPath}.server.pid`;
+  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(lockPath, "wx", 0o600);

@@ -1,0 +1,181 @@
+/**
+ * The real binary, in real processes: first run with no config, the single-server lock, the CLI beside
+ * a running server, graceful drain, and a kill -9 in the middle of a stream that loses nothing.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { startSimulator } from "@wattfare/openrouter-sim";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  runCli,
+  type ServerProcess,
+  spawnServer,
+  spawnServerExpectingFailure,
+  stopProcess,
+  tempDataDir,
+} from "../testing/processes.js";
+
+const running: ServerProcess[] = [];
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const s of running.splice(0)) await stopProcess(s, "SIGKILL");
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function serve(env: Record<string, string>): Promise<ServerProcess> {
+  const s = await spawnServer(env);
+  running.push(s);
+  return s;
+}
+
+const json = <T>(text: string): T => JSON.parse(text) as T;
+
+describe("wattfare serve", () => {
+  it("starts with no configuration, creates its data directory and secret, and prints what to do next", async () => {
+    const dir = tempDataDir();
+    const s = await serve({ INIT_CWD: dir });
+    expect(s.output()).toContain("apps create --name");
+    expect(s.output()).toContain("curl");
+    expect(s.output()).toContain(path.join(dir, "data", "wattfare.db"));
+    const secret = fs.statSync(path.join(dir, "data", "server-secret"));
+    expect(secret.mode & 0o777).toBe(0o600);
+    expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
+    expect(await stopProcess(s)).toBe(0);
+  });
+
+  it("refuses to start a second server on the same database file", async () => {
+    const dir = tempDataDir();
+    await serve({ WATTFARE_DATA_DIR: dir });
+    const second = await spawnServerExpectingFailure({ WATTFARE_DATA_DIR: dir });
+    expect(second.code).toBe(1);
+    expect(second.output).toContain("another Wattfare server");
+  });
+
+  it("starts after a previous server was killed with -9 (the stale lock is taken over)", async () => {
+    const dir = tempDataDir();
+    const first = await serve({ WATTFARE_DATA_DIR: dir });
+    await stopProcess(first, "SIGKILL");
+    const second = await serve({ WATTFARE_DATA_DIR: dir });
+    expect((await fetch(`${second.url}/healthz`)).status).toBe(200);
+  });
+
+  it("fails at start naming every configuration problem", async () => {
+    const result = await spawnServerExpectingFailure({
+      NODE_ENV: "production",
+      PORT: "99999",
+      WATTFARE_DATABASE_URL: "postgres://localhost/x",
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain("PORT");
+    expect(result.output).not.toContain("    at ");
+  });
+});
+
+describe("the CLI beside a running server", () => {
+  it("creates an app whose key works on the very next request, and applies new limits at once", async () => {
+    const dir = tempDataDir();
+    const env = { WATTFARE_DATA_DIR: dir };
+    const s = await serve(env);
+    const app = json<{ appId: string; secretKey: string }>(
+      await runCli(["apps", "create", "--name", "Live", "--origin", "http://localhost:3000", "--json"], env),
+    );
+    const session = () =>
+      fetch(`${s.url}/api/v1/sessions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${app.secretKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ appUserId: "u1" }),
+      });
+    expect((await session()).status).toBe(200);
+    await runCli(["apps", "limits", app.appId, "--sessions-per-minute", "1"], env);
+    expect((await session()).status).toBe(429);
+    const list = json<Array<{ id: string; sessionsPerMinute: number }>>(
+      await runCli(["apps", "list", "--json"], env),
+    );
+    expect(list.find((a) => a.id === app.appId)?.sessionsPerMinute).toBe(1);
+  });
+
+  it("rotates a key with a grace period, and ends the old key at once when compromised", async () => {
+    const dir = tempDataDir();
+    const env = { WATTFARE_DATA_DIR: dir };
+    const s = await serve(env);
+    const app = json<{ appId: string; secretKey: string }>(
+      await runCli(["apps", "create", "--name", "R", "--json"], env),
+    );
+    const status = (key: string) =>
+      fetch(`${s.url}/api/v1/status?appUserId=u`, { headers: { authorization: `Bearer ${key}` } }).then(
+        (r) => r.status,
+      );
+    const rotated = json<{ secretKey: string }>(
+      await runCli(["apps", "rotate-key", app.appId, "--json"], env),
+    );
+    expect(await status(app.secretKey)).toBe(200);
+    expect(await status(rotated.secretKey)).toBe(200);
+    const again = json<{ secretKey: string }>(
+      await runCli(["apps", "rotate-key", app.appId, "--compromised", "--json"], env),
+    );
+    expect(await status(app.secretKey)).toBe(401);
+    expect(await status(rotated.secretKey)).toBe(401);
+    expect(await status(again.secretKey)).toBe(200);
+  });
+});
+
+describe("durability", () => {
+  it("loses nothing when the server is killed with -9 mid-stream: the next server reconciles the reservation", async () => {
+    const sim = await startSimulator({ interTokenMs: 20, responseTokens: 400 });
+    cleanups.push(() => sim.close());
+    const dir = tempDataDir();
+    const env = {
+      WATTFARE_DATA_DIR: dir,
+      WATTFARE_UPSTREAM_URL: sim.apiUrl,
+      WATTFARE_RECONCILER_TICK_MS: "100",
+    };
+    const app = json<{ appId: string; secretKey: string }>(
+      await runCli(["apps", "create", "--name", "K", "--json"], env),
+    );
+    const key = sim.control.createKey({ credits: 10 });
+    await runCli(
+      ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
+      env,
+    );
+    const first = await serve(env);
+
+    const res = await fetch(`${first.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${app.secretKey}`,
+        "content-type": "application/json",
+        "x-wattfare-user": "alice",
+      },
+      body: JSON.stringify({
+        model: "openai/gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }),
+    });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let seen = "";
+    while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value);
+    await stopProcess(first, "SIGKILL");
+    await reader.cancel().catch(() => undefined);
+
+    const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
+    db.defaultSafeIntegers(true);
+    cleanups.push(async () => {
+      db.close();
+    });
+    const open = () =>
+      Number(
+        (db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }).n,
+      );
+    expect(open()).toBe(1); // durable before it was forwarded
+
+    await serve(env);
+    for (let i = 0; i < 150 && open() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(open()).toBe(0);
+    const total = (db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint })
+      .t;
+    expect(total).toBe(sim.control.billedNano(key));
+    expect(total).toBeGreaterThan(0n);
+  });
+});
