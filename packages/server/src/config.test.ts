@@ -1,0 +1,92 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config.js";
+import { DEV_SECRET_FILE, loadKeyRing } from "./server-secret.js";
+
+const SECRET = "s".repeat(40);
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, "/srv");
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  return [];
+}
+
+describe("loadConfig", () => {
+  it("needs no configuration at all in development, with SQLite under ./data of the directory npm ran from", () => {
+    const config = loadConfig({ INIT_CWD: "/home/me/project" });
+    expect(config.database).toEqual({ kind: "sqlite", path: "/home/me/project/data/wattfare.db" });
+    expect(config.port).toBe(8787);
+    expect(config.upstreamUrl).toBe("https://openrouter.ai/api/v1");
+    expect(config.openRouterAuthUrl).toBe("https://openrouter.ai/auth");
+    expect(config.publicUrl).toBe("http://localhost:8787");
+    expect(config.production).toBe(false);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("names every problem at once", () => {
+    const problems = problemsOf({
+      PORT: "70000",
+      WATTFARE_SERVER_SECRET: "short",
+      WATTFARE_UPSTREAM_URL: "ftp://x",
+    });
+    expect(problems.some((p) => p.startsWith("PORT"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("WATTFARE_UPSTREAM_URL"))).toBe(true);
+    expect(problemsOf({ WATTFARE_SERVER_SECRET: "short", WATTFARE_REDIS_URL: "redis://x" })).toHaveLength(2);
+  });
+
+  it("requires a real secret and an https public URL in production", () => {
+    const problems = problemsOf({ NODE_ENV: "production", WATTFARE_PUBLIC_URL: "http://example.com" });
+    expect(problems.join("\n")).toContain("WATTFARE_SERVER_SECRET: required when NODE_ENV=production");
+    expect(problems.join("\n")).toContain("WATTFARE_PUBLIC_URL: must be https");
+    expect(
+      problemsOf({
+        NODE_ENV: "production",
+        WATTFARE_PUBLIC_URL: "https://w.example",
+        WATTFARE_SERVER_SECRET: SECRET,
+      }),
+    ).toEqual([]);
+  });
+
+  it("says PostgreSQL and Redis are not supported yet rather than ignoring them", () => {
+    expect(problemsOf({ WATTFARE_DATABASE_URL: "postgres://localhost/db" })[0]).toContain(
+      "not supported yet",
+    );
+    expect(problemsOf({ WATTFARE_REDIS_URL: "redis://localhost" })[0]).toContain("not supported yet");
+    expect(problemsOf({ WATTFARE_DATABASE_URL: "mysql://x" })[0]).toContain("sqlite:");
+  });
+
+  it("resolves a sqlite: path against the working directory", () => {
+    expect(loadConfig({ WATTFARE_DATABASE_URL: "sqlite:./db/w.db" }, "/srv").database.path).toBe(
+      "/srv/db/w.db",
+    );
+  });
+
+  it("refuses a public URL with a path", () => {
+    expect(problemsOf({ WATTFARE_PUBLIC_URL: "https://w.example/app" })[0]).toContain("without a path");
+  });
+});
+
+describe("the server secret", () => {
+  it("is generated once under the data directory with 0600 permissions and reused", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-secret-"));
+    const config = loadConfig({ WATTFARE_DATA_DIR: dir });
+    const first = loadKeyRing(config);
+    const file = path.join(dir, DEV_SECRET_FILE);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(loadKeyRing(config).current.kid).toBe(first.current.kid);
+  });
+
+  it("comes from WATTFARE_SERVER_SECRET when set, with the previous one kept for rotation", () => {
+    const ring = loadKeyRing(
+      loadConfig({ WATTFARE_SERVER_SECRET: SECRET, WATTFARE_SERVER_SECRET_PREVIOUS: "p".repeat(40) }),
+    );
+    expect(ring.previous).toBeDefined();
+    expect(ring.byKid(ring.previous?.kid ?? "")).toBe(ring.previous);
+  });
+});
