@@ -53,6 +53,7 @@ const envSchema = z.object({
   WATTFARE_RECONCILER_TICK_MS: intFrom(50, 3_600_000).default(1_000),
   WATTFARE_GENERATION_BACKOFF_MS: intFrom(10, 600_000).default(250),
   WATTFARE_RECONCILE_DEADLINE_MS: intFrom(1000, 7 * 24 * 3_600_000).default(15 * 60_000),
+  WATTFARE_UNRECONCILED_RECHECK_MS: intFrom(1000, 7 * 24 * 3_600_000).default(3_600_000),
   WATTFARE_MODELS_CACHE_MS: intFrom(0, 24 * 3_600_000).default(5 * 60_000),
   WATTFARE_SHUTDOWN_GRACE_MS: intFrom(0, 3_600_000).default(30_000),
   WATTFARE_SMTP_URL: z
@@ -100,6 +101,8 @@ export interface Config {
     readonly reconcilerTickMs: number;
     readonly generationBackoffMs: number;
     readonly reconcileDeadlineMs: number;
+    /** How often settlements charged at their reservation are re-checked (for 7 days). */
+    readonly unreconciledRecheckMs: number;
   };
   readonly shutdownGraceMs: number;
   /** Payer emails (verification, password reset): SMTP when a URL is set, else the outbox table. */
@@ -216,6 +219,7 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
       reconcilerTickMs: e.WATTFARE_RECONCILER_TICK_MS,
       generationBackoffMs: e.WATTFARE_GENERATION_BACKOFF_MS,
       reconcileDeadlineMs: e.WATTFARE_RECONCILE_DEADLINE_MS,
+      unreconciledRecheckMs: e.WATTFARE_UNRECONCILED_RECHECK_MS,
     }),
     shutdownGraceMs: e.WATTFARE_SHUTDOWN_GRACE_MS,
     mail: Object.freeze({

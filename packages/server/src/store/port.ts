@@ -221,6 +221,13 @@ export interface Store {
   ): Promise<ReservationRecord[]>;
   openReservations(): Promise<ReservationRecord[]>;
   ledger(filter?: { account?: string }): Promise<LedgerEntry[]>;
+  /**
+   * Settlements charged at their reservation (`unreconciled`) that carry a generation id, were made at or
+   * after `since`, and have no adjustment yet: the hourly re-check asks /generation about them again.
+   */
+  unreconciledSince(since: number, limit: number): Promise<Array<LedgerEntry & { fundingId: string }>>;
+  /** Records the difference between the real cost and what was charged (idempotent per request). */
+  adjust(entry: LedgerEntry, realCostNano: bigint, at: number): Promise<void>;
 
   // ── payer accounts and funding (issue 5; types at the end of this file) ──
   /** Inserts a payer; false when the email (case-insensitive) is already taken. */

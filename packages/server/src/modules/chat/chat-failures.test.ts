@@ -284,6 +284,37 @@ describe("reconciliation", () => {
     expect(entry?.unreconciled).toBe(true);
     expect(await h.openReservations()).toBe(0);
   });
+
+  it("adjusts an unreconciled charge to the real cost when /generation answers within 7 days", async () => {
+    const key = await start({
+      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
+    });
+    const controller = new AbortController();
+    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 }),
+      signal: controller.signal,
+    });
+    await readAndAbort(res, controller, 2);
+    await h.drain();
+    await h.reconcile(); // past the 15-minute deadline: charged at the reservation
+    const charged = await h.ledgerTotal();
+    expect(charged).toBeGreaterThan(h.sim.control.billedNano(key));
+    await h.app.chat.reconciler.recheckUnreconciled(); // still 404: nothing changes
+    expect(await h.ledgerTotal()).toBe(charged);
+    h.clock.advance(4 * 3_600_000);
+    await h.app.chat.reconciler.recheckUnreconciled();
+    await h.app.chat.reconciler.recheckUnreconciled(); // idempotent
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+    expect((await h.store.ledger()).map((e) => e.kind)).toEqual(["settle", "adjust"]);
+    const status = (await (
+      await fetch(`${h.url}/api/v1/status?appUserId=alice`, {
+        headers: { authorization: `Bearer ${h.secretKey}` },
+      })
+    ).json()) as { usage: { monthlyUsd: number } };
+    expect(status.usage.monthlyUsd).toBeLessThan(0.001);
+  });
 });
 
 describe("BYOK", () => {

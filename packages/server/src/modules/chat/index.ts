@@ -48,6 +48,7 @@ export async function createChat(app: FastifyInstance, deps: AppDeps): Promise<C
     heartbeatMs: config.reservations.heartbeatMs,
     tickMs: config.reservations.reconcilerTickMs,
     backoffMs: config.reservations.generationBackoffMs,
+    recheckMs: config.reservations.unreconciledRecheckMs,
     isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
   });
   proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler });

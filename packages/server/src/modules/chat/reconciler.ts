@@ -23,6 +23,8 @@ export interface ReconcilerOptions {
   heartbeatMs: number;
   tickMs: number;
   backoffMs: number;
+  /** How often `unreconciled` settlements are asked about again (they are, for RECHECK_WINDOW_MS). */
+  recheckMs: number;
   /** Reservations still being served by this process are not the reconciler's to settle. */
   isInFlight: (reservationId: string) => boolean;
 }
@@ -34,6 +36,8 @@ interface Tracked {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** An `unreconciled` charge is re-checked against /generation for this long (DESIGN.md: 7 days). */
+export const RECHECK_WINDOW_MS = 7 * 86_400_000;
 const CLAIM_BATCH = 100;
 
 export class Reconciler {
@@ -54,9 +58,11 @@ export class Reconciler {
           .catch(() => undefined),
       this.o.heartbeatMs,
     );
+    const recheck = setInterval(() => void this.recheckUnreconciled(), this.o.recheckMs);
     tick.unref();
     beat.unref();
-    this.timers = [tick, beat];
+    recheck.unref();
+    this.timers = [tick, beat, recheck];
   }
 
   stop(): void {
@@ -93,6 +99,23 @@ export class Reconciler {
       }
     })();
     return this.running;
+  }
+
+  /**
+   * Settlements charged at their reservation because /generation had no answer by the deadline: when
+   * the record appears within 7 days, an adjusting ledger entry brings the charge to the real cost.
+   */
+  async recheckUnreconciled(): Promise<void> {
+    const now = this.o.clock.now();
+    try {
+      const entries = await this.o.store.unreconciledSince(now - RECHECK_WINDOW_MS, CLAIM_BATCH);
+      for (const entry of entries) {
+        const cost = await this.lookupGeneration(entry.fundingId, entry.generationId).catch(() => undefined);
+        if (cost) await this.o.store.adjust(entry, cost.costNano, this.o.clock.now());
+      }
+    } catch (error) {
+      this.o.logger.error({ err: error }, "unreconciled re-check failed");
+    }
   }
 
   private async claim(takeOverAll: boolean): Promise<void> {
@@ -139,14 +162,19 @@ export class Reconciler {
     t.nextAt = now + Math.min(this.o.backoffMs * 2 ** Math.min(t.attempts, 16), MAX_BACKOFF_MS);
   }
 
-  private async lookup(reservation: ReservationRecord): Promise<UsageCost | undefined> {
-    const funding = await this.o.store.getFunding(reservation.fundingId);
-    if (!funding || reservation.generationId === null) return undefined;
+  private lookup(reservation: ReservationRecord): Promise<UsageCost | undefined> {
+    return this.lookupGeneration(reservation.fundingId, reservation.generationId);
+  }
+
+  /** The real cost from `/generation`, asked with the key that paid; undefined while unknown. */
+  private async lookupGeneration(
+    fundingId: string,
+    generationId: string | null,
+  ): Promise<UsageCost | undefined> {
+    const funding = await this.o.store.getFunding(fundingId);
+    if (!funding || generationId === null) return undefined;
     const key = decryptFundingKey(this.o.keyRing, funding.keyBlob, funding.id);
-    const res = await this.o.upstream.get(
-      `/generation?id=${encodeURIComponent(reservation.generationId)}`,
-      key,
-    );
+    const res = await this.o.upstream.get(`/generation?id=${encodeURIComponent(generationId)}`, key);
     if (res.status !== 200) return undefined;
     return costFromGeneration(res.text);
   }
