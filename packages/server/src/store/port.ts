@@ -181,6 +181,12 @@ export interface Store {
   /** Dev-only shortcut (`wattfare dev connect`): payer + funding + connection in one transaction. */
   devConnect(input: DevConnectInput): Promise<ConnectionRecord>;
   chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined>;
+  /** Revokes the user's live connection; false when there was none. Reservations in flight still settle. */
+  revokeConnection(appId: string, appUserId: string, now: number): Promise<boolean>;
+  /** Lowers a cap (`… SET cap = :new WHERE cap > :new`); false when it was not higher. Never raises. */
+  lowerCap(connectionId: string, capNano: bigint, now: number): Promise<boolean>;
+  /** True when any app registered this origin (CORS preflights carry no token to tell which app). */
+  isRegisteredOrigin(origin: string): Promise<boolean>;
   setFundingState(
     fundingId: string,
     state: FundingState,

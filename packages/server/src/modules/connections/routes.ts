@@ -1,18 +1,70 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
+import { ApiError } from "../../errors.js";
+import { exposeToRegisteredOrigin, preflight, requireAppOrigin } from "../../http/cors.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
+import { usdToNano } from "../../money.js";
 import { authenticateSecretKey } from "../apps/index.js";
+import { verifySessionToken } from "../sessions/index.js";
 import { connectionStatus } from "./service.js";
 
 const statusQuery = z.object({
   appUserId: z.string({ error: "is required" }).regex(APP_USER_ID, APP_USER_ID_MESSAGE),
 });
 
+const CONSENT_REQUIRED = "payer consent required — open the consent popup";
+
 export function registerConnectionRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get("/api/v1/status", async (request) => {
     const caller = await authenticateSecretKey(deps.store, request.headers.authorization, deps.clock.now());
     const { appUserId } = parseOr400(statusQuery, request.query, "query");
     return connectionStatus(deps.store, caller.id, appUserId, deps.clock.now());
+  });
+
+  const lowerBody = z.strictObject({
+    monthlyUsd: z
+      .number({ error: "must be a number" })
+      .min(0, "must not be negative")
+      .max(deps.config.limits.maxMonthlyUsd, `must be at most ${deps.config.limits.maxMonthlyUsd}`)
+      .optional(),
+  });
+
+  /** The browser's view of its own user: bearer session JWT (typ "user") from a registered origin. */
+  const caller = async (request: FastifyRequest, reply: FastifyReply) => {
+    await exposeToRegisteredOrigin(deps, request, reply);
+    const session = await verifySessionToken(deps, request.headers.authorization, "user");
+    requireAppOrigin(request, session.app);
+    return { appId: session.app.id, appUserId: session.claims.sub };
+  };
+
+  app.options("/api/v1/connections", (request, reply) =>
+    preflight(deps, request, reply, "GET, POST, DELETE"),
+  );
+
+  app.get("/api/v1/connections", async (request, reply) => {
+    const { appId, appUserId } = await caller(request, reply);
+    return connectionStatus(deps.store, appId, appUserId, deps.clock.now());
+  });
+
+  app.delete("/api/v1/connections", async (request, reply) => {
+    const { appId, appUserId } = await caller(request, reply);
+    await deps.store.revokeConnection(appId, appUserId, deps.clock.now());
+    return reply.code(204).send();
+  });
+
+  // Only lowers: first approval and raises need the payer present, on Wattfare's own pages.
+  app.post("/api/v1/connections", async (request, reply) => {
+    const { appId, appUserId } = await caller(request, reply);
+    const { monthlyUsd } = parseOr400(lowerBody, request.body ?? {});
+    const now = deps.clock.now();
+    const account = await deps.store.chatAccount(appId, appUserId);
+    if (!account) throw new ApiError("forbidden", CONSENT_REQUIRED);
+    if (monthlyUsd !== undefined) {
+      const capNano = usdToNano(monthlyUsd, "down");
+      if (capNano > account.connection.capNano) throw new ApiError("forbidden", CONSENT_REQUIRED);
+      await deps.store.lowerCap(account.connection.id, capNano, now);
+    }
+    return connectionStatus(deps.store, appId, appUserId, now);
   });
 }

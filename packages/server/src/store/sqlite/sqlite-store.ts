@@ -375,6 +375,27 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async revokeConnection(appId: string, appUserId: string, now: number): Promise<boolean> {
+    const info = this.db
+      .prepare(
+        "UPDATE connections SET revoked_at = ?, updated_at = ? WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL",
+      )
+      .run(now, now, appId, appUserId);
+    return info.changes > 0;
+  }
+
+  async lowerCap(connectionId: string, capNano: bigint, now: number): Promise<boolean> {
+    // The WHERE makes "only lower" a property of the write itself, not of a read before it.
+    const info = this.db
+      .prepare("UPDATE connections SET cap_nano = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL AND cap_nano > ?")
+      .run(capNano, now, connectionId, capNano);
+    return info.changes > 0;
+  }
+
+  async isRegisteredOrigin(origin: string): Promise<boolean> {
+    return this.db.prepare("SELECT 1 FROM app_origins WHERE origin = ? LIMIT 1").get(origin) !== undefined;
+  }
+
   async chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined> {
     const r = this.stmt.chatAccount.get(appId, appUserId) as Row | undefined;
     if (!r) return undefined;

@@ -1,0 +1,169 @@
+import { SignJWT } from "jose";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { usdToNano } from "../../money.js";
+import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+
+const ORIGIN = "http://localhost:5173";
+let h: ChatHarness;
+
+beforeEach(async () => {
+  h = await createChatHarness();
+  await h.store.addOrigin(h.appId, ORIGIN, h.clock.now());
+});
+afterEach(async () => h.close());
+
+async function sessionToken(appUserId = "alice", secretKey = h.secretKey): Promise<string> {
+  const res = await h.app.inject({
+    method: "POST",
+    url: "/api/v1/sessions",
+    headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json" },
+    payload: { appUserId },
+  });
+  return (res.json() as { token: string }).token;
+}
+
+const call = (
+  method: "GET" | "POST" | "DELETE" | "OPTIONS",
+  token: string | null,
+  origin: string | null = ORIGIN,
+  body?: unknown,
+) =>
+  h.app.inject({
+    method,
+    url: "/api/v1/connections",
+    headers: {
+      ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+      ...(origin === null ? {} : { origin }),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+  });
+
+describe("/api/v1/connections", () => {
+  it("reads the token's own user's status from a registered origin, readable cross-origin without credentials", async () => {
+    await h.connect("alice", 10);
+    const res = await call("GET", await sessionToken());
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ connected: true, limits: { monthlyUsd: 10 }, funding: "ok" });
+    expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
+    expect(res.headers["access-control-allow-credentials"]).toBeUndefined();
+  });
+
+  it("answers a preflight for a registered origin and refuses an unregistered one", async () => {
+    const ok = await call("OPTIONS", null);
+    expect(ok.statusCode).toBe(204);
+    expect(ok.headers["access-control-allow-origin"]).toBe(ORIGIN);
+    expect(ok.headers["access-control-allow-methods"]).toContain("DELETE");
+    expect(ok.headers["access-control-allow-headers"]).toContain("authorization");
+    const bad = await call("OPTIONS", null, "https://evil.example");
+    expect(bad.statusCode).toBe(403);
+    expect(bad.headers["access-control-allow-origin"]).toBeUndefined();
+  });
+
+  it.each([
+    ["no Origin", null],
+    ["an unregistered origin", "https://evil.example"],
+  ])("refuses a real request with %s with 403", async (_name, origin) => {
+    const res = await call("GET", await sessionToken(), origin);
+    expect(res.statusCode).toBe(403);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("forbidden");
+  });
+
+  it("refuses an origin registered only for another app", async () => {
+    const other = await h.createApp("Other", ["https://other.example"]);
+    void other;
+    const res = await call("GET", await sessionToken(), "https://other.example");
+    expect(res.statusCode).toBe(403);
+  });
+
+  it("takes only a bearer session token: a cookie or the secret key gets 401", async () => {
+    const cookieOnly = await h.app.inject({
+      method: "GET",
+      url: "/api/v1/connections",
+      headers: { origin: ORIGIN, cookie: "wf_session=abc" },
+    });
+    expect(cookieOnly.statusCode).toBe(401);
+    expect((await call("GET", h.secretKey)).statusCode).toBe(401);
+  });
+
+  it("refuses an expired token, a forged one and one signed with another secret", async () => {
+    const token = await sessionToken();
+    h.clock.advance(601_000);
+    expect((await call("GET", token)).statusCode).toBe(401);
+    h.clock.advance(-601_000);
+    const [head, payload] = token.split(".");
+    const forgedPayload = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload ?? "", "base64url").toString()), sub: "mallory" }),
+    ).toString("base64url");
+    expect((await call("GET", `${head}.${forgedPayload}.${token.split(".")[2]}`)).statusCode).toBe(401);
+    const foreign = await new SignJWT({ typ: "user", app: h.appId, jti: "x" })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setSubject("alice")
+      .setIssuedAt(Math.floor(h.clock.now() / 1000))
+      .setExpirationTime(Math.floor(h.clock.now() / 1000) + 600)
+      .setIssuer(h.config.publicUrl)
+      .setAudience("wattfare-session")
+      .sign(new TextEncoder().encode("another-secret-another-secret-another-secret"));
+    expect((await call("GET", foreign)).statusCode).toBe(401);
+  });
+
+  it("refuses tokens issued before the app's key was rotated as compromised", async () => {
+    const token = await sessionToken();
+    await h.store.rotateAppKey(h.appId, Buffer.alloc(32, 9), h.clock.now(), h.clock.now(), true);
+    h.clock.advance(1000);
+    expect((await call("GET", token)).statusCode).toBe(401);
+  });
+
+  it("answers 403 for a first approval or a raise, and never changes the cap", async () => {
+    const token = await sessionToken();
+    const first = await call("POST", token, ORIGIN, { monthlyUsd: 5 });
+    expect(first.statusCode).toBe(403);
+    expect((first.json() as { error: { message: string } }).error.message).toBe(
+      "payer consent required — open the consent popup",
+    );
+    await h.connect("alice", 10);
+    expect((await call("POST", token, ORIGIN, { monthlyUsd: 11 })).statusCode).toBe(403);
+    expect((await h.store.chatAccount(h.appId, "alice"))?.connection.capNano).toBe(usdToNano(10, "down"));
+  });
+
+  it("lowers the cap, and treats an empty body on an existing connection as a no-op", async () => {
+    await h.connect("alice", 10);
+    const token = await sessionToken();
+    const noop = await call("POST", token, ORIGIN, {});
+    expect(noop.statusCode).toBe(200);
+    expect((noop.json() as { limits: { monthlyUsd: number } }).limits.monthlyUsd).toBe(10);
+    const lowered = await call("POST", token, ORIGIN, { monthlyUsd: 2.5 });
+    expect(lowered.statusCode).toBe(200);
+    expect((lowered.json() as { limits: { monthlyUsd: number } }).limits.monthlyUsd).toBe(2.5);
+    expect((await call("POST", token, ORIGIN, { monthlyUsd: -1 })).statusCode).toBe(400);
+    expect((await call("POST", token, ORIGIN, { monthlyUsd: 1, extra: 1 })).statusCode).toBe(400);
+  });
+
+  it("revokes with 204, after which chat answers 402 not_connected at once", async () => {
+    await h.connect("alice", 10);
+    const ok = await h.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "hi" }] },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(ok.status).toBe(200);
+    await ok.arrayBuffer();
+    const res = await call("DELETE", await sessionToken());
+    expect(res.statusCode).toBe(204);
+    const after = await h.post(
+      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "hi" }] },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(after.status).toBe(402);
+    expect(((await after.json()) as { error: { code: string } }).error.code).toBe("not_connected");
+    expect(((await call("GET", await sessionToken())).json() as { connected: boolean }).connected).toBe(
+      false,
+    );
+  });
+
+  it("only ever touches the token's own user", async () => {
+    await h.connect("alice", 10);
+    await h.connect("bob", 10);
+    await call("DELETE", await sessionToken("alice"));
+    expect((await h.store.chatAccount(h.appId, "bob"))?.connection.revokedAt).toBeNull();
+  });
+});
