@@ -9,7 +9,10 @@ import { registerErrorHandling } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
 import { type Chat, createChat } from "./modules/chat/index.js";
 import { registerConnectionRoutes } from "./modules/connections/index.js";
+import { registerFundingRoutes } from "./modules/funding/index.js";
+import { registerGrantRoutes } from "./modules/grants/index.js";
 import { registerHealthRoutes } from "./modules/health/index.js";
+import { registerPayerRoutes } from "./modules/payers/index.js";
 import { registerSessionRoutes } from "./modules/sessions/index.js";
 
 /** Request ids are always ours: a client's x-request-id is only logged, never trusted (DESIGN.md). */
@@ -46,9 +49,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, deps);
   registerSessionRoutes(app, deps);
   registerConnectionRoutes(app, deps);
+  registerGrantRoutes(app, deps);
   const chat = await createChat(app, deps);
   app.decorate("chat", chat);
   app.addHook("onClose", async () => chat.close());
+  const payers = registerPayerRoutes(app, deps);
+  registerFundingRoutes(app, deps, payers, chat.upstream);
   await app.ready();
   return app;
 }

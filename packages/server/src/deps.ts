@@ -4,6 +4,7 @@
  */
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
+import type { MailPort } from "./mail/index.js";
 import type { RateLimitStore } from "./ratelimit/index.js";
 import type { KeyRing } from "./security/index.js";
 import type { Store } from "./store/port.js";
@@ -24,4 +25,6 @@ export interface AppDeps {
   /** Unique per process; owns this process's reservations (leases). */
   instanceId: string;
   logger: Logger;
+  /** Payer emails; default: SMTP when WATTFARE_SMTP_URL is set, else the outbox (createMailPort). */
+  mail?: MailPort;
 }

@@ -3,7 +3,7 @@
  * clock, in-process rate limits and a silent logger. Each call is isolated.
  */
 import type { FastifyInstance } from "fastify";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { buildApp } from "../app.js";
 import { type Config, loadConfig } from "../config.js";
 import type { AppDeps, Clock } from "../deps.js";
@@ -36,7 +36,13 @@ export interface Harness {
 }
 
 export async function createHarness(
-  options: { env?: Record<string, string>; file?: string; clock?: ManualClock } = {},
+  options: {
+    env?: Record<string, string>;
+    file?: string;
+    clock?: ManualClock;
+    /** Default: silent. Tests that prove what is (not) logged pass a logger writing to a buffer. */
+    logger?: Logger;
+  } = {},
 ): Promise<Harness> {
   const config = loadConfig(
     { WATTFARE_SERVER_SECRET: TEST_SECRET, LOG_LEVEL: "silent", ...options.env },
@@ -52,7 +58,7 @@ export async function createHarness(
     clock,
     rateLimits,
     instanceId: "inst_test",
-    logger: pino({ level: "silent" }),
+    logger: options.logger ?? pino({ level: "silent" }),
   };
   const app = await buildApp(deps);
   return {

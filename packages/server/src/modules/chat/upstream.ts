@@ -77,6 +77,28 @@ export class Upstream {
       headersTimeout: SIDE_CALL_TIMEOUT_MS,
       bodyTimeout: SIDE_CALL_TIMEOUT_MS,
     });
+    return this.readSmall(res, pathAndQuery);
+  }
+
+  /**
+   * A small JSON POST (`/auth/keys`, the OAuth PKCE code exchange), read whole as text. The body may
+   * carry one-time secrets (the code and verifier): it is never logged or put in an error message.
+   */
+  async post(path: string, body: unknown, fundingKey?: string): Promise<UpstreamText> {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (fundingKey !== undefined) headers.authorization = `Bearer ${fundingKey}`;
+    const res = await this.pool.request({
+      method: "POST",
+      path: `${this.basePath}${path}`,
+      headers,
+      body: JSON.stringify(body),
+      headersTimeout: SIDE_CALL_TIMEOUT_MS,
+      bodyTimeout: SIDE_CALL_TIMEOUT_MS,
+    });
+    return this.readSmall(res, path);
+  }
+
+  private async readSmall(res: Dispatcher.ResponseData, pathAndQuery: string): Promise<UpstreamText> {
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {

@@ -1,0 +1,1 @@
+export { createMailPort, type MailMessage, type MailPort, OutboxMail, SmtpMail } from "./mail.js";

@@ -1,0 +1,314 @@
+/**
+ * The payer pages: sign-up, sign-in, sign-out, email verification, password reset, /account and
+ * account deletion. Every form checks Origin (or Sec-Fetch-Site) and a CSRF token; every handler that
+ * continues somewhere takes a `returnTo`, so the consent popup can send its forms here and come back.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AppDeps } from "../../deps.js";
+import { ApiError } from "../../errors.js";
+import { H } from "../../http/headers.js";
+import { html, queryParam, type SafeHtml, safeReturnTo, sendPage } from "../web/index.js";
+import type { PayerService, Throttled } from "./service.js";
+import type { PayerSessions, SignedInPayer } from "./session.js";
+import {
+  deleteAccountSection,
+  forgotPasswordForm,
+  resetPasswordForm,
+  signInForm,
+  signUpForm,
+  verificationReminder,
+} from "./views.js";
+
+export const FORM_EXPIRED = "This form had expired, so nothing was sent. Please try again.";
+const WRONG_CREDENTIALS = "That email and password don't match an account.";
+const EMAIL_TAKEN =
+  "We couldn't create an account with that email address. If you already have one, sign in or reset your password.";
+
+export interface AccountSectionContext {
+  request: FastifyRequest;
+  signedIn: SignedInPayer;
+  /** CSRF token for forms in this section. */
+  csrf: string;
+}
+
+/** A block of the /account page contributed by another module (funding adds its own). */
+export type AccountSection = (context: AccountSectionContext) => Promise<SafeHtml>;
+
+/** `/signin?returnTo=…`: where a signed-out visitor of `returnTo` is sent. */
+export function signInPath(returnTo: string): string {
+  return returnTo === "/account" ? "/signin" : `/signin?returnTo=${encodeURIComponent(returnTo)}`;
+}
+
+export function throttledMessage(throttled: Throttled): string {
+  const minutes = Math.max(1, Math.ceil(throttled.retryAfterSeconds / 60));
+  return `Too many attempts. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`;
+}
+
+const SIGN_IN_NOTICES: Record<string, string> = {
+  signed_out: "You are signed out.",
+  password_changed: "Your password has been changed. Sign in with the new one.",
+};
+
+const ACCOUNT_NOTICES: Record<string, string> = {
+  verification_sent: "We sent you a new link. It expires in 48 hours.",
+  verification_throttled: "We've sent several links recently. Please use one of those, or try again later.",
+};
+
+export function registerPayerPages(
+  scope: FastifyInstance,
+  deps: AppDeps,
+  service: PayerService,
+  sessions: PayerSessions,
+  sections: readonly AccountSection[],
+): void {
+  const { config } = deps;
+
+  const formPage = (
+    reply: FastifyReply,
+    title: string,
+    form: SafeHtml,
+    status = 200,
+    throttled?: Throttled,
+  ): FastifyReply => {
+    if (throttled) reply.header(H.retryAfter, String(throttled.retryAfterSeconds));
+    return sendPage(reply, config, { title, status, body: html`<h1>${title}</h1>\n${form}` });
+  };
+
+  async function renderAccount(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    signedIn: SignedInPayer,
+    options: { status?: number; deleteError?: string; throttled?: Throttled } = {},
+  ): Promise<FastifyReply> {
+    const csrf = sessions.csrfToken(request, reply, signedIn);
+    const { payer } = signedIn;
+    const notice = ACCOUNT_NOTICES[queryParam(request, "account")];
+    const contributed: SafeHtml[] = [];
+    for (const section of sections) contributed.push(await section({ request, signedIn, csrf }));
+    if (options.throttled) reply.header(H.retryAfter, String(options.throttled.retryAfterSeconds));
+    return sendPage(reply, config, {
+      title: "Your account",
+      status: options.status ?? 200,
+      signedInAs: { email: payer.email, csrf },
+      body: html`<h1>Your account</h1>
+<p>Signed in as <strong>${payer.email}</strong>.</p>
+${payer.emailVerifiedAt === null ? verificationReminder(payer.email, csrf, notice) : ""}
+${contributed}
+${deleteAccountSection(csrf, options.deleteError)}`,
+    });
+  }
+
+  scope.get("/signin", async (request, reply) => {
+    const returnTo = safeReturnTo(queryParam(request, "returnTo"), config);
+    const signedIn = await sessions.current(request);
+    if (signedIn) return reply.redirect(returnTo, 303);
+    const notice = SIGN_IN_NOTICES[queryParam(request, "notice")];
+    const csrf = sessions.csrfToken(request, reply, undefined);
+    return formPage(reply, "Sign in", signInForm({ csrf, returnTo, ...(notice ? { notice } : {}) }));
+  });
+
+  scope.post("/signin", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const returnTo = safeReturnTo(form.fields.returnTo, config);
+    const email = form.fields.email ?? "";
+    const again = (status: number, error: string, throttled?: Throttled) =>
+      formPage(
+        reply,
+        "Sign in",
+        signInForm({ csrf: sessions.csrfToken(request, reply, form.signedIn), returnTo, email, error }),
+        status,
+        throttled,
+      );
+    if (!form.csrfOk) return again(403, FORM_EXPIRED);
+    const result = await service.signIn(email, form.fields.password ?? "", request.ip);
+    if (!result.ok) {
+      return result.reason === "throttled"
+        ? again(429, throttledMessage(result), result)
+        : again(401, WRONG_CREDENTIALS);
+    }
+    await sessions.start(request, reply, result.payer.id);
+    return reply.redirect(returnTo, 303);
+  });
+
+  scope.get("/signup", async (request, reply) => {
+    const returnTo = safeReturnTo(queryParam(request, "returnTo"), config);
+    const signedIn = await sessions.current(request);
+    if (signedIn) return reply.redirect(returnTo, 303);
+    const csrf = sessions.csrfToken(request, reply, undefined);
+    return formPage(reply, "Create your Wattfare account", signUpForm({ csrf, returnTo }));
+  });
+
+  scope.post("/signup", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const returnTo = safeReturnTo(form.fields.returnTo, config);
+    const email = form.fields.email ?? "";
+    const again = (status: number, error: string, throttled?: Throttled) =>
+      formPage(
+        reply,
+        "Create your Wattfare account",
+        signUpForm({ csrf: sessions.csrfToken(request, reply, form.signedIn), returnTo, email, error }),
+        status,
+        throttled,
+      );
+    if (!form.csrfOk) return again(403, FORM_EXPIRED);
+    const result = await service.signUp(email, form.fields.password ?? "", request.ip);
+    if (!result.ok) {
+      if (result.reason === "throttled") return again(429, throttledMessage(result), result);
+      return again(400, result.reason === "taken" ? EMAIL_TAKEN : result.message);
+    }
+    await sessions.start(request, reply, result.payer.id);
+    return reply.redirect(returnTo, 303);
+  });
+
+  scope.post("/signout", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    if (!form.csrfOk) throw new ApiError("forbidden", FORM_EXPIRED);
+    await sessions.end(request, reply);
+    return reply.redirect("/signin?notice=signed_out", 303);
+  });
+
+  scope.get("/account", async (request, reply) => {
+    const signedIn = await sessions.current(request);
+    if (!signedIn) return reply.redirect(signInPath("/account"), 303);
+    return renderAccount(request, reply, signedIn);
+  });
+
+  scope.post("/account/verification", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    if (!form.signedIn) return reply.redirect(signInPath("/account"), 303);
+    if (!form.csrfOk) throw new ApiError("forbidden", FORM_EXPIRED);
+    const sent = await service.sendVerification(form.signedIn.payer);
+    const notice = sent === "throttled" ? "verification_throttled" : "verification_sent";
+    return reply.redirect(`/account?account=${notice}`, 303);
+  });
+
+  scope.get("/verify-email", async (request, reply) => {
+    const verified = await service.verifyEmail(queryParam(request, "token"));
+    return sendPage(reply, config, {
+      title: verified ? "Email address confirmed" : "Link expired",
+      status: verified ? 200 : 400,
+      body: verified
+        ? html`<h1>Email address confirmed</h1>
+<p class="notice" role="status">Thank you. You can now reset your password by email if you ever need to.</p>
+<p><a href="/account">Go to your account</a></p>`
+        : html`<h1>Link expired</h1>
+<p class="alert" role="alert">This confirmation link has expired or was already used.</p>
+<p>You can ask for a new one on <a href="/account">your account page</a>.</p>`,
+    });
+  });
+
+  scope.get("/forgot-password", async (request, reply) => {
+    const csrf = sessions.csrfToken(request, reply, await sessions.current(request));
+    return formPage(reply, "Reset your password", forgotPasswordForm({ csrf, returnTo: "/account" }));
+  });
+
+  scope.post("/forgot-password", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const email = form.fields.email ?? "";
+    const again = (status: number, error: string, throttled?: Throttled) =>
+      formPage(
+        reply,
+        "Reset your password",
+        forgotPasswordForm({
+          csrf: sessions.csrfToken(request, reply, form.signedIn),
+          returnTo: "/account",
+          email,
+          error,
+        }),
+        status,
+        throttled,
+      );
+    if (!form.csrfOk) return again(403, FORM_EXPIRED);
+    const { throttled } = await service.requestPasswordReset(email, request.ip);
+    if (throttled) return again(429, throttledMessage(throttled), throttled);
+    // The same answer whether or not the account exists or is confirmed.
+    return sendPage(reply, config, {
+      title: "Check your email",
+      body: html`<h1>Check your email</h1>
+<p class="notice" role="status">If <strong>${email.trim()}</strong> is the confirmed address of a Wattfare
+account, we sent it a link to choose a new password. The link expires in 1 hour.</p>
+<p>No email? Accounts whose address was never confirmed can't be reset by email.</p>
+<p><a href="/signin">Back to sign in</a></p>`,
+    });
+  });
+
+  scope.get("/reset-password", async (request, reply) => {
+    const token = queryParam(request, "token");
+    const csrf = sessions.csrfToken(request, reply, await sessions.current(request));
+    return formPage(reply, "Choose a new password", resetPasswordForm({ csrf, returnTo: "/account", token }));
+  });
+
+  scope.post("/reset-password", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const token = form.fields.token ?? "";
+    const again = (status: number, error: string) =>
+      formPage(
+        reply,
+        "Choose a new password",
+        resetPasswordForm({
+          csrf: sessions.csrfToken(request, reply, form.signedIn),
+          returnTo: "/account",
+          token,
+          error,
+        }),
+        status,
+      );
+    if (!form.csrfOk) return again(403, FORM_EXPIRED);
+    const result = await service.resetPassword(token, form.fields.password ?? "");
+    if (!result.ok) {
+      if (result.reason === "password") return again(400, result.message);
+      return sendPage(reply, config, {
+        title: "Link expired",
+        status: 400,
+        body: html`<h1>Link expired</h1>
+<p class="alert" role="alert">This reset link has expired or was already used.</p>
+<p><a href="/forgot-password">Ask for a new link</a></p>`,
+      });
+    }
+    // Every session of the account has ended with the password change, this browser's included.
+    sessions.clearCookie(reply);
+    return reply.redirect("/signin?notice=password_changed", 303);
+  });
+
+  scope.post("/account/delete", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    if (!form.signedIn) return reply.redirect(signInPath("/account"), 303);
+    if (!form.csrfOk)
+      return renderAccount(request, reply, form.signedIn, { status: 403, deleteError: FORM_EXPIRED });
+    const confirmed = await service.confirmPassword(
+      form.signedIn.payer,
+      form.fields.password ?? "",
+      request.ip,
+    );
+    if (!confirmed.ok) {
+      return confirmed.reason === "throttled"
+        ? renderAccount(request, reply, form.signedIn, {
+            status: 429,
+            deleteError: throttledMessage(confirmed),
+            throttled: confirmed,
+          })
+        : renderAccount(request, reply, form.signedIn, {
+            status: 401,
+            deleteError: "That password is not correct. Your account was not deleted.",
+          });
+    }
+    const links = await service.deleteAccount(form.signedIn.payer);
+    sessions.clearCookie(reply);
+    return sendPage(reply, config, {
+      title: "Account deleted",
+      body: html`<h1>Your account is deleted</h1>
+<p class="notice" role="status">Every app's access is revoked and Wattfare no longer uses your funding.</p>
+${
+  links.length === 0
+    ? ""
+    : html`<p>Your OpenRouter ${links.length === 1 ? "key still exists" : "keys still exist"} at OpenRouter.
+Delete ${links.length === 1 ? "it" : "them"} there if you no longer need ${links.length === 1 ? "it" : "them"}:</p>
+<ul>${links.map(
+        (link) =>
+          html`<li><a href="${link.url}" rel="noreferrer">Delete key ${link.fingerprint} at OpenRouter</a></li>`,
+      )}</ul>`
+}
+<p><a href="/signup">Create a new account</a></p>`,
+    });
+  });
+}
