@@ -97,3 +97,10 @@ export function safeEqualHash(a: Buffer, b: Buffer): boolean {
   if (a.length !== b.length) return false;
   return timingSafeEqual(a, b);
 }
+
+/** One-time grant tokens: `gt_` + 43 base62 chars (≥ 256 bits), stored only as SHA-256. */
+export const GRANT_TOKEN_PATTERN = /^gt_[0-9A-Za-z]{43}$/;
+
+export function generateGrantToken(): string {
+  return `gt_${randomString(BASE62_ALPHABET, SECRET_LENGTH)}`;
+}

@@ -1,6 +1,8 @@
 export {
   APP_ID_PATTERN,
+  GRANT_TOKEN_PATTERN,
   generateAppId,
+  generateGrantToken,
   generateSecretKey,
   hashSecretKey,
   type ParsedSecretKey,

@@ -106,7 +106,43 @@ export type ReservationDecider = (headroomNano: bigint) => bigint | null;
 
 export type AdmitResult =
   | { admitted: true; amountNano: bigint; reservation: ReservationRecord }
-  | { admitted: false; headroomNano: bigint };
+  | { admitted: false; headroomNano: bigint; usedUp?: true };
+
+/** A grant's use count, taken atomically with its reservation; a proven release gives the use back. */
+export interface GrantUse {
+  grantId: string;
+  maxUses: number | null;
+}
+
+export interface GrantRecord {
+  id: string;
+  appId: string;
+  payerId: string;
+  maxNano: bigint;
+  maxUses: number | null;
+  uses: number;
+  /** Unix ms. */
+  expiresAt: number;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface GrantAccount {
+  grant: GrantRecord;
+  payerPaused: boolean;
+  funding: FundingRecord | null;
+}
+
+export interface NewGrant {
+  id: string;
+  appId: string;
+  tokenHash: Buffer;
+  payerId: string;
+  maxNano: bigint;
+  maxUses: number | null;
+  expiresAt: number;
+  createdAt: number;
+}
 
 export interface Settlement {
   costNano: bigint;
@@ -208,12 +244,13 @@ export interface Store {
     decide: ReservationDecider,
     owner: string,
     leaseUntil: number,
+    grantUse?: GrantUse,
   ): Promise<AdmitResult>;
   /** Durable before the first response byte goes to the client. */
   recordGenerationId(reservationId: string, generationId: string): Promise<void>;
   /** Closes the reservation with its real cost. Idempotent by reservation id. */
   settle(reservation: ReservationRecord, settlement: Settlement): Promise<void>;
-  /** Closes the reservation with no charge (proven non-billing). Idempotent. */
+  /** Closes the reservation with no charge (proven non-billing); a grant gets its use back. Idempotent. */
   release(reservation: ReservationRecord, at: number): Promise<void>;
   /** Extends the lease of this owner's open reservations. */
   heartbeat(owner: string, leaseUntil: number): Promise<void>;
@@ -227,6 +264,16 @@ export interface Store {
   ): Promise<ReservationRecord[]>;
   openReservations(): Promise<ReservationRecord[]>;
   ledger(filter?: { account?: string }): Promise<LedgerEntry[]>;
+
+  // ── one-time grants ────────────────────────────────────────────────
+  createGrant(grant: NewGrant): Promise<void>;
+  /** The grant behind a token hash with its payer's state; `uses` counts admissions not yet refunded. */
+  grantByTokenHash(tokenHash: Buffer): Promise<GrantAccount | undefined>;
+  grantsOfPayer(payerId: string): Promise<GrantRecord[]>;
+  revokeGrant(grantId: string, payerId: string, now: number): Promise<boolean>;
+  /** Keeps an approved grant token (encrypted) for the opener whose popup was lost; taken once. */
+  putGrantHandoff(sessionJti: string, appId: string, tokenBlob: string, expiresAt: number): Promise<void>;
+  takeGrantHandoff(sessionJti: string, appId: string, now: number): Promise<string | undefined>;
   /**
    * Settlements charged at their reservation (`unreconciled`) that carry a generation id, were made at or
    * after `since`, and have no adjustment yet: the hourly re-check asks /generation about them again.

@@ -22,8 +22,17 @@ import { H } from "../../http/headers.js";
 import { type Nano, parseUsdToNano } from "../../money.js";
 import { periodOf } from "../../period.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
-import type { AppRecord, ChatAccount, FundingRecord, ReservationRecord, Store } from "../../store/port.js";
+import type {
+  AccountRef,
+  AppRecord,
+  FundingRecord,
+  GrantAccount,
+  GrantUse,
+  ReservationRecord,
+  Store,
+} from "../../store/port.js";
 import { connectionAccount } from "../connections/index.js";
+import { grantAccountRef, grantInvalid } from "../grants/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
 import type { Reconciler } from "./reconciler.js";
@@ -58,9 +67,20 @@ export interface ChatProxyDeps {
   reconciler: Reconciler;
 }
 
-export interface ChatCaller {
-  app: AppRecord;
-  appUserId: string;
+/** Who is asking: the app, for one of its users (a connection) or with a one-time grant. */
+export type ChatCaller = { app: AppRecord } & (
+  | { kind: "user"; appUserId: string }
+  | { kind: "grant"; grant: GrantAccount }
+);
+
+/** What admission needs, whichever way the caller pays. */
+interface PayerAccount extends AccountRef {
+  capNano: bigint;
+  paused: boolean;
+  funding: FundingRecord | null;
+  grantUse?: GrantUse;
+  /** The stable id behind the pseudonymous upstream `user`. */
+  pseudonymOf: string;
 }
 
 const noRetry = { [H.shouldRetry]: "false" };
@@ -97,14 +117,9 @@ export class ChatProxy {
   ): Promise<void> {
     const { config, store, clock } = this.d;
     const chat = parseChatRequest(raw);
-    const account = await store.chatAccount(caller.app.id, caller.appUserId);
-    if (!account) {
-      throw new ApiError(
-        "not_connected",
-        "This user has not connected a budget. Open the consent popup to connect.",
-      );
-    }
-    if (account.payerPaused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
+    const now = clock.now();
+    const account = await this.payerAccount(caller, now);
+    if (account.paused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
     const funding = await this.usableFunding(account);
     const catalogue = await this.d.catalogue.get();
     const plan = planAdmission(chat, catalogue, {
@@ -112,16 +127,15 @@ export class ChatProxy {
       clampOff: request.headers[H.clamp] === "off",
     });
 
-    const now = clock.now();
-    const capNano = account.connection.capNano;
+    const capNano = account.capNano;
     const keyLimit = funding.limitRemainingNano;
     let fit: Fit | "clamp_off" | "too_small" = "too_small";
     let keyLimitBinding = false;
     const admitted = await store.admit(
       {
         id: request.id,
-        account: connectionAccount(account.connection.id),
-        period: periodOf(now),
+        account: account.account,
+        period: account.period,
         appId: caller.app.id,
         fundingId: funding.id,
         model: chat.model,
@@ -137,8 +151,16 @@ export class ChatProxy {
       },
       this.d.instanceId,
       now + config.reservations.leaseMs,
+      account.grantUse,
     );
-    if (!admitted.admitted) throw refusal(fit, keyLimitBinding, chat.callerMaxTokens);
+    if (!admitted.admitted) {
+      if (caller.kind === "grant" && !keyLimitBinding) {
+        throw grantInvalid(
+          admitted.usedUp ? "This grant has no uses left." : "This grant's dollar cap is used up.",
+        );
+      }
+      throw refusal(fit, keyLimitBinding, chat.callerMaxTokens);
+    }
     const chosen = fit as unknown as Fit;
     const reservation = admitted.reservation;
     this.inFlight.add(reservation.id);
@@ -149,7 +171,7 @@ export class ChatProxy {
         caller,
         reservation,
         funding,
-        renderUpstreamBody(chat, chosen.outTokens, caller.app.id, caller.appUserId),
+        renderUpstreamBody(chat, chosen.outTokens, caller.app.id, account.pseudonymOf),
         chosen,
       );
     } finally {
@@ -157,8 +179,37 @@ export class ChatProxy {
     }
   }
 
+  private async payerAccount(caller: ChatCaller, now: number): Promise<PayerAccount> {
+    if (caller.kind === "grant") {
+      const { grant, payerPaused, funding } = caller.grant;
+      return {
+        ...grantAccountRef(grant.id),
+        capNano: grant.maxNano,
+        paused: payerPaused,
+        funding,
+        grantUse: { grantId: grant.id, maxUses: grant.maxUses },
+        pseudonymOf: `grant:${grant.id}`,
+      };
+    }
+    const account = await this.d.store.chatAccount(caller.app.id, caller.appUserId);
+    if (!account) {
+      throw new ApiError(
+        "not_connected",
+        "This user has not connected a budget. Open the consent popup to connect.",
+      );
+    }
+    return {
+      account: connectionAccount(account.connection.id),
+      period: periodOf(now),
+      capNano: account.connection.capNano,
+      paused: account.payerPaused,
+      funding: account.funding,
+      pseudonymOf: caller.appUserId,
+    };
+  }
+
   /** The payer's funding if it can be used now; re-checks an `insufficient` key that may have been topped up. */
-  private async usableFunding(account: ChatAccount): Promise<FundingRecord> {
+  private async usableFunding(account: PayerAccount): Promise<FundingRecord> {
     const funding = account.funding;
     if (!funding)
       throw new ApiError("funding_invalid", "The payer has no funding source; they need to connect one.");

@@ -3,8 +3,9 @@ import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { H } from "../../http/headers.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE } from "../../http/validation.js";
-import { chatUserKey, RL_CHAT } from "../../ratelimit/index.js";
+import { chatGrantKey, chatUserKey, type RateRule, RL_CHAT } from "../../ratelimit/index.js";
 import { authenticateSecretKey } from "../apps/index.js";
+import { resolveGrant } from "../grants/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import type { ChatCaller, ChatProxy } from "./proxy.js";
 
@@ -29,6 +30,16 @@ export function registerChatRoutes(
   proxy: ChatProxy,
   catalogue: ModelCatalogue,
 ): void {
+  /** RL_CHAT, keyed per user or per grant (separate namespaces). */
+  const enforceChatLimit = async (key: string, rule: RateRule, now: number) => {
+    const decision = await deps.rateLimits.hit(key, rule, now);
+    if (!decision.allowed) {
+      throw new ApiError("rate_limited", `Too many chat requests (${rule.limit}/minute).`, {
+        headers: { [H.retryAfter]: String(decision.retryAfterSeconds) },
+      });
+    }
+  };
+
   app.register(async (scope) => {
     scope.removeContentTypeParser("application/json");
     scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, body, done) =>
@@ -43,8 +54,13 @@ export function registerChatRoutes(
       if (user !== undefined && grant !== undefined) {
         throw new ApiError("invalid_request", `Send either ${H.user} or ${H.grant}, not both.`);
       }
-      if (grant !== undefined)
-        throw new ApiError("invalid_request", "One-time grants are not available yet.");
+      const rule = { limit: caller.chatPerMinute ?? RL_CHAT.limit, windowMs: RL_CHAT.windowMs };
+      if (grant !== undefined) {
+        const account = await resolveGrant(deps, caller.id, grant, now);
+        await enforceChatLimit(chatGrantKey(caller.id, account.grant.id), rule, now);
+        request.chatCaller = { app: caller, kind: "grant", grant: account };
+        return;
+      }
       if (user === undefined) {
         throw new ApiError("invalid_request", `The ${H.user} header is required (your user's id).`, {
           param: H.user,
@@ -53,14 +69,8 @@ export function registerChatRoutes(
       if (!APP_USER_ID.test(user)) {
         throw new ApiError("invalid_request", `${H.user} ${APP_USER_ID_MESSAGE}.`, { param: H.user });
       }
-      const rule = { limit: caller.chatPerMinute ?? RL_CHAT.limit, windowMs: RL_CHAT.windowMs };
-      const decision = await deps.rateLimits.hit(chatUserKey(caller.id, user), rule, now);
-      if (!decision.allowed) {
-        throw new ApiError("rate_limited", `Too many chat requests for this user (${rule.limit}/minute).`, {
-          headers: { [H.retryAfter]: String(decision.retryAfterSeconds) },
-        });
-      }
-      request.chatCaller = { app: caller, appUserId: user };
+      await enforceChatLimit(chatUserKey(caller.id, user), rule, now);
+      request.chatCaller = { app: caller, kind: "user", appUserId: user };
     });
 
     scope.post(

@@ -5,23 +5,51 @@ import { ApiError } from "../../errors.js";
 import { H } from "../../http/headers.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
 import { RL_SESSIONS, sessionsKey } from "../../ratelimit/index.js";
-import { signUserSession } from "../../security/index.js";
+import { signGrantSession, signUserSession } from "../../security/index.js";
 import { authenticateSecretKey } from "../apps/index.js";
+import { MAX_GRANT_EXPIRY_SECONDS } from "../grants/index.js";
 import { tokenConfig } from "./service.js";
 
 export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void {
-  const body = z.strictObject({
-    appUserId: z.string({ error: "is required" }).regex(APP_USER_ID, APP_USER_ID_MESSAGE),
-    requestLimit: z
-      .strictObject({
-        monthlyUsd: z
-          .number({ error: "must be a number" })
-          .positive("must be positive")
-          .max(deps.config.limits.maxMonthlyUsd, `must be at most ${deps.config.limits.maxMonthlyUsd}`)
-          .optional(),
-      })
-      .optional(),
-  });
+  const maxUsd = deps.config.limits.maxMonthlyUsd;
+  const usd = z
+    .number({ error: "must be a number" })
+    .positive("must be positive")
+    .max(maxUsd, `must be at most ${maxUsd}`);
+  // Either a user session ({appUserId, requestLimit?}) or, as an extension, a grant session ({grant}).
+  const body = z
+    .strictObject({
+      appUserId: z.string().regex(APP_USER_ID, APP_USER_ID_MESSAGE).optional(),
+      requestLimit: z.strictObject({ monthlyUsd: usd.optional() }).optional(),
+      grant: z
+        .strictObject({
+          maxUsd: usd,
+          maxUses: z
+            .number()
+            .int("must be an integer")
+            .positive("must be positive")
+            .max(1_000_000)
+            .optional(),
+          expiresInSeconds: z
+            .number()
+            .int("must be an integer")
+            .positive("must be positive")
+            .max(MAX_GRANT_EXPIRY_SECONDS, `must be at most ${MAX_GRANT_EXPIRY_SECONDS} (30 days)`)
+            .optional(),
+        })
+        .optional(),
+    })
+    .superRefine((b, ctx) => {
+      if (b.grant !== undefined && (b.appUserId !== undefined || b.requestLimit !== undefined)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["grant"],
+          message: "send either appUserId or grant, not both",
+        });
+      } else if (b.grant === undefined && b.appUserId === undefined) {
+        ctx.addIssue({ code: "custom", path: ["appUserId"], message: "is required" });
+      }
+    });
 
   app.post("/api/v1/sessions", async (request) => {
     const now = deps.clock.now();
@@ -34,14 +62,27 @@ export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void
       });
     }
     const input = parseOr400(body, request.body);
+    const nowSeconds = Math.floor(now / 1000);
+    const cfg = tokenConfig(deps.config);
+    if (input.grant !== undefined) {
+      const { token, expiresAt } = await signGrantSession(
+        deps.keyRing,
+        cfg,
+        { appId: caller.id, grant: input.grant },
+        nowSeconds,
+      );
+      return { token, expiresAt };
+    }
     const monthlyUsd = input.requestLimit?.monthlyUsd;
     const { token, expiresAt } = await signUserSession(
       deps.keyRing,
-      tokenConfig(deps.config),
-      monthlyUsd === undefined
-        ? { appId: caller.id, appUserId: input.appUserId }
-        : { appId: caller.id, appUserId: input.appUserId, monthlyUsd },
-      Math.floor(now / 1000),
+      cfg,
+      {
+        appId: caller.id,
+        appUserId: input.appUserId as string,
+        ...(monthlyUsd === undefined ? {} : { monthlyUsd }),
+      },
+      nowSeconds,
     );
     return { token, expiresAt };
   });

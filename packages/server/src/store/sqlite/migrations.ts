@@ -180,9 +180,24 @@ const m0002_payers: Migration = {
   },
 };
 
+/** One-time grants: the grant token handed to an opener that lost its popup, once, encrypted. */
+const m0003_grant_handoffs: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`CREATE TABLE grant_handoffs (
+      session_jti TEXT PRIMARY KEY,
+      app_id TEXT NOT NULL,
+      token_blob TEXT NOT NULL,
+      expires_at INTEGER NOT NULL,
+      taken_at INTEGER
+    ) STRICT`.execute(db);
+    await sql`CREATE INDEX grants_by_payer ON grants(payer_id)`.execute(db);
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
+  "0003_grant_handoffs": m0003_grant_handoffs,
 };
 
 class StaticProvider implements MigrationProvider {

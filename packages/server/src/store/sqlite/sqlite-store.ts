@@ -13,26 +13,28 @@ import type {
   ChatAccount,
   ConnectionRecord,
   DevConnectInput,
+  EmailTokenPurpose,
   FundingRecord,
   FundingState,
+  GrantAccount,
+  GrantRecord,
+  GrantUse,
   LedgerEntry,
   NewApp,
-  ReservationDecider,
-  ReservationDraft,
-  ReservationRecord,
-  Settlement,
-  Store,
-} from "../port.js";
-import type {
-  EmailTokenPurpose,
   NewEmailToken,
   NewFunding,
+  NewGrant,
   NewPayer,
   OAuthAttempt,
   OutboxMessage,
   PayerFunding,
   PayerRecord,
   PayerSessionRecord,
+  ReservationDecider,
+  ReservationDraft,
+  ReservationRecord,
+  Settlement,
+  Store,
 } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
 import { openSqlite } from "./database.js";
@@ -137,6 +139,8 @@ export class SqliteStore implements Store {
   private readonly book = new BudgetBook();
   /** Open reservations known to this process, so a settlement is applied to the counters exactly once. */
   private readonly open = new Map<string, ReservationRecord>();
+  /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
+  private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
   private stmt!: ReturnType<SqliteStore["prepare"]>;
   private closed = false;
@@ -171,6 +175,17 @@ export class SqliteStore implements Store {
         VALUES (@id, @account, @period, @appId, @fundingId, @model, @stream, @amountNano, NULL, 'open',
           @owner, @leaseUntil, @createdAt, @deadlineAt)`),
       setGenerationId: db.prepare("UPDATE reservations SET generation_id = ? WHERE id = ?"),
+      useGrant: db.prepare("UPDATE grants SET uses = uses + 1 WHERE id = ?"),
+      refundGrantUse: db.prepare("UPDATE grants SET uses = uses - 1 WHERE id = ? AND uses > 0"),
+      grantByTokenHash: db.prepare(`
+        SELECT g.*, p.paused AS payer_paused,
+               f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
+               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
+               f.checked_at AS f_checked_at, f.created_at AS f_created_at
+        FROM grants g
+        JOIN payers p ON p.id = g.payer_id
+        LEFT JOIN funding f ON f.payer_id = g.payer_id AND f.replaced_at IS NULL
+        WHERE g.token_hash = ?`),
       closeReservation: db.prepare(
         "UPDATE reservations SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'",
       ),
@@ -387,7 +402,9 @@ export class SqliteStore implements Store {
   async lowerCap(connectionId: string, capNano: bigint, now: number): Promise<boolean> {
     // The WHERE makes "only lower" a property of the write itself, not of a read before it.
     const info = this.db
-      .prepare("UPDATE connections SET cap_nano = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL AND cap_nano > ?")
+      .prepare(
+        "UPDATE connections SET cap_nano = ?, updated_at = ? WHERE id = ? AND revoked_at IS NULL AND cap_nano > ?",
+      )
       .run(capNano, now, connectionId, capNano);
     return info.changes > 0;
   }
@@ -433,9 +450,14 @@ export class SqliteStore implements Store {
     decide: ReservationDecider,
     owner: string,
     leaseUntil: number,
+    grantUse?: GrantUse,
   ): Promise<AdmitResult> {
     // Decision and counter update are synchronous: no await between reading the headroom and taking it.
     const headroom = this.book.headroom(draft, capNano);
+    const uses = grantUse === undefined ? 0 : this.grantUsesOf(grantUse.grantId);
+    if (grantUse && grantUse.maxUses !== null && uses >= grantUse.maxUses) {
+      return { admitted: false, headroomNano: headroom, usedUp: true };
+    }
     const amount = decide(headroom);
     if (amount === null || amount > headroom || amount < 0n)
       return { admitted: false, headroomNano: headroom };
@@ -450,8 +472,10 @@ export class SqliteStore implements Store {
       leaseUntil,
     };
     this.open.set(reservation.id, reservation);
+    if (grantUse) this.grantUses.set(grantUse.grantId, uses + 1);
     try {
       await this.batcher.enqueue(() => {
+        if (grantUse) this.stmt.useGrant.run(grantUse.grantId);
         this.stmt.insertReservation.run({
           id: draft.id,
           account: draft.account,
@@ -471,6 +495,7 @@ export class SqliteStore implements Store {
       // Not durable → never forwarded; give the headroom back.
       counters.reserved -= amount;
       this.open.delete(reservation.id);
+      if (grantUse) this.grantUses.set(grantUse.grantId, uses);
       throw error;
     }
     return { admitted: true, amountNano: amount, reservation };
@@ -518,9 +543,108 @@ export class SqliteStore implements Store {
 
   async release(reservation: ReservationRecord, at: number): Promise<void> {
     if (!this.closeInMemory(reservation)) return;
+    // A grant's use is consumed at admission and refunded on a proven release.
+    const grantId = reservation.account.startsWith("g:") ? reservation.account.slice(2) : null;
+    if (grantId !== null) this.grantUses.set(grantId, Math.max(0, this.grantUsesOf(grantId) - 1));
     await this.batcher.enqueue(() => {
-      this.stmt.closeReservation.run("released", at, reservation.id);
+      const closed = this.stmt.closeReservation.run("released", at, reservation.id);
+      if (closed.changes > 0 && grantId !== null) this.stmt.refundGrantUse.run(grantId);
     });
+  }
+
+  private grantUsesOf(grantId: string): number {
+    let uses = this.grantUses.get(grantId);
+    if (uses === undefined) {
+      const row = this.db.prepare("SELECT uses FROM grants WHERE id = ?").get(grantId) as Row | undefined;
+      uses = row ? n(row.uses) : 0;
+      this.grantUses.set(grantId, uses);
+    }
+    return uses;
+  }
+
+  // ── one-time grants ────────────────────────────────────────────────
+
+  async createGrant(grant: NewGrant): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO grants (id, app_id, token_hash, payer_id, max_nano, max_uses, uses, expires_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+      )
+      .run(
+        grant.id,
+        grant.appId,
+        grant.tokenHash,
+        grant.payerId,
+        grant.maxNano,
+        grant.maxUses,
+        grant.expiresAt,
+        grant.createdAt,
+      );
+  }
+
+  private toGrant(r: Row, prefix = ""): GrantRecord {
+    const id = str(r[`${prefix}id`]);
+    return {
+      id,
+      appId: str(r[`${prefix}app_id`]),
+      payerId: str(r[`${prefix}payer_id`]),
+      maxNano: big(r[`${prefix}max_nano`]),
+      maxUses: nOrNull(r[`${prefix}max_uses`]),
+      uses: this.grantUses.get(id) ?? n(r[`${prefix}uses`]),
+      expiresAt: n(r[`${prefix}expires_at`]),
+      createdAt: n(r[`${prefix}created_at`]),
+      revokedAt: nOrNull(r[`${prefix}revoked_at`]),
+    };
+  }
+
+  async grantByTokenHash(tokenHash: Buffer): Promise<GrantAccount | undefined> {
+    const r = this.stmt.grantByTokenHash.get(tokenHash) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      grant: this.toGrant(r),
+      payerPaused: n(r.payer_paused) === 1,
+      funding: r.f_id === null ? null : toFunding(r, "f_"),
+    };
+  }
+
+  async grantsOfPayer(payerId: string): Promise<GrantRecord[]> {
+    const rows = this.db
+      .prepare("SELECT * FROM grants WHERE payer_id = ? ORDER BY created_at DESC")
+      .all(payerId) as Row[];
+    return rows.map((r) => this.toGrant(r));
+  }
+
+  async revokeGrant(grantId: string, payerId: string, now: number): Promise<boolean> {
+    const info = this.db
+      .prepare("UPDATE grants SET revoked_at = ? WHERE id = ? AND payer_id = ? AND revoked_at IS NULL")
+      .run(now, grantId, payerId);
+    return info.changes > 0;
+  }
+
+  async putGrantHandoff(
+    sessionJti: string,
+    appId: string,
+    tokenBlob: string,
+    expiresAt: number,
+  ): Promise<void> {
+    this.db
+      .prepare(
+        "INSERT INTO grant_handoffs (session_jti, app_id, token_blob, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (session_jti) DO NOTHING",
+      )
+      .run(sessionJti, appId, tokenBlob, expiresAt);
+  }
+
+  async takeGrantHandoff(sessionJti: string, appId: string, now: number): Promise<string | undefined> {
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare(
+          "SELECT token_blob FROM grant_handoffs WHERE session_jti = ? AND app_id = ? AND taken_at IS NULL AND expires_at > ?",
+        )
+        .get(sessionJti, appId, now) as Row | undefined;
+      if (!row) return undefined;
+      this.db.prepare("UPDATE grant_handoffs SET taken_at = ? WHERE session_jti = ?").run(now, sessionJti);
+      return str(row.token_blob);
+    })();
   }
 
   async heartbeat(owner: string, leaseUntil: number): Promise<void> {
@@ -580,7 +704,16 @@ export class SqliteStore implements Store {
              model, prompt_tokens, completion_tokens, unreconciled, created_at)
            VALUES (?, 'adjust', ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?)`,
         )
-        .run(entry.requestId, entry.account, entry.period, entry.appId, delta, entry.generationId, entry.model, at);
+        .run(
+          entry.requestId,
+          entry.account,
+          entry.period,
+          entry.appId,
+          delta,
+          entry.generationId,
+          entry.model,
+          at,
+        );
       if (inserted.changes === 0) return;
       this.db
         .prepare("UPDATE usage SET settled_nano = settled_nano + ? WHERE account = ? AND period = ?")
