@@ -33,6 +33,16 @@ async function expectExact(key: string): Promise<void> {
   expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
 }
 
+/** A chat request as alice that the test can abort. */
+function abortable(body: Record<string, unknown>, controller: AbortController): Promise<Response> {
+  return fetch(`${h.url}/api/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
+    body: JSON.stringify(body),
+    signal: controller.signal,
+  });
+}
+
 /** Reads an SSE response until `stopAfter` content chunks, then aborts; returns the text seen. */
 async function readAndAbort(res: Response, controller: AbortController, stopAfter: number): Promise<string> {
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
@@ -205,12 +215,7 @@ describe("client aborts", () => {
   it("aborts the upstream when the client leaves mid-stream and bills only what was produced", async () => {
     const key = await start({ sim: { interTokenMs: 20, responseTokens: 200 } });
     const controller = new AbortController();
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true }),
-      signal: controller.signal,
-    });
+    const res = await abortable({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, controller);
     await readAndAbort(res, controller, 2);
     await expectExact(key);
     const [generation] = h.sim.control.generations(key);
@@ -221,12 +226,10 @@ describe("client aborts", () => {
   it("meters the full response of a non-cancellable model after an abort", async () => {
     const key = await start({ sim: { interTokenMs: 5, responseTokens: 60 } });
     const controller = new AbortController();
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-      body: JSON.stringify({ model: "wattfare/non-cancellable", messages: hello, stream: true }),
-      signal: controller.signal,
-    });
+    const res = await abortable(
+      { model: "wattfare/non-cancellable", messages: hello, stream: true },
+      controller,
+    );
     await readAndAbort(res, controller, 1);
     await expectExact(key);
     expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(60);
@@ -254,12 +257,7 @@ describe("reconciliation", () => {
       sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 5 * 60_000 },
     });
     const controller = new AbortController();
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true }),
-      signal: controller.signal,
-    });
+    const res = await abortable({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, controller);
     await readAndAbort(res, controller, 2);
     await h.drain();
     await h.app.chat.reconciler.tick();
@@ -271,12 +269,10 @@ describe("reconciliation", () => {
   it("settles at the reservation, flagged unreconciled, when /generation never answers before the deadline", async () => {
     await start({ sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 365 * 86_400_000 } });
     const controller = new AbortController();
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 }),
-      signal: controller.signal,
-    });
+    const res = await abortable(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
+      controller,
+    );
     await readAndAbort(res, controller, 2);
     await h.drain();
     await h.reconcile();
@@ -290,12 +286,10 @@ describe("reconciliation", () => {
       sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
     });
     const controller = new AbortController();
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 }),
-      signal: controller.signal,
-    });
+    const res = await abortable(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
+      controller,
+    );
     await readAndAbort(res, controller, 2);
     await h.drain();
     await h.reconcile(); // past the 15-minute deadline: charged at the reservation

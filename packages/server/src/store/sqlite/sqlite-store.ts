@@ -126,6 +126,12 @@ function toPayer(r: Row): PayerRecord {
   };
 }
 
+/** The payer's pause flag and current funding (prefixed f_), for queries joining `payers p` and `funding f`. */
+const PAYER_FUNDING_COLUMNS = `p.paused AS payer_paused,
+  f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
+  f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
+  f.checked_at AS f_checked_at, f.created_at AS f_created_at`;
+
 export interface SqliteStoreOptions {
   /** Path to the database file, or ":memory:" for tests. */
   file: string;
@@ -160,10 +166,7 @@ export class SqliteStore implements Store {
         "SELECT * FROM app_keys WHERE app_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
       ),
       chatAccount: db.prepare(`
-        SELECT c.*, p.paused AS payer_paused,
-               f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
-               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano, f.checked_at AS f_checked_at,
-               f.created_at AS f_created_at
+        SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
         JOIN payers p ON p.id = c.payer_id
         LEFT JOIN funding f ON f.payer_id = c.payer_id AND f.replaced_at IS NULL
@@ -178,10 +181,7 @@ export class SqliteStore implements Store {
       useGrant: db.prepare("UPDATE grants SET uses = uses + 1 WHERE id = ?"),
       refundGrantUse: db.prepare("UPDATE grants SET uses = uses - 1 WHERE id = ? AND uses > 0"),
       grantByTokenHash: db.prepare(`
-        SELECT g.*, p.paused AS payer_paused,
-               f.id AS f_id, f.payer_id AS f_payer_id, f.key_blob AS f_key_blob, f.fingerprint AS f_fingerprint,
-               f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
-               f.checked_at AS f_checked_at, f.created_at AS f_created_at
+        SELECT g.*, ${PAYER_FUNDING_COLUMNS}
         FROM grants g
         JOIN payers p ON p.id = g.payer_id
         LEFT JOIN funding f ON f.payer_id = g.payer_id AND f.replaced_at IS NULL
