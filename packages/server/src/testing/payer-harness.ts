@@ -143,3 +143,27 @@ export class InjectBrowser {
     return res;
   }
 }
+
+/**
+ * Plays the payer on the simulator's OpenRouter consent page without a browser: loads the authorize
+ * URL, submits Authorize (or Deny) and returns the callback URL OpenRouter redirects to.
+ */
+export async function answerConsentPage(
+  authorizeUrl: string,
+  decision: "approve" | "deny" = "approve",
+): Promise<string> {
+  const page = await fetch(authorizeUrl);
+  const html = await page.text();
+  const request = /name="request" value="([^"]+)"/.exec(html)?.[1];
+  if (page.status !== 200 || request === undefined)
+    throw new Error(`consent page failed: ${page.status} ${html}`);
+  const answered = await fetch(new URL("/auth", authorizeUrl), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ request, decision }).toString(),
+    redirect: "manual",
+  });
+  const location = answered.headers.get("location");
+  if (location === null) throw new Error(`consent answer did not redirect: ${answered.status}`);
+  return location;
+}
