@@ -798,9 +798,15 @@ export class SqliteStore implements Store {
   }
 
   async createPayerSession(session: PayerSessionRecord): Promise<void> {
-    this.db
-      .prepare("INSERT INTO payer_sessions (id_hash, payer_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-      .run(session.idHash, session.payerId, session.createdAt, session.expiresAt);
+    this.db.transaction(() => {
+      // Housekeeping on the way: the payer's expired sessions go (their cookies no longer open anything).
+      this.db
+        .prepare("DELETE FROM payer_sessions WHERE payer_id = ? AND expires_at <= ?")
+        .run(session.payerId, session.createdAt);
+      this.db
+        .prepare("INSERT INTO payer_sessions (id_hash, payer_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        .run(session.idHash, session.payerId, session.createdAt, session.expiresAt);
+    })();
   }
 
   async payerSession(
@@ -831,6 +837,11 @@ export class SqliteStore implements Store {
   }
 
   async createEmailToken(token: NewEmailToken): Promise<void> {
+    this.db
+      .prepare(
+        "DELETE FROM payer_email_tokens WHERE payer_id = ? AND (used_at IS NOT NULL OR expires_at <= ?)",
+      )
+      .run(token.payerId, token.createdAt);
     this.db
       .prepare(
         "INSERT INTO payer_email_tokens (token_hash, payer_id, purpose, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
