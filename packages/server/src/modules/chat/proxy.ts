@@ -19,7 +19,7 @@ import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { H } from "../../http/headers.js";
-import { type Nano, parseUsdToNano } from "../../money.js";
+import type { Nano } from "../../money.js";
 import { periodOf } from "../../period.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type {
@@ -32,6 +32,7 @@ import type {
   Store,
 } from "../../store/port.js";
 import { connectionAccount } from "../connections/index.js";
+import { readKeyCheck } from "../funding/index.js";
 import { grantAccountRef, grantInvalid } from "../grants/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
@@ -236,13 +237,11 @@ export class ChatProxy {
     let limitRemaining: Nano | null = funding.limitRemainingNano;
     try {
       const res = await this.d.upstream.get("/key", this.fundingKey(funding));
-      if (res.status === 401) state = "invalid";
-      else if (res.status === 200) {
-        const data = (JSON.parse(res.text) as { data?: { limit_remaining?: unknown } }).data;
-        const remaining = data?.limit_remaining;
-        limitRemaining =
-          typeof remaining === "number" ? parseUsdToNano(String(Math.max(remaining, 0)), "down") : null;
-        state = limitRemaining !== null && limitRemaining <= 0n ? "insufficient" : "ok";
+      const check = readKeyCheck(res.status, res.text);
+      if (check.kind === "invalid") state = "invalid";
+      else if (check.kind === "usable") {
+        state = check.state;
+        limitRemaining = check.limitRemainingNano;
       }
     } catch (error) {
       this.d.logger.warn({ err: error }, "funding re-check failed");
