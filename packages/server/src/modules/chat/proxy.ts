@@ -45,6 +45,7 @@ import { costFromUsageObject, findUsageObject, type UsageCost } from "./usage.js
 /** Re-check an `insufficient` key at most this often: the payer may have topped up. */
 const INSUFFICIENT_RECHECK_MS = 30_000;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const KEY_CACHE_SIZE = 10_000;
 const TAIL_BYTES = 64 * 1024;
 /** Failures where the request provably never reached the upstream: nothing can have been billed. */
 const NEVER_SENT = new Set([
@@ -89,6 +90,7 @@ const noRetry = { [H.shouldRetry]: "false" };
 export class ChatProxy {
   /** Reservations whose request is still being served here (the reconciler leaves them alone). */
   readonly inFlight = new Set<string>();
+  private readonly keyCache = new Map<string, { blob: string; key: string }>();
   /** Handlers and settlement writes still running; drain() waits for them (shutdown, tests). */
   private readonly work = new Set<Promise<unknown>>();
 
@@ -250,8 +252,18 @@ export class ChatProxy {
     return { ...funding, state, limitRemainingNano: limitRemaining, checkedAt: now };
   }
 
+  /**
+   * Decrypting costs more than the rest of admission; keys are cached per funding row and blob (a
+   * reconnect makes a new row, so a replaced key is never served). Bounded; the process already holds
+   * each key in memory while it forwards.
+   */
   private fundingKey(funding: FundingRecord): string {
-    return decryptFundingKey(this.d.keyRing, funding.keyBlob, funding.id);
+    const cached = this.keyCache.get(funding.id);
+    if (cached && cached.blob === funding.keyBlob) return cached.key;
+    const key = decryptFundingKey(this.d.keyRing, funding.keyBlob, funding.id);
+    if (this.keyCache.size >= KEY_CACHE_SIZE) this.keyCache.clear();
+    this.keyCache.set(funding.id, { blob: funding.keyBlob, key });
+    return key;
   }
 
   private async forward(

@@ -145,6 +145,13 @@ export class SqliteStore implements Store {
   private readonly book = new BudgetBook();
   /** Open reservations known to this process, so a settlement is applied to the counters exactly once. */
   private readonly open = new Map<string, ReservationRecord>();
+  /**
+   * Apps and their keys, read on every authenticated request. Valid while `PRAGMA data_version` is
+   * unchanged (it moves when another connection — the CLI — commits) and cleared by this process's own
+   * app writes, so a change made anywhere applies to the very next request.
+   */
+  private readonly appCache = new Map<string, { app: AppWithOrigins | undefined; keys: AppKeyRecord[] }>();
+  private appCacheVersion: bigint | undefined;
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
@@ -162,9 +169,8 @@ export class SqliteStore implements Store {
     return {
       app: db.prepare("SELECT * FROM apps WHERE id = ?"),
       origins: db.prepare("SELECT origin FROM app_origins WHERE app_id = ? ORDER BY created_at, origin"),
-      activeKeys: db.prepare(
-        "SELECT * FROM app_keys WHERE app_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
-      ),
+      appKeys: db.prepare("SELECT * FROM app_keys WHERE app_id = ? ORDER BY id DESC"),
+      dataVersion: db.prepare("PRAGMA data_version").pluck(),
       chatAccount: db.prepare(`
         SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
@@ -247,6 +253,7 @@ export class SqliteStore implements Store {
   // ── apps ────────────────────────────────────────────────────────────
 
   async createApp(app: NewApp): Promise<void> {
+    this.appCache.clear();
     this.db.transaction(() => {
       this.db
         .prepare("INSERT INTO apps (id, name, created_at) VALUES (?, ?, ?)")
@@ -273,9 +280,30 @@ export class SqliteStore implements Store {
     };
   }
 
+  private cachedApp(appId: string): { app: AppWithOrigins | undefined; keys: AppKeyRecord[] } {
+    const version = this.stmt.dataVersion.get() as bigint;
+    if (version !== this.appCacheVersion || this.appCache.size > 10_000) {
+      this.appCache.clear();
+      this.appCacheVersion = version;
+    }
+    let entry = this.appCache.get(appId);
+    if (!entry) {
+      const r = this.stmt.app.get(appId) as Row | undefined;
+      const keys = (this.stmt.appKeys.all(appId) as Row[]).map((k) => ({
+        id: n(k.id),
+        appId: str(k.app_id),
+        keyHash: k.key_hash as Buffer,
+        createdAt: n(k.created_at),
+        expiresAt: nOrNull(k.expires_at),
+      }));
+      entry = { app: r ? this.appWithOrigins(r) : undefined, keys };
+      this.appCache.set(appId, entry);
+    }
+    return entry;
+  }
+
   async getApp(appId: string): Promise<AppWithOrigins | undefined> {
-    const r = this.stmt.app.get(appId) as Row | undefined;
-    return r ? this.appWithOrigins(r) : undefined;
+    return this.cachedApp(appId).app;
   }
 
   async listApps(): Promise<AppWithOrigins[]> {
@@ -288,13 +316,7 @@ export class SqliteStore implements Store {
   }
 
   async activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]> {
-    return (this.stmt.activeKeys.all(appId, now) as Row[]).map((r) => ({
-      id: n(r.id),
-      appId: str(r.app_id),
-      keyHash: r.key_hash as Buffer,
-      createdAt: n(r.created_at),
-      expiresAt: nOrNull(r.expires_at),
-    }));
+    return this.cachedApp(appId).keys.filter((k) => k.expiresAt === null || k.expiresAt > now);
   }
 
   async rotateAppKey(
@@ -304,6 +326,7 @@ export class SqliteStore implements Store {
     oldExpiresAt: number,
     compromised: boolean,
   ): Promise<void> {
+    this.appCache.clear();
     this.db.transaction(() => {
       this.db
         .prepare(
@@ -320,6 +343,7 @@ export class SqliteStore implements Store {
   }
 
   async addOrigin(appId: string, origin: string, now: number): Promise<boolean> {
+    this.appCache.clear();
     const info = this.db
       .prepare("INSERT OR IGNORE INTO app_origins (app_id, origin, created_at) VALUES (?, ?, ?)")
       .run(appId, origin, now);
@@ -327,6 +351,7 @@ export class SqliteStore implements Store {
   }
 
   async removeOrigin(appId: string, origin: string): Promise<boolean> {
+    this.appCache.clear();
     const info = this.db
       .prepare("DELETE FROM app_origins WHERE app_id = ? AND origin = ?")
       .run(appId, origin);
@@ -337,6 +362,7 @@ export class SqliteStore implements Store {
     appId: string,
     limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null },
   ): Promise<void> {
+    this.appCache.clear();
     if (limits.sessionsPerMinute !== undefined) {
       this.db
         .prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?")
