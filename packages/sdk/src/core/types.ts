@@ -1,0 +1,45 @@
+/** Wire types of Wattfare's own endpoints, shared by both entries. */
+
+/**
+ * A user's connection to your app, as `GET /api/v1/status` answers it. USD amounts have 6 decimals;
+ * `remainingUsd` already subtracts requests in flight, so it never promises more than Wattfare admits.
+ *
+ * @example
+ * ```ts
+ * const status: ConnectionStatus = await wattfare.status("user_123");
+ * if (!status.connected) showConnectButton();
+ * else if (status.remainingUsd < 0.01) showRaiseCapButton();
+ * ```
+ */
+export interface ConnectionStatus {
+  /** Whether the user has approved a budget for your app. */
+  connected: boolean;
+  /** The monthly cap the payer approved; 0 when not connected. */
+  limits: { monthlyUsd: number };
+  /** Settled spend this period (rounded up); 0 when not connected. */
+  usage: { monthlyUsd: number };
+  /** What is left this period: cap − settled − reserved, rounded down, never below 0. */
+  remainingUsd: number;
+  /** The current period (calendar month, UTC) as unix seconds; `end` is exclusive. */
+  period: { start: number; end: number };
+  /** The payer's funding source: `missing` when not connected, `insufficient`/`invalid` need the payer. */
+  funding: "ok" | "insufficient" | "invalid" | "missing";
+  /** Whether the payer paused all spending (chat then answers 402 `budget_exceeded`). */
+  paused: boolean;
+}
+
+/**
+ * A short-lived session token for the browser SDK.
+ *
+ * @example
+ * ```ts
+ * const session: Session = await wattfare.sessions.create({ appUserId: "user_123" });
+ * new Date(session.expiresAt * 1000); // about ten minutes from now
+ * ```
+ */
+export interface Session {
+  /** A JWT for the browser SDK; it carries your app id, the user id and the requested limit. */
+  token: string;
+  /** Expiry as unix seconds (10 minutes after minting). */
+  expiresAt: number;
+}

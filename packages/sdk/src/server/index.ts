@@ -1,0 +1,64 @@
+/**
+ * `@wattfare/sdk/server`: the Wattfare SDK for app backends (Node 20+, and any runtime with `fetch`).
+ * It holds your secret key; never import it into browser code.
+ */
+export { APIPromise, type WithResponse } from "../core/api-promise.js";
+export type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionContentPart,
+  ChatCompletionCreateParams,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+  ChatCompletionMessageParam,
+  ChatCompletionMessageToolCall,
+  ChatCompletionTool,
+} from "../core/chat-types.js";
+export {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  type APIErrorInit,
+  APIUserAbortError,
+  AuthError,
+  BudgetExceededError,
+  type ClientErrorCode,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorForCode,
+  ForbiddenError,
+  FundingInvalidError,
+  GrantInvalidError,
+  InternalError,
+  InvalidRequestError,
+  isWattfareError,
+  NotConnectedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+  WattfareError,
+  type WattfareErrorCode,
+} from "../core/errors.js";
+export type { Fetch, RequestOptions, Sleep } from "../core/http.js";
+export type { Logger } from "../core/logger.js";
+export { Stream } from "../core/stream.js";
+export type { ConnectionStatus, Session } from "../core/types.js";
+export {
+  type ChatCompletions,
+  type ChatRequestOptions,
+  type ClientOptions,
+  type OpenAIClientOptions,
+  type SessionCreateParams,
+  type Sessions,
+  Wattfare,
+} from "./client.js";
+export { toFetchRequest, toNodeHandler } from "./node.js";
+export {
+  createSessionHandler,
+  type GetSessionUser,
+  type SessionHandler,
+  type SessionHandlerOptions,
+  type SessionUser,
+} from "./session-handler.js";
