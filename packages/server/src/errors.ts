@@ -64,6 +64,8 @@ export class ApiError extends Error {
     const headers: Record<string, string> = { ...options.headers };
     // Stock OpenAI clients retry 5xx/429/408 twice; a 402 is never worth retrying (DESIGN.md).
     if (this.status === 402) headers["x-should-retry"] = "false";
+    // 503 is only raised before any work starts (no catalogue yet, store unreachable): safe to retry.
+    if (this.status === 503) headers["x-should-retry"] ??= "true";
     this.headers = headers;
   }
 }

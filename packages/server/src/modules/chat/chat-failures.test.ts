@@ -143,6 +143,7 @@ describe("upstream errors before the body", () => {
     await h.stopSimulator();
     const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
     expect(res.status).toBe(503);
+    expect(res.headers.get("x-should-retry")).toBe("true");
     expect((await errorOf(res)).code).toBe("unavailable");
     expect(await h.openReservations()).toBe(0);
   });
