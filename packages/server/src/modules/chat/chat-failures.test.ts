@@ -245,7 +245,9 @@ describe("client aborts", () => {
       body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello }),
       signal: controller.signal,
     }).catch(() => undefined);
-    setTimeout(() => controller.abort(), 30);
+    // Leave once the simulator has the request (it answers only after ttftMs).
+    while (h.sim.control.requests().length === 0) await new Promise((r) => setTimeout(r, 1));
+    controller.abort();
     await res;
     await expectExact(key);
     expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(20);

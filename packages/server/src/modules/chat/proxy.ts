@@ -288,7 +288,15 @@ export class ChatProxy {
       if (headersIn) abort.abort();
     };
     res.once("close", onClose);
+    // The client may already be gone (it left while we were admitting): `close` will not fire again.
+    if (res.destroyed || request.raw.socket?.destroyed === true) onClose();
 
+    if (clientGone) {
+      // Gone before anything was sent upstream: nothing to bill, nobody to answer.
+      reply.hijack();
+      await store.release(reservation, clock.now());
+      return;
+    }
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await this.d.upstream.chat(body, this.fundingKey(funding), caller.app.name, abort.signal);
