@@ -53,12 +53,14 @@ describe("budget invariants", () => {
   });
 
   it("admits nothing new once the cap is lowered mid-flight, while in-flight streams finish and meter exactly", async () => {
-    h = await createChatHarness({ sim: { responseTokens: 30, interTokenMs: 10 } });
+    // Streams of ~2 s: long enough that all five still run once the last is admitted, even under load.
+    h = await createChatHarness({ sim: { responseTokens: 100, interTokenMs: 20 } });
     const key = await h.connect("alice", 5);
-    const inFlight = streamAll(5, { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 30 });
+    const inFlight = streamAll(5, { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 100 });
     // Wait until all five are admitted (their reservations are durable), then lower the cap to nothing.
-    for (let i = 0; i < 500 && (await h.openReservations()) < 5; i++)
-      await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 2000 && (await h.openReservations()) < 5; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
     expect(await h.openReservations()).toBe(5);
     h.store.db.prepare("UPDATE connections SET cap_nano = 1").run();
     const refused = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
