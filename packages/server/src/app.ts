@@ -9,6 +9,8 @@ import { registerErrorHandling } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
 import { type Chat, createChat } from "./modules/chat/index.js";
 import { registerConnectionRoutes } from "./modules/connections/index.js";
+import { registerConsentRoutes } from "./modules/consent/index.js";
+import { registerDashboard } from "./modules/dashboard/index.js";
 import { registerFundingRoutes } from "./modules/funding/index.js";
 import { registerGrantRoutes } from "./modules/grants/index.js";
 import { registerHealthRoutes } from "./modules/health/index.js";
@@ -34,7 +36,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: newRequestId,
     bodyLimit: deps.config.limits.otherBodyBytes,
     return503OnClosing: true,
-    forceCloseConnections: false,
     routerOptions: { ignoreTrailingSlash: false },
   });
 
@@ -55,6 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("onClose", async () => chat.close());
   const payers = registerPayerRoutes(app, deps);
   registerFundingRoutes(app, deps, payers, chat.upstream);
+  // Consent popup and payer dashboard (issue 6).
+  registerConsentRoutes(app, deps, payers, app.funding);
+  registerDashboard(app, deps, payers);
   await app.ready();
   return app;
 }

@@ -333,6 +333,33 @@ export interface Store {
    * reservation still needs it (reconciliation); the others' blobs are erased.
    */
   replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void>;
+
+  // ── consent popup and payer dashboard (issue 6; types at the end of this file) ──
+  /** Stores a popup consent session, replacing an unanswered one made from the same session token. */
+  createConsentSession(session: ConsentSessionRecord): Promise<void>;
+  /** The consent session behind a cookie hash, answered or expired ones included (the caller judges). */
+  consentSession(idHash: Buffer): Promise<ConsentSessionRecord | undefined>;
+  /** True when a consent session made from this session token (jti) was already answered. */
+  consentAnswered(sessionJti: string): Promise<boolean>;
+  /** Records the payer's answer once; false when it was already answered or has expired. */
+  answerConsentSession(idHash: Buffer, outcome: ConsentOutcome, now: number): Promise<boolean>;
+  /**
+   * The payer's approval, in one transaction: the payer's own live connection gets the cap; another
+   * payer's is revoked and replaced by a new row only when `switchPayer` is set (usage belongs to the
+   * connection, so the new payer starts at zero); no connection → a new row.
+   */
+  approveConnection(input: ApproveConnectionInput): Promise<ApproveConnectionResult>;
+  /** The payer's live connections with their app's name, oldest first. */
+  payerConnections(payerId: string): Promise<PayerConnection[]>;
+  /** Sets the cap of the payer's own live connection (raises included: the payer is present). */
+  setConnectionCap(connectionId: string, payerId: string, capNano: bigint, now: number): Promise<boolean>;
+  /** Revokes the payer's own live connection; false when it is not theirs or not live. */
+  revokePayerConnection(connectionId: string, payerId: string, now: number): Promise<boolean>;
+  setPayerPaused(payerId: string, paused: boolean): Promise<void>;
+  /** Settled spend per month over all the payer's connections and grants, from `fromPeriod` on. */
+  payerMonthlySpend(payerId: string, fromPeriod: Period): Promise<MonthlySpend[]>;
+  /** The payer's most recent settled requests, newest first, adjustments folded in. */
+  payerRecentRequests(payerId: string, limit: number): Promise<PayerRequest[]>;
 }
 
 // ── payer accounts and funding (issue 5) ────────────────────────────
@@ -410,4 +437,74 @@ export interface NewFunding {
   state: FundingState;
   limitRemainingNano: bigint | null;
   checkedAt: number;
+}
+
+// ── consent popup and payer dashboard (issue 6) ─────────────────────
+
+export type ConsentIntent = "connect" | "raise" | "reconnect-funding" | "grant";
+export type ConsentOutcome = "approved" | "denied";
+
+/**
+ * A popup consent session: what a verified session token and its verified opener origin were exchanged
+ * for. The cookie holds a random token; only its SHA-256 is stored.
+ */
+export interface ConsentSessionRecord {
+  idHash: Buffer;
+  appId: string;
+  intent: ConsentIntent;
+  /** The app's user being connected; null for a grant. */
+  appUserId: string | null;
+  /** The terms the grant session token carried; null unless the intent is "grant". */
+  grantTerms: { maxUsd: number; maxUses?: number; expiresInSeconds?: number } | null;
+  /** The opener's origin, registered for the app: the only target of the result message. */
+  origin: string;
+  /** The monthly cap the app asked for; null when it asked for none. */
+  requestedCapNano: bigint | null;
+  sessionJti: string;
+  /** The session token's `exp`, unix seconds. */
+  sessionExpiresAt: number;
+  createdAt: number;
+  expiresAt: number;
+  answeredAt: number | null;
+  outcome: ConsentOutcome | null;
+}
+
+export interface ApproveConnectionInput {
+  appId: string;
+  appUserId: string;
+  payerId: string;
+  /** null keeps the cap of the payer's existing connection (there must be one). */
+  capNano: bigint | null;
+  /** The payer confirmed replacing another payer's connection. */
+  switchPayer: boolean;
+  /** The id a new row gets, if one is made. */
+  newConnectionId: string;
+  now: number;
+}
+
+export type ApproveConnectionResult =
+  | { ok: true; connection: ConnectionRecord; created: boolean }
+  | { ok: false; reason: "other_payer" | "not_connected" };
+
+export interface PayerConnection extends ConnectionRecord {
+  appName: string;
+}
+
+export interface MonthlySpend {
+  period: Period;
+  settledNano: bigint;
+  requests: number;
+}
+
+export interface PayerRequest {
+  requestId: string;
+  appId: string;
+  appName: string;
+  /** true when it was paid through a one-time grant. */
+  viaGrant: boolean;
+  model: string;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  amountNano: bigint;
+  createdAt: number;
 }

@@ -129,6 +129,19 @@ export class InjectBrowser {
     return this.keep(res);
   }
 
+  /** POSTs JSON the way a script on Wattfare's own page does (same `Origin`, this browser's cookies). */
+  async postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<InjectResponse> {
+    const all: Record<string, string> = {
+      "content-type": "application/json",
+      origin: this.origin,
+      ...this.cookieHeader(),
+      ...headers,
+    };
+    for (const [name, value] of Object.entries(all)) if (value === "") delete all[name];
+    const res = await this.h.app.inject({ method: "POST", url, headers: all, payload: JSON.stringify(body) });
+    return this.keep(res);
+  }
+
   private cookieHeader(): Record<string, string> {
     if (this.cookies.size === 0) return {};
     return { cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ") };

@@ -1,5 +1,6 @@
 /** Server-rendered page helpers shared by the payer pages, funding and the consent popup. */
 export { type CookieOptions, parseCookies, serializeCookie } from "./cookies.js";
+export { displayDuration, displayTime, displayUsd } from "./format.js";
 export {
   assertSameOrigin,
   DEFAULT_RETURN_TO,

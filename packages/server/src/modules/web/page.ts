@@ -37,9 +37,30 @@ a{color:#0645ad}
 .state-invalid,.state-missing{background:#fdecec;color:#7a1010}
 .inline{display:inline}
 code{word-break:break-all}
+input[type=number]{width:100%;font:inherit;padding:.6rem;border:1px solid #888;border-radius:.35rem}
+.check{display:flex;gap:.6rem;align-items:flex-start;margin:.75rem 0}
+.check input{flex:none;width:1.2rem;height:1.2rem;margin:.2rem 0 0}
+.check label{display:inline;font-weight:400;margin:0}
+a.button{display:inline-block;font-weight:600;padding:.6rem 1.1rem;border-radius:.35rem;background:#1a1a1a;color:#fff;text-decoration:none}
+.actions{margin-top:.5rem}
+dl.terms{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:.5rem 0}
+dl.terms dt{font-weight:600}
+dl.terms dd{margin:0}
+article{border-top:1px solid #ddd;padding:.5rem 0 .75rem}
+article h3{font-size:1.05rem;margin:.5rem 0 .25rem}
+progress{display:block;width:100%;height:1rem;accent-color:#1a73e8}
+.table-wrap{overflow-x:auto;margin:1rem 0}
+table{border-collapse:collapse;width:100%;font-size:.9rem}
+caption{text-align:left;font-weight:600;padding:.25rem 0}
+th,td{text-align:left;padding:.35rem .5rem .35rem 0;border-bottom:1px solid #ddd;white-space:nowrap}
+svg.chart{display:block;width:100%;height:auto;font-size:11px}
+svg.chart .bar{fill:#1a73e8}
+svg.chart .axis{stroke:#888}
+svg.chart text{fill:currentColor}
 @media (prefers-color-scheme:dark){html{background:#121212;color:#eee}section{background:#1c1c1c;border-color:#333}
 header{border-color:#333}a{color:#8ab4f8}.hint{color:#aaa}button.secondary{background:#1c1c1c;color:#eee;border-color:#eee}
-.alert{background:#3a1717}.notice{background:#17301d}input{background:#111;color:#eee}}
+.alert{background:#3a1717}.notice{background:#17301d}input{background:#111;color:#eee}
+a.button{background:#eee;color:#111}article,th,td{border-color:#333}}
 `;
 
 export interface PageContent {

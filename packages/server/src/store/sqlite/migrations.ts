@@ -194,10 +194,42 @@ const m0003_grant_handoffs: Migration = {
   },
 };
 
+// Consent popup (issue 6): the popup consent session a verified session token is exchanged for. Only
+// the SHA-256 of its cookie is stored; rows are kept after the answer so a grant session token can be
+// answered once only, and are swept when they expire.
+const m0004_consent_sessions: Migration = {
+  async up(db: Kysely<unknown>) {
+    for (const statement of [
+      sql`CREATE TABLE consent_sessions (
+        id_hash BLOB PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+        intent TEXT NOT NULL CHECK (intent IN ('connect','raise','reconnect-funding','grant')),
+        app_user_id TEXT,
+        grant_terms TEXT,
+        origin TEXT NOT NULL,
+        requested_cap_nano INTEGER CHECK (requested_cap_nano >= 0),
+        session_jti TEXT NOT NULL,
+        session_expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        answered_at INTEGER,
+        outcome TEXT CHECK (outcome IN ('approved','denied')),
+        CHECK ((intent = 'grant') = (app_user_id IS NULL)),
+        CHECK ((intent = 'grant') = (grant_terms IS NOT NULL))
+      ) STRICT`,
+      sql`CREATE INDEX consent_sessions_by_jti ON consent_sessions(session_jti)`,
+      sql`CREATE INDEX consent_sessions_by_expiry ON consent_sessions(expires_at)`,
+    ]) {
+      await statement.execute(db);
+    }
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
   "0003_grant_handoffs": m0003_grant_handoffs,
+  "0004_consent_sessions": m0004_consent_sessions,
 };
 
 class StaticProvider implements MigrationProvider {

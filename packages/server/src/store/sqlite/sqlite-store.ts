@@ -37,6 +37,7 @@ import type {
   Store,
 } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
+import { SqliteConsentQueries } from "./consent-queries.js";
 import { openSqlite } from "./database.js";
 import { migrateToLatest } from "./migrations.js";
 import { WriteBatcher } from "./write-batcher.js";
@@ -1009,6 +1010,25 @@ export class SqliteStore implements Store {
           AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id AND r.state = 'open')`)
       .run(ERASED_KEY_BLOB, payerId, ERASED_KEY_BLOB);
   }
+
+  // ── consent popup and payer dashboard (issue 6): the SQL is in consent-queries.ts ──
+  private readonly consent = new SqliteConsentQueries(() => this.db);
+  createConsentSession: Store["createConsentSession"] = (s) => this.consent.createConsentSession(s);
+  consentSession: Store["consentSession"] = (idHash) => this.consent.consentSession(idHash);
+  consentAnswered: Store["consentAnswered"] = (jti) => this.consent.consentAnswered(jti);
+  answerConsentSession: Store["answerConsentSession"] = (idHash, outcome, now) =>
+    this.consent.answerConsentSession(idHash, outcome, now);
+  approveConnection: Store["approveConnection"] = (input) => this.consent.approveConnection(input);
+  payerConnections: Store["payerConnections"] = (payerId) => this.consent.payerConnections(payerId);
+  setConnectionCap: Store["setConnectionCap"] = (id, payerId, capNano, now) =>
+    this.consent.setConnectionCap(id, payerId, capNano, now);
+  revokePayerConnection: Store["revokePayerConnection"] = (id, payerId, now) =>
+    this.consent.revokePayerConnection(id, payerId, now);
+  setPayerPaused: Store["setPayerPaused"] = (payerId, paused) => this.consent.setPayerPaused(payerId, paused);
+  payerMonthlySpend: Store["payerMonthlySpend"] = (payerId, from) =>
+    this.consent.payerMonthlySpend(payerId, from);
+  payerRecentRequests: Store["payerRecentRequests"] = (payerId, limit) =>
+    this.consent.payerRecentRequests(payerId, limit);
 }
 
 export async function openSqliteStore(file: string): Promise<SqliteStore> {

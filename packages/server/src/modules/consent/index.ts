@@ -1,0 +1,35 @@
+/**
+ * The consent popup: where a payer signs in or up, funds, and approves an app's monthly cap or a
+ * one-time grant (DESIGN.md "Core flows" 2 and 5). Builds on payer accounts and funding.
+ */
+import type { FastifyInstance } from "fastify";
+import type { AppDeps } from "../../deps.js";
+import type { Funding } from "../funding/index.js";
+import type { Payers } from "../payers/index.js";
+import { registerPageScope } from "../web/index.js";
+import { registerConsentPages, registerSessionExchange } from "./routes.js";
+import { ConsentSessions } from "./session.js";
+
+export { CONNECT_PATH, CONSENT_PATH, SESSION_EXCHANGE_PATH } from "./routes.js";
+export {
+  CONSENT_INTENTS,
+  type ConsentStep,
+  consentStep,
+  parseCapInput,
+  type SessionExchange,
+  suggestedCapNano,
+} from "./service.js";
+export { CONSENT_TTL_MS, ConsentSessions } from "./session.js";
+export type { ResultMessage } from "./views.js";
+
+export function registerConsentRoutes(
+  app: FastifyInstance,
+  deps: AppDeps,
+  payers: Payers,
+  funding: Funding,
+): ConsentSessions {
+  const consents = new ConsentSessions(deps);
+  registerSessionExchange(app, deps, consents);
+  registerPageScope(app, deps, (scope) => registerConsentPages(scope, deps, payers, funding, consents));
+  return consents;
+}

@@ -1,0 +1,479 @@
+import { createHash } from "node:crypto";
+import { SignJWT } from "jose";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { usdToNano } from "../../money.js";
+import { createHarness } from "../../testing/harness.js";
+import { createPayerHarness, type InjectBrowser, type PayerHarness } from "../../testing/payer-harness.js";
+
+const PASSWORD = "correct horse battery staple";
+const ORIGIN = "http://127.0.0.1:5173";
+let h: PayerHarness;
+let app: { appId: string; secretKey: string };
+let other: { appId: string; secretKey: string };
+let n = 0;
+
+beforeAll(async () => {
+  h = await createPayerHarness({ logLevel: "info" });
+  app = await h.createApp("Story Studio", [ORIGIN]);
+  other = await h.createApp("Other app", ["https://other.example"]);
+});
+afterAll(async () => h.close());
+// A fresh hour each test: sign-up throttles never reach from one test into the next.
+beforeEach(() => h.clock.advance(2 * 3_600_000));
+
+async function mint(body: unknown, secretKey = app.secretKey): Promise<string> {
+  const res = await h.app.inject({
+    method: "POST",
+    url: "/api/v1/sessions",
+    headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json" },
+    payload: JSON.stringify(body),
+  });
+  expect(res.statusCode).toBe(200);
+  return (res.json() as { token: string }).token;
+}
+
+const user = (monthlyUsd?: number) => ({
+  appUserId: `user${++n}`,
+  ...(monthlyUsd === undefined ? {} : { requestLimit: { monthlyUsd } }),
+});
+
+/** The popup's exchange, as its script sends it. */
+function exchange(
+  browser: InjectBrowser,
+  body: { token: string; origin?: string; intent?: string; monthlyUsd?: number },
+  headers: Record<string, string> = {},
+) {
+  return browser.postJson("/connect/session", { origin: ORIGIN, intent: "connect", ...body }, headers);
+}
+
+async function funded(browser: InjectBrowser): Promise<string> {
+  const email = `payer${++n}@example.com`;
+  await browser.get("/signup");
+  expect((await browser.post("/signup", { email, password: PASSWORD })).statusCode).toBe(303);
+  await browser.get("/account");
+  const key = h.sim.control.createKey({ credits: 50 });
+  const res = await browser.post("/funding/key", { key, returnTo: "/account" });
+  expect(res.headers.location).toBe("/account?funding=connected");
+  return email;
+}
+
+/** A funded, signed-in payer whose popup holds an open consent session for `body`. */
+async function openPopup(body: unknown, intent = "connect", monthlyUsd?: number) {
+  const browser = h.browser();
+  const email = await funded(browser);
+  const token = await mint(body);
+  const res = await exchange(browser, { token, intent, ...(monthlyUsd === undefined ? {} : { monthlyUsd }) });
+  expect(res.statusCode).toBe(200);
+  const page = await browser.get("/connect/consent");
+  expect(page.statusCode).toBe(200);
+  return { browser, email, token, page };
+}
+
+/** The message and target of the result page's postMessage call. */
+function postedMessage(html: string): { message: Record<string, unknown>; target: string } | undefined {
+  const match = /opener\.postMessage\((\{.*\}), ("[^"]*")\);/.exec(html);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { message: JSON.parse(match[1]) as Record<string, unknown>, target: JSON.parse(match[2]) as string };
+}
+
+const consentErrorOf = (html: string) => /id="consent-error">([^<]*)</.exec(html)?.[1];
+/** The CSRF token of the form posting to `action` (each popup form carries its own). */
+const csrfOf = (html: string, action: string) =>
+  new RegExp(`action="${action}"[^>]*>\\s*<input type="hidden" name="csrf" value="([^"]+)"`).exec(
+    html,
+  )?.[1] ?? "";
+const liveConnections = (appUserId: string) =>
+  h.store.db
+    .prepare("SELECT * FROM connections WHERE app_user_id = ? AND revoked_at IS NULL")
+    .all(appUserId) as { payer_id: string; cap_nano: bigint; id: string }[];
+
+describe("GET /connect", () => {
+  it("serves the handshake page: one nonce script that announces itself to the opener and carries no secret", async () => {
+    const res = await h.browser().get("/connect");
+    expect(res.statusCode).toBe(200);
+    const csp = String(res.headers["content-security-policy"]);
+    const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+    expect(nonce).toBeTruthy();
+    expect(res.body).toContain(`<script nonce="${nonce}">`);
+    expect(res.body).toContain(`opener.postMessage({ type: "wattfare:ready" }, "*")`);
+    expect(res.body).toContain("event.source !== opener");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers["referrer-policy"]).toBe("same-origin");
+    expect(res.headers["cross-origin-opener-policy"]).toBeUndefined();
+  });
+});
+
+describe("POST /connect/session", () => {
+  it("exchanges a verified token from a registered origin for a 30-minute httpOnly consent cookie, stored hashed", async () => {
+    const browser = h.browser();
+    const token = await mint(user(5));
+    const res = await exchange(browser, { token });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ next: "/connect/consent" });
+    const cookie = String(res.headers["set-cookie"]);
+    expect(cookie).toMatch(/^wf_consent=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=1800$/);
+    expect(res.headers["cross-origin-opener-policy"]).toBeUndefined();
+    const value = browser.cookies.get("wf_consent") ?? "";
+    const row = h.store.db
+      .prepare("SELECT * FROM consent_sessions WHERE id_hash = ?")
+      .get(createHash("sha256").update(value).digest()) as Record<string, unknown>;
+    expect(row).toMatchObject({ app_id: app.appId, origin: ORIGIN, intent: "connect" });
+    expect(row.requested_cap_nano).toBe(usdToNano(5, "down"));
+    expect(
+      JSON.stringify(h.store.db.prepare("SELECT * FROM consent_sessions").all(), (_k, v) => String(v)),
+    ).not.toContain(value);
+    expect(h.logs()).not.toContain(token);
+  });
+
+  it.each([
+    ["another site's Origin", { origin: "https://evil.example" }],
+    ["no Origin and a cross-site fetch", { origin: "", "sec-fetch-site": "cross-site" }],
+  ])("refuses %s with 403 before reading the token", async (_name, headers) => {
+    const res = await exchange(h.browser(), { token: await mint(user()) }, headers);
+    expect(res.statusCode).toBe(403);
+    expect(res.headers["set-cookie"]).toBeUndefined();
+  });
+
+  it("refuses an origin that is not registered for the token's app, and sets no cookie", async () => {
+    for (const origin of ["https://evil.example", "https://other.example", "null"]) {
+      const res = await exchange(h.browser(), { token: await mint(user()), origin });
+      expect(res.statusCode).toBe(403);
+      expect((res.json() as { error: { message: string } }).error.message).toContain("not registered");
+      expect(res.headers["set-cookie"]).toBeUndefined();
+    }
+  });
+
+  it("refuses another app's token sent from this app's origin", async () => {
+    const res = await exchange(h.browser(), { token: await mint(user(), other.secretKey) });
+    expect(res.statusCode).toBe(403);
+  });
+
+  it("refuses expired, forged and foreign-secret tokens with 401 and a message for the payer", async () => {
+    const expired = await mint(user());
+    h.clock.advance(601_000);
+    const [head, payload, signature] = (await mint(user())).split(".");
+    const claims = JSON.parse(Buffer.from(payload ?? "", "base64url").toString()) as Record<string, unknown>;
+    const forged = `${head}.${Buffer.from(JSON.stringify({ ...claims, sub: "mallory" })).toString("base64url")}.${signature}`;
+    const nowSeconds = Math.floor(h.clock.now() / 1000);
+    const foreign = await new SignJWT({ typ: "user", app: app.appId, jti: "abcdefghijklmnopqrstuv" })
+      .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+      .setSubject("alice")
+      .setIssuedAt(nowSeconds)
+      .setExpirationTime(nowSeconds + 600)
+      .setIssuer(h.config.publicUrl)
+      .setAudience("wattfare-session")
+      .sign(new TextEncoder().encode("another-secret-another-secret-another-secret"));
+    for (const token of [expired, forged, foreign, "not-a-jwt"]) {
+      const res = await exchange(h.browser(), { token });
+      expect(res.statusCode).toBe(401);
+      expect((res.json() as { error: { message: string } }).error.message).toContain("could not be verified");
+      expect(res.headers["set-cookie"]).toBeUndefined();
+    }
+  });
+
+  it("takes a grant token only for the grant intent, and a user token never for it", async () => {
+    const grantToken = await mint({ grant: { maxUsd: 2 } });
+    expect((await exchange(h.browser(), { token: grantToken })).statusCode).toBe(401);
+    expect((await exchange(h.browser(), { token: await mint(user()), intent: "grant" })).statusCode).toBe(
+      401,
+    );
+    expect((await exchange(h.browser(), { token: grantToken, intent: "grant" })).statusCode).toBe(200);
+  });
+
+  it.each([
+    ["an unknown intent", { intent: "steal" }],
+    ["a monthlyUsd above the server maximum", { monthlyUsd: 1_000_001 }],
+    ["a negative monthlyUsd", { monthlyUsd: -1 }],
+    ["an unknown field", { extra: 1 }],
+    ["a missing token", { token: undefined }],
+  ])("rejects %s with 400 naming the field", async (_name, body) => {
+    const res = await h.browser().postJson("/connect/session", {
+      token: await mint(user()),
+      origin: ORIGIN,
+      intent: "connect",
+      ...body,
+    });
+    expect(res.statusCode).toBe(400);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("invalid_request");
+  });
+});
+
+describe("the consent steps", () => {
+  it("walks a first-time payer through sign-up, funding and approval of the requested cap", async () => {
+    const browser = h.browser();
+    const body = user(5);
+    expect((await exchange(browser, { token: await mint(body) })).statusCode).toBe(200);
+
+    const signIn = await browser.get("/connect/consent");
+    expect(signIn.body).toContain("<strong>Story Studio</strong> at <code>http://127.0.0.1:5173</code>");
+    expect(signIn.body).toContain('action="/signin"');
+    expect(signIn.body).toContain('name="returnTo" value="/connect/consent"');
+    expect(signIn.body).toContain('href="/signup?returnTo=%2Fconnect%2Fconsent"');
+    expect(signIn.body).toContain('action="/connect/deny"');
+
+    await browser.get("/signup?returnTo=%2Fconnect%2Fconsent");
+    const signedUp = await browser.post("/signup", {
+      email: `payer${++n}@example.com`,
+      password: PASSWORD,
+      returnTo: "/connect/consent",
+    });
+    expect(signedUp.headers.location).toBe("/connect/consent");
+
+    const fund = await browser.get("/connect/consent");
+    expect(fund.body).toContain('aria-labelledby="funding-heading"');
+    expect(fund.body).toContain("Connect with OpenRouter");
+    expect(fund.body).not.toContain('action="/connect/approve"');
+    const pasted = await browser.post("/funding/key", {
+      key: h.sim.control.createKey({ credits: 50 }),
+      returnTo: "/connect/consent",
+    });
+    expect(pasted.headers.location).toBe("/connect/consent?funding=connected");
+
+    const approve = await browser.get("/connect/consent?funding=connected");
+    expect(approve.body).toContain('action="/connect/approve"');
+    expect(approve.body).toContain('name="monthlyUsd" type="number"');
+    expect(approve.body).toContain('value="5"');
+    expect(approve.body).toContain("Story Studio asked for $5.00 a month.");
+
+    const result = await browser.post("/connect/approve", { monthlyUsd: "5" });
+    expect(result.statusCode).toBe(200);
+    const posted = postedMessage(result.body);
+    expect(posted?.target).toBe(ORIGIN);
+    expect(posted?.message).toMatchObject({
+      type: "wattfare:result",
+      status: "approved",
+      connection: { connected: true, limits: { monthlyUsd: 5 }, funding: "ok", paused: false },
+    });
+    expect(result.body).toContain("you can close this window");
+    expect(String(result.headers["set-cookie"])).toContain(
+      "wf_consent=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0",
+    );
+    expect(liveConnections(body.appUserId)).toHaveLength(1);
+    expect(h.logs()).toContain('"msg":"connection approved"');
+
+    // Answered once: a replayed submit, or a reload, does nothing more.
+    const again = await browser.post("/connect/approve", { monthlyUsd: "7" }, { csrf: null });
+    expect(again.statusCode).toBe(400);
+    expect(postedMessage(again.body)).toBeUndefined();
+    expect(liveConnections(body.appUserId)[0]?.cap_nano).toBe(usdToNano(5, "down"));
+  });
+
+  it("pre-fills the configured default when the app asked for no cap", async () => {
+    const { page } = await openPopup(user());
+    expect(page.body).toContain(`value="${h.config.limits.defaultMonthlyUsd}"`);
+    expect(page.body).toContain(`Suggested: $${h.config.limits.defaultMonthlyUsd}.00 a month.`);
+  });
+
+  it("asks for the extra confirmation above the requested cap, and refuses amounts above the maximum", async () => {
+    const body = user(2);
+    const { browser } = await openPopup(body);
+    const csrf = browser.csrf();
+    const above = await browser.post("/connect/approve", { monthlyUsd: "3" }, { csrf });
+    expect(above.statusCode).toBe(400);
+    expect(consentErrorOf(above.body)).toContain("more than the $2.00 suggested");
+    expect(postedMessage(above.body)).toBeUndefined();
+    const tooMuch = await browser.post(
+      "/connect/approve",
+      { monthlyUsd: String(h.config.limits.maxMonthlyUsd + 1), confirmAbove: "1" },
+      { csrf },
+    );
+    expect(consentErrorOf(tooMuch.body)).toBe(`The cap can be at most $${h.config.limits.maxMonthlyUsd}.`);
+    for (const bad of ["", "0", "abc", "-1"]) {
+      expect((await browser.post("/connect/approve", { monthlyUsd: bad }, { csrf })).statusCode).toBe(400);
+    }
+    expect(liveConnections(body.appUserId)).toHaveLength(0);
+    const ok = await browser.post("/connect/approve", { monthlyUsd: "3", confirmAbove: "1" }, { csrf });
+    expect(postedMessage(ok.body)?.message).toMatchObject({ connection: { limits: { monthlyUsd: 3 } } });
+  });
+
+  it("refuses an answer without the consent-bound CSRF token or from another site", async () => {
+    const body = user(2);
+    const { browser } = await openPopup(body);
+    const noCsrf = await browser.post("/connect/approve", { monthlyUsd: "1" }, { csrf: null });
+    expect(noCsrf.statusCode).toBe(403);
+    // The payer's own account CSRF token is not the consent form's.
+    await browser.get("/account");
+    const accountCsrf = browser.csrf();
+    expect(
+      (await browser.post("/connect/approve", { monthlyUsd: "1" }, { csrf: accountCsrf })).statusCode,
+    ).toBe(403);
+    await browser.get("/connect/consent");
+    const crossSite = await browser.post(
+      "/connect/approve",
+      { monthlyUsd: "1" },
+      { headers: { origin: "https://evil.example" } },
+    );
+    expect(crossSite.statusCode).toBe(403);
+    expect(liveConnections(body.appUserId)).toHaveLength(0);
+  });
+
+  it("denies: posts status denied to the verified origin and connects nothing", async () => {
+    const body = user(2);
+    const { browser, page } = await openPopup(body);
+    const denied = await browser.post("/connect/deny", {}, { csrf: csrfOf(page.body, "/connect/deny") });
+    expect(postedMessage(denied.body)).toEqual({
+      message: { type: "wattfare:result", status: "denied" },
+      target: ORIGIN,
+    });
+    expect(liveConnections(body.appUserId)).toHaveLength(0);
+  });
+
+  it("lets a signed-out visitor deny at the sign-in step", async () => {
+    const browser = h.browser();
+    await exchange(browser, { token: await mint(user()) });
+    const page = await browser.get("/connect/consent");
+    const denied = await browser.post("/connect/deny", {}, { csrf: csrfOf(page.body, "/connect/deny") });
+    expect(postedMessage(denied.body)?.message.status).toBe("denied");
+  });
+
+  it("says no request is open when there is no consent cookie, and posts nothing", async () => {
+    const res = await h.browser().get("/connect/consent");
+    expect(res.statusCode).toBe(400);
+    expect(res.body).not.toContain("<script");
+  });
+
+  it("reports an expired consent session to its verified origin as an error", async () => {
+    const { browser } = await openPopup(user());
+    h.clock.advance(31 * 60_000);
+    const res = await browser.get("/connect/consent");
+    expect(res.statusCode).toBe(400);
+    expect(postedMessage(res.body)).toEqual({
+      message: {
+        type: "wattfare:result",
+        status: "error",
+        message: "This request expired. Start again from the app.",
+      },
+      target: ORIGIN,
+    });
+  });
+
+  it("opens a raise at the requested higher cap and changes the payer's own connection", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const token = await mint(body);
+    expect((await exchange(first.browser, { token, intent: "raise", monthlyUsd: 8 })).statusCode).toBe(200);
+    const page = await first.browser.get("/connect/consent");
+    expect(page.body).toContain('value="8"');
+    expect(page.body).toContain("Story Studio asked for $8.00 a month.");
+    expect(page.body).toContain("of a\n$2.00 cap");
+    const result = await first.browser.post("/connect/approve", { monthlyUsd: "8" });
+    expect(postedMessage(result.body)?.message).toMatchObject({ connection: { limits: { monthlyUsd: 8 } } });
+    const rows = liveConnections(body.appUserId);
+    expect(rows).toHaveLength(1);
+  });
+
+  it("opens reconnect-funding at the funding step even when the funding works, then keeps the cap", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
+    const fund = await first.browser.get("/connect/consent");
+    expect(fund.body).toContain('aria-labelledby="funding-heading"');
+    expect(fund.body).toContain('href="/connect/consent?step=approve"');
+    const done = await first.browser.get("/connect/consent?step=approve");
+    expect(done.body).toContain("keeps its cap of $2.00 a month");
+    const result = await first.browser.post("/connect/approve", {});
+    expect(postedMessage(result.body)?.message).toMatchObject({
+      status: "approved",
+      connection: { connected: true, limits: { monthlyUsd: 2 }, funding: "ok" },
+    });
+  });
+
+  it("makes a new payer confirm switching payer, then revokes the old connection and starts at zero", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const [old] = liveConnections(body.appUserId);
+    const second = await openPopup(body);
+    expect(second.page.body).toContain("Another Wattfare account pays for this account");
+    expect(second.page.body).toContain('name="switchPayer"');
+    const refused = await second.browser.post("/connect/approve", { monthlyUsd: "2" });
+    expect(refused.statusCode).toBe(400);
+    expect(consentErrorOf(refused.body)).toContain("Switch payer");
+    expect(liveConnections(body.appUserId)[0]?.id).toBe(old?.id);
+    const switched = await second.browser.post("/connect/approve", { monthlyUsd: "2", switchPayer: "1" });
+    expect(postedMessage(switched.body)?.message).toMatchObject({
+      status: "approved",
+      connection: { usage: { monthlyUsd: 0 } },
+    });
+    const [now] = liveConnections(body.appUserId);
+    expect(now?.id).not.toBe(old?.id);
+    expect(now?.payer_id).not.toBe(old?.payer_id);
+  });
+
+  it("shows a grant's terms and returns the grant token to the verified origin, once through /grants/pending too", async () => {
+    const token = await mint({ grant: { maxUsd: 2, maxUses: 3, expiresInSeconds: 3600 } });
+    const browser = h.browser();
+    await funded(browser);
+    expect((await exchange(browser, { token, intent: "grant" })).statusCode).toBe(200);
+    const page = await browser.get("/connect/consent");
+    expect(page.body).toContain("<dt>Up to</dt><dd>$2.00 in total</dd>");
+    expect(page.body).toContain("<dt>Uses</dt><dd>3 requests</dd>");
+    expect(page.body).toContain("<dt>Expires</dt><dd>1 hour after you approve</dd>");
+    const result = await browser.post("/connect/approve", {});
+    const posted = postedMessage(result.body);
+    expect(posted?.target).toBe(ORIGIN);
+    expect(posted?.message.status).toBe("approved");
+    const grantToken = String(posted?.message.grantToken);
+    expect(grantToken).toMatch(/^gt_[0-9A-Za-z]{43}$/);
+    expect(h.logs()).not.toContain(grantToken);
+    const pending = () =>
+      h.app.inject({
+        method: "GET",
+        url: "/api/v1/grants/pending",
+        headers: { authorization: `Bearer ${token}`, origin: ORIGIN },
+      });
+    expect((await pending()).json()).toEqual({ grantToken });
+    expect((await pending()).statusCode).toBe(404);
+    // The same grant session can't be approved a second time.
+    const replay = await exchange(h.browser(), { token, intent: "grant" });
+    expect(replay.statusCode).toBe(403);
+  });
+
+  it("sends every page of the flow with frame-ancestors 'none', Referrer-Policy same-origin and no COOP", async () => {
+    const { browser } = await openPopup(user());
+    const responses = [
+      await browser.get("/connect"),
+      await browser.get("/connect/consent"),
+      await browser.post("/connect/approve", { monthlyUsd: "1" }),
+      await h.browser().get("/connect/consent"),
+    ];
+    for (const res of responses) {
+      expect(res.headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+      expect(res.headers["referrer-policy"]).toBe("same-origin");
+      expect(res.headers["cross-origin-opener-policy"]).toBeUndefined();
+    }
+  });
+});
+
+describe("the consent cookie under https", () => {
+  it("is Secure and __Host- prefixed when the public URL is https", async () => {
+    const secure = await createHarness({ env: { WATTFARE_PUBLIC_URL: "https://pay.example" } });
+    try {
+      const created = await secure.createApp("A", ["https://app.example"]);
+      const minted = await secure.app.inject({
+        method: "POST",
+        url: "/api/v1/sessions",
+        headers: { authorization: `Bearer ${created.secretKey}`, "content-type": "application/json" },
+        payload: { appUserId: "u" },
+      });
+      const res = await secure.app.inject({
+        method: "POST",
+        url: "/connect/session",
+        headers: { origin: "https://pay.example", "content-type": "application/json" },
+        payload: {
+          token: (minted.json() as { token: string }).token,
+          origin: "https://app.example",
+          intent: "connect",
+        },
+      });
+      expect(res.statusCode).toBe(200);
+      expect(String(res.headers["set-cookie"])).toMatch(
+        /^__Host-wf_consent=[^;]+; Path=\/; HttpOnly; SameSite=Lax; Secure; Max-Age=1800$/,
+      );
+    } finally {
+      await secure.close();
+    }
+  });
+});

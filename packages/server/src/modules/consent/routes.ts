@@ -1,0 +1,419 @@
+/**
+ * The consent popup (DESIGN.md "Core flows" 2 and 5):
+ *
+ * - `GET /connect` — the handshake page the SDK opens inside the click (no token in the URL);
+ * - `POST /connect/session` — JSON, same-origin only: token + opener origin → popup consent session;
+ * - `GET /connect/consent` — the steps: sign in or up → fund → approve (cap, or a grant's terms);
+ * - `POST /connect/approve`, `POST /connect/deny` — the answer, then the result page that posts
+ *   `wattfare:result` to the verified origin only and closes.
+ *
+ * The answer forms need the consent-session cookie, a CSRF token bound to it (and, for Approve, to the
+ * payer's session) and a same-origin `Origin` / `Sec-Fetch-Site`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { z } from "zod";
+import type { AppDeps } from "../../deps.js";
+import { ApiError } from "../../errors.js";
+import { parseOr400 } from "../../http/validation.js";
+import { nanoToDecimalText, usdToNano } from "../../money.js";
+import { periodOf } from "../../period.js";
+import type { AppWithOrigins } from "../../store/port.js";
+import { connectionAccount, connectionStatus } from "../connections/index.js";
+import { type Funding, fundingSection, fundingStatus, parseFundingOutcome } from "../funding/index.js";
+import { approveGrant, DEFAULT_GRANT_EXPIRY_SECONDS, MAX_GRANT_EXPIRY_SECONDS } from "../grants/index.js";
+import { FORM_EXPIRED, type Payers, signInForm } from "../payers/index.js";
+import {
+  assertSameOrigin,
+  displayUsd,
+  html,
+  queryParam,
+  type SafeHtml,
+  securityHeaders,
+  sendPage,
+} from "../web/index.js";
+import {
+  ALREADY_ANSWERED,
+  CONSENT_INTENTS,
+  consentState,
+  consentStep,
+  newConnectionId,
+  parseCapInput,
+  suggestedCapNano,
+  verifyExchange,
+} from "./service.js";
+import type { ConsentSessions, CurrentConsent } from "./session.js";
+import {
+  CLOSE_HINT,
+  capForm,
+  connectPage,
+  denyForm,
+  doneForm,
+  grantForm,
+  HANDSHAKE_SCRIPT,
+  pausedNotice,
+  type ResultMessage,
+  requester,
+  resultScript,
+} from "./views.js";
+
+export const CONNECT_PATH = "/connect";
+export const CONSENT_PATH = "/connect/consent";
+export const SESSION_EXCHANGE_PATH = "/connect/session";
+
+const NOT_VERIFIED =
+  "This request could not be verified: its session token is invalid or has expired. Close this window and start again from the app.";
+
+/** `POST /connect/session`: JSON in, JSON out (the popup's script reads the error message). */
+export function registerSessionExchange(
+  app: FastifyInstance,
+  deps: AppDeps,
+  consents: ConsentSessions,
+): void {
+  const max = deps.config.limits.maxMonthlyUsd;
+  const body = z.strictObject({
+    token: z.string({ error: "is required" }).min(1, "is required").max(4096),
+    origin: z.string({ error: "is required" }).min(1, "is required").max(2048),
+    intent: z.enum(CONSENT_INTENTS as [string, ...string[]], {
+      error: `must be one of ${CONSENT_INTENTS.join(", ")}`,
+    }),
+    monthlyUsd: z
+      .number({ error: "must be a number" })
+      .positive("must be positive")
+      .max(max, `must be at most ${max}`)
+      .optional(),
+  });
+
+  app.post(SESSION_EXCHANGE_PATH, async (request, reply) => {
+    reply.headers(securityHeaders(deps.config));
+    assertSameOrigin(request, deps.config);
+    const input = parseOr400(body, request.body);
+    const session = await verifyExchange(deps, {
+      ...input,
+      intent: input.intent as (typeof CONSENT_INTENTS)[number],
+    }).catch((error: unknown) => {
+      // The payer reads this in the popup: say what to do, not which JWT check failed.
+      throw error instanceof ApiError && error.code === "auth" ? new ApiError("auth", NOT_VERIFIED) : error;
+    });
+    await consents.start(reply, session);
+    request.log.info({ appId: session.appId, intent: session.intent }, "consent session started");
+    return { next: CONSENT_PATH };
+  });
+}
+
+interface OpenConsent {
+  consent: CurrentConsent;
+  app: AppWithOrigins;
+}
+
+export function registerConsentPages(
+  scope: FastifyInstance,
+  deps: AppDeps,
+  payers: Payers,
+  funding: Funding,
+  consents: ConsentSessions,
+): void {
+  const { config, store, clock } = deps;
+  const { sessions } = payers;
+
+  const plainPage = (reply: FastifyReply, title: string, message: string, status = 400) =>
+    sendPage(reply, config, {
+      title,
+      status,
+      body: html`<h1>${title}</h1>
+<p class="alert" role="alert">${message}</p>
+<p>Close this window and start again from the app.</p>`,
+    });
+
+  /** The result page: posts `message` to the verified origin only and closes itself. */
+  function sendResult(
+    reply: FastifyReply,
+    origin: string,
+    message: ResultMessage,
+    text: SafeHtml,
+    status = 200,
+  ): FastifyReply {
+    const title = { approved: "Approved", denied: "Denied", error: "Something went wrong" }[message.status];
+    return sendPage(reply, config, {
+      title,
+      status,
+      body: html`<h1>${title}</h1>
+${text}
+<p>${CLOSE_HINT}</p>`,
+      script: resultScript(message, origin),
+    });
+  }
+
+  /**
+   * This browser's consent session if it can still be answered; otherwise sends the page that says why.
+   * Only an expired request is reported to the opener (its origin was verified); for an unknown or
+   * answered one there is nothing, or nothing more, to say.
+   */
+  async function openConsent(
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<OpenConsent | { page: FastifyReply }> {
+    const consent = await consents.current(request);
+    if (!consent) {
+      return { page: plainPage(reply, "No request", "No app request is open in this window.") };
+    }
+    const { record } = consent;
+    const state = consentState(record, clock.now());
+    if (state === "answered") return { page: plainPage(reply, "Already answered", ALREADY_ANSWERED) };
+    const app = await store.getApp(record.appId);
+    if (!app?.origins.includes(record.origin)) {
+      return {
+        page: plainPage(reply, "Request refused", "This app no longer accepts requests from that page."),
+      };
+    }
+    if (state === "expired") {
+      const message = "This request expired. Start again from the app.";
+      return {
+        page: sendResult(
+          reply,
+          record.origin,
+          { type: "wattfare:result", status: "error", message },
+          html`<p class="alert" role="alert">${message}</p>`,
+          400,
+        ),
+      };
+    }
+    return { consent, app };
+  }
+
+  async function renderConsent(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    { consent, app }: OpenConsent,
+    options: { status?: number; error?: string; capText?: string } = {},
+  ): Promise<FastifyReply> {
+    const { record } = consent;
+    const grant = record.intent === "grant";
+    const title = grant ? `Approve a grant for ${app.name}` : `Connect ${app.name}`;
+    const header = html`<h1>${title}</h1>
+${requester(app.name, record.origin)}`;
+    const deny = denyForm(consents.csrf(consent));
+    const send = (body: SafeHtml) =>
+      sendPage(reply, config, { title, status: options.status ?? 200, body: html`${header}\n${body}` });
+
+    const signedIn = await sessions.current(request);
+    if (!signedIn) {
+      return send(html`<p>${app.name} lets you pay for your own AI use in it. Sign in to Wattfare, or
+create an account, to continue.</p>
+${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: CONSENT_PATH })}
+${deny}`);
+    }
+    const payer = signedIn.payer;
+    const current = await funding.service.current(payer.id);
+    const status = fundingStatus(current);
+    const step = consentStep({
+      signedIn: true,
+      intent: record.intent,
+      funding: status,
+      continued: queryParam(request, "step") === "approve",
+    });
+    const paying = html`<p>Paying as <strong>${payer.email}</strong>.</p>`;
+
+    if (step === "fund") {
+      const usable = status === "ok" || status === "insufficient";
+      return send(html`${paying}
+<p>${app.name}'s AI use is paid from your own OpenRouter key.${usable ? "" : " Connect one to continue."}</p>
+${fundingSection({
+  funding: current,
+  csrf: sessions.csrfToken(request, reply, signedIn),
+  returnTo: CONSENT_PATH,
+  oauthAvailable: funding.service.oauthAvailable,
+  outcome: parseFundingOutcome(queryParam(request, "funding")),
+})}
+${usable ? html`<p><a class="button" href="${CONSENT_PATH}?step=approve">Continue</a></p>` : ""}
+${deny}`);
+    }
+
+    const csrf = consents.csrf(consent, signedIn.sessionKey);
+    const paused = payer.paused ? pausedNotice(app.name) : "";
+    if (grant) {
+      const terms = record.grantTerms ?? { maxUsd: 0 };
+      return send(html`${paying}
+${options.error ? html`<p class="alert" role="alert">${options.error}</p>` : ""}
+${paused}
+${grantForm({
+  appName: app.name,
+  csrf,
+  terms: {
+    maxNano: usdToNano(Math.min(terms.maxUsd, config.limits.maxMonthlyUsd), "down"),
+    maxUses: terms.maxUses,
+    expiresInSeconds: Math.min(
+      terms.expiresInSeconds ?? DEFAULT_GRANT_EXPIRY_SECONDS,
+      MAX_GRANT_EXPIRY_SECONDS,
+    ),
+  },
+})}
+${deny}`);
+    }
+
+    const account = await store.chatAccount(app.id, record.appUserId ?? "");
+    const own = account && account.connection.payerId === payer.id ? account.connection : undefined;
+    if (record.intent === "reconnect-funding" && own) {
+      return send(html`${paying}
+${paused}
+${doneForm({ appName: app.name, csrf, capNano: own.capNano })}
+${deny}`);
+    }
+    const suggested = suggestedCapNano(record, own, config.limits.defaultMonthlyUsd);
+    const spent = own
+      ? await store.budget({ account: connectionAccount(own.id), period: periodOf(clock.now()) }, own.capNano)
+      : undefined;
+    return send(html`${paying}
+${paused}
+${capForm({
+  appName: app.name,
+  csrf,
+  capText: options.capText ?? nanoToDecimalText(suggested),
+  suggestedNano: suggested,
+  requested: record.requestedCapNano !== null,
+  maxMonthlyUsd: config.limits.maxMonthlyUsd,
+  otherPayer: account !== undefined && own === undefined,
+  own: own && spent ? { capNano: own.capNano, spentNano: spent.settledNano } : undefined,
+  error: options.error,
+})}
+<div class="actions">${deny}</div>`);
+  }
+
+  scope.get(CONNECT_PATH, async (_request, reply) =>
+    sendPage(reply, config, { title: "Connecting", body: connectPage(), script: HANDSHAKE_SCRIPT }),
+  );
+
+  scope.get(CONSENT_PATH, async (request, reply) => {
+    const opened = await openConsent(request, reply);
+    if ("page" in opened) return opened.page;
+    return renderConsent(request, reply, opened);
+  });
+
+  scope.post("/connect/approve", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const opened = await openConsent(request, reply);
+    if ("page" in opened) return opened.page;
+    const { consent, app } = opened;
+    const { record } = consent;
+    if (!form.signedIn) return reply.redirect(CONSENT_PATH, 303);
+    if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
+      return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
+    }
+    const payer = form.signedIn.payer;
+    const status = fundingStatus(await funding.service.current(payer.id));
+    if (status === "missing" || status === "invalid") return reply.redirect(CONSENT_PATH, 303);
+    const now = clock.now();
+    const again = (error: string, capText?: string) =>
+      renderConsent(request, reply, opened, {
+        status: 400,
+        error,
+        ...(capText === undefined ? {} : { capText }),
+      });
+    const answered = async () => {
+      if (!(await store.answerConsentSession(record.idHash, "approved", now))) return false;
+      consents.clearCookie(reply);
+      return true;
+    };
+
+    if (record.intent === "grant" && record.grantTerms !== null) {
+      if (!(await answered())) return plainPage(reply, "Already answered", ALREADY_ANSWERED);
+      const approved = await approveGrant(
+        deps,
+        {
+          appId: app.id,
+          payerId: payer.id,
+          terms: record.grantTerms,
+          sessionJti: record.sessionJti,
+          sessionExpiresAt: record.sessionExpiresAt,
+        },
+        now,
+      );
+      request.log.info({ appId: app.id, grantId: approved.grantId }, "grant approved");
+      return sendResult(
+        reply,
+        record.origin,
+        { type: "wattfare:result", status: "approved", grantToken: approved.grantToken },
+        html`<p class="notice" role="status">${app.name} can now spend up to
+${displayUsd(approved.grant.maxNano, "down")} from your Wattfare account under this grant.</p>`,
+      );
+    }
+
+    const appUserId = record.appUserId ?? "";
+    const account = await store.chatAccount(app.id, appUserId);
+    const own = account && account.connection.payerId === payer.id ? account.connection : undefined;
+    const keepCap =
+      record.intent === "reconnect-funding" && own !== undefined && form.fields.monthlyUsd === undefined;
+    let capNano: bigint | null = null;
+    if (!keepCap) {
+      const cap = parseCapInput(form.fields.monthlyUsd, config.limits.maxMonthlyUsd);
+      if (!cap.ok) return again(cap.message, form.fields.monthlyUsd);
+      const suggested = suggestedCapNano(record, own, config.limits.defaultMonthlyUsd);
+      if (cap.capNano > suggested && form.fields.confirmAbove !== "1") {
+        return again(
+          `${displayUsd(cap.capNano, "down")} is more than the ${displayUsd(suggested, "down")} suggested. Tick "I allow more than ${displayUsd(suggested, "down")} a month" to confirm it.`,
+          form.fields.monthlyUsd,
+        );
+      }
+      capNano = cap.capNano;
+    }
+    const switchPayer = form.fields.switchPayer === "1";
+    if (account && !own && !switchPayer) {
+      return again(
+        'Tick "Switch payer" to confirm that you pay for this account from now on.',
+        form.fields.monthlyUsd,
+      );
+    }
+    if (!(await answered())) return plainPage(reply, "Already answered", ALREADY_ANSWERED);
+    const result = await store.approveConnection({
+      appId: app.id,
+      appUserId,
+      payerId: payer.id,
+      capNano,
+      switchPayer,
+      newConnectionId: newConnectionId(),
+      now,
+    });
+    if (!result.ok) {
+      const message = "Another Wattfare account connected this account meanwhile. Start again from the app.";
+      return sendResult(
+        reply,
+        record.origin,
+        { type: "wattfare:result", status: "error", message },
+        html`<p class="alert" role="alert">${message}</p>`,
+        409,
+      );
+    }
+    request.log.info(
+      { appId: app.id, connectionId: result.connection.id, created: result.created, intent: record.intent },
+      "connection approved",
+    );
+    const connection = await connectionStatus(store, app.id, appUserId, now);
+    return sendResult(
+      reply,
+      record.origin,
+      { type: "wattfare:result", status: "approved", connection },
+      html`<p class="notice" role="status">${app.name} can now use AI paid from your Wattfare account, up to
+${displayUsd(result.connection.capNano, "down")} a month.</p>`,
+    );
+  });
+
+  scope.post("/connect/deny", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const opened = await openConsent(request, reply);
+    if ("page" in opened) return opened.page;
+    const { consent, app } = opened;
+    if (!consents.csrfOk(consent, form.fields.csrf)) {
+      return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
+    }
+    if (!(await store.answerConsentSession(consent.record.idHash, "denied", clock.now()))) {
+      return plainPage(reply, "Already answered", ALREADY_ANSWERED);
+    }
+    consents.clearCookie(reply);
+    request.log.info({ appId: app.id, intent: consent.record.intent }, "consent denied");
+    return sendResult(
+      reply,
+      consent.record.origin,
+      { type: "wattfare:result", status: "denied" },
+      html`<p class="notice" role="status">You said no to ${app.name}. Nothing was connected.</p>`,
+    );
+  });
+}

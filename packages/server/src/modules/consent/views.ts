@@ -1,0 +1,212 @@
+/**
+ * The consent popup's pages and its two small scripts (each runs under the page's CSP nonce): the
+ * handshake on `/connect` and the result message at the end. Message shapes: DESIGN.md "Core flows" 2.
+ */
+import type { ConnectionStatus } from "../connections/index.js";
+import { displayDuration, displayUsd, html, type SafeHtml } from "../web/index.js";
+
+/** The one message the popup sends at the end, to the verified origin only. */
+export interface ResultMessage {
+  type: "wattfare:result";
+  status: "approved" | "denied" | "error";
+  connection?: ConnectionStatus;
+  grantToken?: string;
+  message?: string;
+}
+
+/** JSON that is safe inside a `<script>` element (no `</script>`, no JS-only line terminators). */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replaceAll("<", "\\u003c")
+    .replaceAll("\u2028", "\\u2028")
+    .replaceAll("\u2029", "\\u2029");
+}
+
+/**
+ * `/connect`: announces itself to the opener with `wattfare:ready` (targetOrigin "*" — it carries
+ * nothing), takes the first `wattfare:session` that comes from the opener window itself, and hands the
+ * token with the browser-reported `event.origin` to the server. Nothing is posted back on failure.
+ */
+export const HANDSHAKE_SCRIPT = `(() => {
+  const status = document.getElementById("connect-status");
+  const fail = (text) => {
+    status.textContent = text;
+    status.className = "alert";
+    status.setAttribute("role", "alert");
+  };
+  const opener = window.opener;
+  if (!opener) {
+    fail("This window must be opened by an app. Close it and start again from the app.");
+    return;
+  }
+  let answered = false;
+  const timer = setTimeout(() => {
+    if (!answered) fail("The app did not answer. Close this window and try again.");
+  }, 20000);
+  window.addEventListener("message", async (event) => {
+    if (answered || event.source !== opener) return;
+    const data = event.data;
+    if (data === null || typeof data !== "object" || data.type !== "wattfare:session") return;
+    answered = true;
+    clearTimeout(timer);
+    const body = {
+      token: typeof data.token === "string" ? data.token : "",
+      origin: event.origin,
+      intent: typeof data.intent === "string" ? data.intent : "connect",
+    };
+    if (typeof data.monthlyUsd === "number") body.monthlyUsd = data.monthlyUsd;
+    try {
+      const response = await fetch("/connect/session", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        credentials: "same-origin",
+        body: JSON.stringify(body),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (response.ok && typeof answer.next === "string") {
+        location.replace(answer.next);
+        return;
+      }
+      fail(answer?.error?.message ?? "Wattfare refused this request.");
+    } catch {
+      fail("Wattfare could not be reached. Close this window and try again.");
+    }
+  });
+  opener.postMessage({ type: "wattfare:ready" }, "*");
+})();`;
+
+export function connectPage(): SafeHtml {
+  return html`<h1>Connecting to Wattfare</h1>
+<p id="connect-status" role="status">Waiting for the app…</p>
+<noscript><p class="alert">This window needs JavaScript to talk to the app that opened it.</p></noscript>`;
+}
+
+/** Posts `message` to the verified origin only, then closes the popup (the page text covers the rest). */
+export function resultScript(message: ResultMessage, origin: string): string {
+  return `(() => {
+  const opener = window.opener;
+  if (!opener || opener.closed) return;
+  opener.postMessage(${scriptJson(message)}, ${scriptJson(origin)});
+  window.close();
+})();`;
+}
+
+export const CLOSE_HINT = "This window closes by itself. If it stays open, you can close this window.";
+
+/** Who is asking: the app's name and the verified origin of the page that opened the popup. */
+export function requester(appName: string, origin: string): SafeHtml {
+  return html`<p class="requester"><strong>${appName}</strong> at <code>${origin}</code></p>`;
+}
+
+export function denyForm(csrf: string, label = "Deny"): SafeHtml {
+  return html`<form method="post" action="/connect/deny" class="inline">
+<input type="hidden" name="csrf" value="${csrf}">
+<button type="submit" class="secondary">${label}</button>
+</form>`;
+}
+
+export interface CapFormView {
+  appName: string;
+  csrf: string;
+  /** The value shown in the field. */
+  capText: string;
+  /** The pre-filled cap: above it the payer must tick the extra confirmation. */
+  suggestedNano: bigint;
+  /** Whether the app itself asked for the suggested amount. */
+  requested: boolean;
+  maxMonthlyUsd: number;
+  /** Another payer pays for this account now: approving switches payer. */
+  otherPayer: boolean;
+  /** The payer's own connection, if any. */
+  own?: { capNano: bigint; spentNano: bigint } | undefined;
+  error?: string | undefined;
+}
+
+export function capForm(view: CapFormView): SafeHtml {
+  const suggested = displayUsd(view.suggestedNano, "down");
+  const describedBy = view.error ? "consent-cap-hint consent-error" : "consent-cap-hint";
+  return html`<section aria-labelledby="approve-heading">
+<h2 id="approve-heading">Monthly cap</h2>
+${
+  view.own
+    ? html`<p>You already pay for ${view.appName} here: ${displayUsd(view.own.spentNano)} spent this month of a
+${displayUsd(view.own.capNano, "down")} cap.</p>`
+    : ""
+}
+${
+  view.otherPayer
+    ? html`<p class="alert" role="alert" id="switch-warning">Another Wattfare account pays for this account in
+${view.appName} now. Approving switches payer: that account's access ends, and you start a new budget
+from zero.</p>`
+    : ""
+}
+${view.error ? html`<p class="alert" role="alert" id="consent-error">${view.error}</p>` : ""}
+<form method="post" action="/connect/approve">
+<input type="hidden" name="csrf" value="${view.csrf}">
+<label for="consent-cap">Monthly cap in US dollars</label>
+<input id="consent-cap" name="monthlyUsd" type="number" inputmode="decimal" step="any" min="0" max="${view.maxMonthlyUsd}" value="${view.capText}" required aria-describedby="${describedBy}">
+<p class="hint" id="consent-cap-hint">${
+    view.requested
+      ? html`${view.appName} asked for ${suggested} a month.`
+      : html`Suggested: ${suggested} a month.`
+  } You can choose any amount up to $${view.maxMonthlyUsd}. ${view.appName} can never spend more than this in a calendar month (UTC), and you can change or revoke it on your account page at any time.</p>
+<div class="check">
+<input type="checkbox" id="consent-above" name="confirmAbove" value="1">
+<label for="consent-above">I allow more than ${suggested} a month</label>
+</div>
+${
+  view.otherPayer
+    ? html`<div class="check">
+<input type="checkbox" id="consent-switch" name="switchPayer" value="1" required aria-describedby="switch-warning">
+<label for="consent-switch">Switch payer: pay for this account from my Wattfare account from now on</label>
+</div>`
+    : ""
+}
+<button type="submit">Approve</button>
+</form>
+</section>`;
+}
+
+/** Reconnecting funding for a connection the payer already has: nothing else to decide. */
+export function doneForm(view: { appName: string; csrf: string; capNano: bigint }): SafeHtml {
+  return html`<section aria-labelledby="approve-heading">
+<h2 id="approve-heading">All set</h2>
+<p>${view.appName} keeps its cap of ${displayUsd(view.capNano, "down")} a month, paid from your funding.</p>
+<form method="post" action="/connect/approve" class="inline">
+<input type="hidden" name="csrf" value="${view.csrf}">
+<button type="submit">Done</button>
+</form>
+</section>`;
+}
+
+export interface GrantTermsView {
+  maxNano: bigint;
+  maxUses?: number | undefined;
+  expiresInSeconds: number;
+}
+
+export function grantForm(view: { appName: string; csrf: string; terms: GrantTermsView }): SafeHtml {
+  const { terms } = view;
+  return html`<section aria-labelledby="approve-heading">
+<h2 id="approve-heading">One-time grant</h2>
+<p>${view.appName} asks to use AI paid from your Wattfare account, within these limits:</p>
+<dl class="terms">
+<dt>Up to</dt><dd>${displayUsd(terms.maxNano, "down")} in total</dd>
+<dt>Uses</dt><dd>${
+    terms.maxUses === undefined ? "Unlimited" : `${terms.maxUses} request${terms.maxUses === 1 ? "" : "s"}`
+  }</dd>
+<dt>Expires</dt><dd>${displayDuration(terms.expiresInSeconds)} after you approve</dd>
+</dl>
+<p class="hint">You can revoke it on your account page at any time; it stops at once.</p>
+<form method="post" action="/connect/approve" class="inline">
+<input type="hidden" name="csrf" value="${view.csrf}">
+<button type="submit">Approve</button>
+</form>
+</section>`;
+}
+
+/** A paused payer can still approve; the app just can't spend until they resume. */
+export function pausedNotice(appName: string): SafeHtml {
+  return html`<p class="notice" role="status">Spending is paused on your account: ${appName} can't use AI
+until you resume spending on your account page.</p>`;
+}
