@@ -51,7 +51,14 @@ export async function startServer(
       url: `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`,
       close() {
         closing ??= (async () => {
-          await app.close();
+          // close() stops accepting and lets in-flight requests finish; a keep-alive socket that goes
+          // idle once its stream ends would hold it open until its timeout, so sweep those as we wait.
+          const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+          try {
+            await app.close();
+          } finally {
+            clearInterval(sweep);
+          }
           await rateLimits.close();
           await store.close();
           lock.release();
