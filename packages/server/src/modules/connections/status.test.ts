@@ -128,3 +128,15 @@ describe("unknown routes", () => {
     expect(res.headers["x-request-id"]).not.toBe("req_attacker");
   });
 });
+
+describe("health", () => {
+  it("is live and ready while the store answers, and not ready (503) once it does not", async () => {
+    expect((await h.app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
+    expect((await h.app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    await h.store.close();
+    const res = await h.app.inject({ method: "GET", url: "/readyz" });
+    expect(res.statusCode).toBe(503);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("unavailable");
+    expect((await h.app.inject({ method: "GET", url: "/healthz" })).statusCode).toBe(200);
+  });
+});
