@@ -70,7 +70,18 @@ export type ClientErrorCode = "connection_error" | "timeout" | "aborted";
  * }
  * ```
  */
-export type WattfareErrorCode = ErrorCode | ClientErrorCode | UnknownCode;
+export type WattfareErrorCode = ErrorCode | ClientErrorCode | ConsentErrorCode | UnknownCode;
+
+/**
+ * Codes of the consent popup's outcomes in the browser SDK: the browser blocked the popup, the payer
+ * closed it, said no, or Wattfare reported a failure.
+ *
+ * @example
+ * ```ts
+ * const code: ConsentErrorCode = "consent_denied";
+ * ```
+ */
+export type ConsentErrorCode = "popup_blocked" | "popup_closed" | "consent_denied" | "consent_failed";
 
 /**
  * Brands every WattfareError through the global symbol registry: `instanceof` fails across two copies
@@ -494,6 +505,90 @@ export class APIUserAbortError extends WattfareError {
   }
 }
 
+/**
+ * The browser blocked the consent popup: `window.open` returned null. Call `connect()`, `recover()` or
+ * `requestGrant()` directly inside a click handler, before any `await`.
+ *
+ * @example
+ * ```ts
+ * button.onclick = () =>
+ *   wattfare.connect({ monthlyUsd: 5 }).catch((error) => {
+ *     if (error instanceof PopupBlockedError) showHint("Allow popups for this site, then try again.");
+ *   });
+ * ```
+ */
+export class PopupBlockedError extends WattfareError {
+  declare readonly code: "popup_blocked";
+
+  constructor(options: { message?: string } = {}) {
+    super(
+      "popup_blocked",
+      options.message ?? "The browser blocked Wattfare's window; allow popups and try again.",
+    );
+  }
+  static {
+    named(PopupBlockedError, "PopupBlockedError");
+  }
+}
+
+/**
+ * The consent popup closed before the payer answered, and Wattfare shows nothing approved.
+ *
+ * @example
+ * ```ts
+ * if (isWattfareError(error, "popup_closed")) return; // the user changed their mind; nothing to report
+ * ```
+ */
+export class PopupClosedError extends WattfareError {
+  declare readonly code: "popup_closed";
+
+  constructor(options: { message?: string } = {}) {
+    super("popup_closed", options.message ?? "Wattfare's window was closed before the request was answered.");
+  }
+  static {
+    named(PopupClosedError, "PopupClosedError");
+  }
+}
+
+/**
+ * The payer pressed "Deny" in the consent popup.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof ConsentDeniedError) showMessage("No budget was connected.");
+ * ```
+ */
+export class ConsentDeniedError extends WattfareError {
+  declare readonly code: "consent_denied";
+
+  constructor(options: { message?: string } = {}) {
+    super("consent_denied", options.message ?? "The payer declined the request.");
+  }
+  static {
+    named(ConsentDeniedError, "ConsentDeniedError");
+  }
+}
+
+/**
+ * The consent popup reported an error (the request expired, or could not be verified), or it said
+ * "approved" but Wattfare does not confirm it. The message is Wattfare's, written for the user.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof ConsentFailedError) showMessage(error.message);
+ * ```
+ */
+export class ConsentFailedError extends WattfareError {
+  declare readonly code: "consent_failed";
+
+  constructor(options: { message?: string } = {}) {
+    super("consent_failed", options.message ?? "Wattfare could not complete the request.");
+  }
+  static {
+    named(ConsentFailedError, "ConsentFailedError");
+  }
+}
+
 /** The one code → class table `generate()` uses; typed so a missing code fails the build. */
 const ERROR_CLASSES: { readonly [C in ErrorCode]: new (init: APIErrorInit) => APIError<C> } = {
   invalid_request: InvalidRequestError,
@@ -548,6 +643,10 @@ export interface ErrorForCode {
   connection_error: APIConnectionError;
   timeout: APIConnectionTimeoutError;
   aborted: APIUserAbortError;
+  popup_blocked: PopupBlockedError;
+  popup_closed: PopupClosedError;
+  consent_denied: ConsentDeniedError;
+  consent_failed: ConsentFailedError;
 }
 
 /**

@@ -67,13 +67,13 @@ export interface HttpConfig {
   sleep: Sleep;
   /** A number in [0, 1) for backoff jitter. */
   random: () => number;
-  /** The `Authorization` header value. */
-  authorization: () => string;
+  /** The `Authorization` header value, unless a request brings its own. */
+  authorization?: (() => string) | undefined;
 }
 
 /** @internal */
 export interface RequestSpec extends RequestOptions {
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "DELETE";
   /** Below the API root, e.g. `/sessions`. */
   path: string;
   query?: Record<string, string>;
@@ -81,6 +81,8 @@ export interface RequestSpec extends RequestOptions {
   headers?: Record<string, string>;
   /** Whether sending it twice is harmless; only such requests are ever retried. */
   idempotent: boolean;
+  /** This request's `Authorization` header (the browser's session token), instead of the client's. */
+  authorization?: string | undefined;
 }
 
 /**
@@ -135,6 +137,18 @@ export class HttpClient {
     });
   }
 
+  /** Sends the request and discards the body (a `204 No Content`, say). */
+  empty(spec: RequestSpec): Promise<WithResponse<undefined>> {
+    return this.#send(spec, "application/json", async (response, attempt) => {
+      try {
+        await response.arrayBuffer();
+      } finally {
+        attempt.release();
+      }
+      return { data: undefined, response, requestId: requestIdOf(response) };
+    });
+  }
+
   /** Sends the request and returns a Stream over its SSE body. The timeout covers the headers only. */
   stream<T>(spec: RequestSpec): Promise<WithResponse<Stream<T>>> {
     return this.#send(spec, "text/event-stream", async (response, attempt) => {
@@ -156,7 +170,8 @@ export class HttpClient {
     // Built before the loop: a header value fetch cannot send (say, a newline in a user id) is a
     // TypeError in the caller's code, not a network error to retry.
     const headers = new Headers(spec.headers);
-    headers.set("authorization", this.#config.authorization());
+    const authorization = spec.authorization ?? this.#config.authorization?.();
+    if (authorization !== undefined) headers.set("authorization", authorization);
     headers.set("accept", accept);
     let body: string | undefined;
     if (spec.body !== undefined) {

@@ -43,3 +43,41 @@ export interface Session {
   /** Expiry as unix seconds (10 minutes after minting). */
   expiresAt: number;
 }
+
+/**
+ * What a one-time grant allows: a dollar cap for its whole life, an optional number of requests, and
+ * how long it lasts after the payer approves it.
+ *
+ * @example
+ * ```ts
+ * const terms: GrantTerms = { maxUsd: 2, maxUses: 10, expiresInSeconds: 3600 };
+ * ```
+ */
+export interface GrantTerms {
+  /** The most the grant may spend in total, in USD (at most Wattfare's `WATTFARE_MAX_MONTHLY_USD`). */
+  maxUsd: number;
+  /** How many chat requests it allows; omit for no limit. */
+  maxUses?: number | undefined;
+  /** Its lifetime after approval, in seconds; default 24 h, at most 30 days. */
+  expiresInSeconds?: number | undefined;
+}
+
+/**
+ * A one-time grant's state, as `GET /api/v1/grants/current` answers it.
+ *
+ * @example
+ * ```ts
+ * const grant: GrantStatus = await wattfare.grants.current(grantToken);
+ * if (grant.status !== "active") askForANewGrant();
+ * ```
+ */
+export interface GrantStatus {
+  /** `active`, or why it can no longer be used. */
+  status: "active" | "exhausted" | "expired" | "revoked";
+  /** USD left: cap − settled − reserved, rounded down. */
+  remainingUsd: number;
+  /** Requests left; null when the grant has no use limit. */
+  usesLeft: number | null;
+  /** When it expires, as unix seconds. */
+  expiresAt: number;
+}

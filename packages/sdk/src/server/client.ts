@@ -14,7 +14,7 @@ import type {
 import { type Fetch, HttpClient, type RequestOptions, type Sleep, timerSleep } from "../core/http.js";
 import { consoleWarnings, type Logger } from "../core/logger.js";
 import type { Stream } from "../core/stream.js";
-import type { ConnectionStatus, Session } from "../core/types.js";
+import type { ConnectionStatus, GrantStatus, GrantTerms, Session } from "../core/types.js";
 
 /** Wattfare's hosted origin, from the API reference. */
 const DEFAULT_BASE_URL = "https://wattfare.com";
@@ -23,6 +23,7 @@ const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
 const DEFAULT_MAX_RETRIES = 2;
 const API_PATH = "/api/v1";
 const USER_HEADER = "x-wattfare-user";
+const GRANT_HEADER = "x-wattfare-grant";
 /** `sk_{mode}_{appId}_{secret}`; checked loosely so a future key mode needs no SDK release. */
 const SECRET_KEY = /^sk_[a-z]+_[a-z0-9]+_[A-Za-z0-9]+$/;
 
@@ -92,20 +93,34 @@ export interface ClientOptions {
 }
 
 /**
- * Options for a chat completion: whose budget pays, plus the usual request options.
+ * Options for a chat completion: whose budget pays — a user's connected budget (`user`) or a one-time
+ * grant (`grant`), exactly one of the two — plus the usual request options.
  *
  * @example
  * ```ts
- * const options: ChatRequestOptions = { user: "user_123", signal: request.signal };
+ * const forUser: ChatRequestOptions = { user: "user_123", signal: request.signal };
+ * const forGrant: ChatRequestOptions = { grant: grantTokenFromThePage };
  * ```
  */
-export interface ChatRequestOptions extends Omit<RequestOptions, "maxRetries"> {
-  /**
-   * Your user's id (1–256 printable ASCII characters, no spaces), sent as `x-wattfare-user`: Wattfare
-   * bills this user's connected budget.
-   */
-  user: string;
-}
+export type ChatRequestOptions = Omit<RequestOptions, "maxRetries"> &
+  (
+    | {
+        /**
+         * Your user's id (1–256 printable ASCII characters, no spaces), sent as `x-wattfare-user`:
+         * Wattfare bills this user's connected budget.
+         */
+        user: string;
+        grant?: undefined;
+      }
+    | {
+        /**
+         * A one-time grant token (`gt_…`) the payer approved in the browser (`requestGrant()`), sent as
+         * `x-wattfare-grant`: Wattfare bills the grant.
+         */
+        grant: string;
+        user?: undefined;
+      }
+  );
 
 /**
  * What `wattfare.sessions.create()` takes.
@@ -177,6 +192,8 @@ export class Wattfare {
   readonly baseUrl: string;
   /** Session tokens for the browser SDK. */
   readonly sessions: Sessions;
+  /** One-time grants: check what a grant token has left. */
+  readonly grants: Grants;
   /** OpenAI-compatible chat, billed to your users' budgets. */
   readonly chat: { readonly completions: ChatCompletions };
   readonly #secretKey: string;
@@ -214,6 +231,7 @@ export class Wattfare {
       authorization: () => `Bearer ${secretKey}`,
     });
     this.sessions = new Sessions(this.#http);
+    this.grants = new Grants(this.#http);
     this.chat = { completions: new ChatCompletions(this.#http) };
     loggers.set(this, logger);
   }
@@ -307,14 +325,83 @@ export class Sessions {
    * ```
    */
   create(params: SessionCreateParams, options: RequestOptions = {}): APIPromise<Session> {
-    // Built field by field: Wattfare rejects unknown fields, and a grant session (issue 9) will add a
-    // second, mutually exclusive shape here.
+    // Built field by field: Wattfare rejects unknown fields (grant sessions are `createGrant`).
     const body: { appUserId: string; requestLimit?: { monthlyUsd: number } } = {
       appUserId: params.appUserId,
     };
     if (params.requestLimit !== undefined) body.requestLimit = { monthlyUsd: params.requestLimit.monthlyUsd };
     return new APIPromise(
       this.#http.json<Session>({ ...options, method: "POST", path: "/sessions", body, idempotent: true }),
+    );
+  }
+
+  /**
+   * Mints a 10-minute *grant session* token for the browser SDK's `requestGrant()`: the payer sees
+   * these terms in the consent popup and approves a one-time grant, for apps without user accounts.
+   * `maxUsd` is for the grant's whole life; `maxUses` defaults to unlimited; `expiresInSeconds`
+   * (counted from approval) defaults to 24 hours, at most 30 days.
+   *
+   * Retried on network errors and 429s, like `create`.
+   *
+   * @example
+   * ```ts
+   * const session = await wattfare.sessions.createGrant({ maxUsd: 1, maxUses: 5, expiresInSeconds: 3600 });
+   * return Response.json(session);
+   * ```
+   */
+  createGrant(terms: GrantTerms, options: RequestOptions = {}): APIPromise<Session> {
+    // Field by field, so nothing but the terms reaches Wattfare (it refuses unknown fields).
+    const grant: { maxUsd: number; maxUses?: number; expiresInSeconds?: number } = { maxUsd: terms.maxUsd };
+    if (terms.maxUses !== undefined) grant.maxUses = terms.maxUses;
+    if (terms.expiresInSeconds !== undefined) grant.expiresInSeconds = terms.expiresInSeconds;
+    return new APIPromise(
+      this.#http.json<Session>({
+        ...options,
+        method: "POST",
+        path: "/sessions",
+        body: { grant },
+        idempotent: true,
+      }),
+    );
+  }
+}
+
+/**
+ * `wattfare.grants`: one-time grants approved by payers in the browser.
+ *
+ * @example
+ * ```ts
+ * const { status, remainingUsd } = await wattfare.grants.current(grantToken);
+ * ```
+ */
+export class Grants {
+  readonly #http: HttpClient;
+
+  /** @internal */
+  constructor(http: HttpClient) {
+    this.#http = http;
+  }
+
+  /**
+   * What a grant has left: `status` (`active`, `exhausted`, `expired`, `revoked`), `remainingUsd`,
+   * `usesLeft` (null = unlimited) and `expiresAt` (unix seconds). An unknown grant, or another app's,
+   * throws `GrantInvalidError`. Retried on network errors and 429s.
+   *
+   * @example
+   * ```ts
+   * const grant = await wattfare.grants.current(grantToken);
+   * if (grant.status !== "active") return Response.json({ error: { code: "grant_invalid" } }, { status: 402 });
+   * ```
+   */
+  current(grantToken: string, options: RequestOptions = {}): APIPromise<GrantStatus> {
+    return new APIPromise(
+      this.#http.json<GrantStatus>({
+        ...options,
+        method: "GET",
+        path: "/grants/current",
+        headers: { [GRANT_HEADER]: grantToken },
+        idempotent: true,
+      }),
     );
   }
 }
@@ -339,11 +426,12 @@ export class ChatCompletions {
   }
 
   /**
-   * Creates a chat completion for `options.user`, in OpenAI's format. With `stream: true` it resolves
+   * Creates a chat completion billed to `options.user`'s budget, or to the one-time grant
+   * `options.grant`, in OpenAI's format. With `stream: true` it resolves
    * to a `Stream` of chunks (async-iterable, or `toReadableStream()` for a browser); otherwise to a
    * `ChatCompletion`. Never retried: the provider may have billed even when the answer was lost.
    *
-   * @throws NotConnectedError, BudgetExceededError, FundingInvalidError (402), RateLimitedError (429),
+   * @throws NotConnectedError, BudgetExceededError, GrantInvalidError, FundingInvalidError (402), RateLimitedError (429),
    *   InvalidRequestError (400), UpstreamError (502), and the other `APIError`s.
    *
    * @example
@@ -371,13 +459,18 @@ export class ChatCompletions {
     params: ChatCompletionCreateParams,
     options: ChatRequestOptions,
   ): APIPromise<Stream<ChatCompletionChunk> | ChatCompletion> {
-    const { user, ...rest } = options;
+    const { user, grant, ...rest } = options;
+    if ((user === undefined) === (grant === undefined)) {
+      throw new TypeError(
+        "Pass exactly one of { user } or { grant }: whose budget pays for this completion.",
+      );
+    }
     const spec = {
       ...rest,
       method: "POST" as const,
       path: "/chat/completions",
       body: params,
-      headers: { [USER_HEADER]: user },
+      headers: grant === undefined ? { [USER_HEADER]: user ?? "" } : { [GRANT_HEADER]: grant },
       idempotent: false,
     };
     return params.stream === true

@@ -44,11 +44,12 @@ export {
 export type { Fetch, RequestOptions, Sleep } from "../core/http.js";
 export type { Logger } from "../core/logger.js";
 export { Stream } from "../core/stream.js";
-export type { ConnectionStatus, Session } from "../core/types.js";
+export type { ConnectionStatus, GrantStatus, GrantTerms, Session } from "../core/types.js";
 export {
   type ChatCompletions,
   type ChatRequestOptions,
   type ClientOptions,
+  type Grants,
   type OpenAIClientOptions,
   type SessionCreateParams,
   type Sessions,
@@ -56,8 +57,10 @@ export {
 } from "./client.js";
 export { toFetchRequest, toNodeHandler } from "./node.js";
 export {
+  createGrantSessionHandler,
   createSessionHandler,
   type GetSessionUser,
+  type GrantTermsSource,
   type SessionHandler,
   type SessionHandlerOptions,
   type SessionUser,

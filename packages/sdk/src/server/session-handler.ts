@@ -4,7 +4,7 @@
  * Bun, Deno and workers, and through `toNodeHandler` in node:http, Express and Fastify.
  */
 import { APIError, isWattfareError, type WattfareError } from "../core/errors.js";
-import type { Session } from "../core/types.js";
+import type { GrantTerms, Session } from "../core/types.js";
 import { loggerOf, Wattfare } from "./client.js";
 
 /**
@@ -115,6 +115,68 @@ export function createSessionHandler<Context = void>(
           ? { appUserId: user.appUserId }
           : { appUserId: user.appUserId, requestLimit: { monthlyUsd: user.monthlyUsd } },
       );
+    } catch (error) {
+      if (!isWattfareError(error)) throw error;
+      return failure(error, logger);
+    }
+    return new Response(JSON.stringify(session), { status: 200, headers: jsonHeaders() });
+  };
+}
+
+/**
+ * The terms of the grants your page may ask for, fixed or decided per request (return null to refuse).
+ *
+ * @example
+ * ```ts
+ * const terms: GrantTermsSource = (request) =>
+ *   request.headers.get("x-plan") === "pro" ? { maxUsd: 5 } : { maxUsd: 1, maxUses: 10 };
+ * ```
+ */
+export type GrantTermsSource<Context = void> =
+  | GrantTerms
+  | ((
+      request: Request,
+      context: Context,
+    ) => GrantTerms | null | undefined | Promise<GrantTerms | null | undefined>);
+
+/**
+ * Creates the endpoint that gives the browser SDK's `requestGrant()` a grant session token: the
+ * payer approves these terms in the consent popup. For apps without user accounts. The terms come only
+ * from your code, never from the request, so a page cannot ask for a bigger grant.
+ *
+ * Answers like `createSessionHandler`: `200 {token, expiresAt}` (`no-store`), `403 forbidden` when
+ * the terms function returns null, `405` for anything but `POST`, `429`, `503`, `500`.
+ *
+ * @example
+ * ```ts
+ * // app/api/wattfare/grant-session/route.ts (Next.js App Router)
+ * import { createGrantSessionHandler } from "@wattfare/sdk/server";
+ * const handler = createGrantSessionHandler({ maxUsd: 1, maxUses: 10, expiresInSeconds: 3600 });
+ * export async function POST(request: Request) {
+ *   return handler(request);
+ * }
+ * ```
+ */
+export function createGrantSessionHandler<Context = void>(
+  terms: GrantTermsSource<Context>,
+  options: SessionHandlerOptions = {},
+): SessionHandler<Context> {
+  const client = options.client ?? new Wattfare();
+  const logger = loggerOf(client);
+
+  return async (request, context) => {
+    if (request.method !== "POST") {
+      return errorResponse(405, "invalid_request", "Use POST to create a Wattfare grant session.", {
+        allow: "POST",
+      });
+    }
+    const chosen = typeof terms === "function" ? await terms(request, context) : terms;
+    if (chosen === null || chosen === undefined) {
+      return errorResponse(403, "forbidden", "A grant cannot be requested here.");
+    }
+    let session: Session;
+    try {
+      session = await client.sessions.createGrant(chosen);
     } catch (error) {
       if (!isWattfareError(error)) throw error;
       return failure(error, logger);

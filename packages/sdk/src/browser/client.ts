@@ -1,0 +1,542 @@
+/**
+ * The browser client: the signed-in user's connection (`/api/v1/connections`, bearer session token),
+ * the consent popup for connecting, raising the cap, reconnecting funding and one-time grants, and
+ * recovery from the 402s the app's backend relays. It never holds the secret key.
+ */
+import { errorFields, isWattfareError, NotFoundError, PopupClosedError } from "../core/errors.js";
+import { type Fetch, HttpClient, type RequestSpec, timerSleep } from "../core/http.js";
+import { consoleWarnings, type Logger } from "../core/logger.js";
+import type { ConnectionStatus } from "../core/types.js";
+import {
+  type ApprovedResult,
+  type ConsentIntent,
+  type ConsentSession,
+  openConsentWindow,
+  type RunningConsent,
+  runConsent,
+} from "./consent-popup.js";
+import { type SessionTokenSource, SessionTokens } from "./session-tokens.js";
+
+const API_PATH = "/api/v1";
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_RETRIES = 2;
+const DEFAULT_POLL_INTERVAL_MS = 1_000;
+/** Wattfare's popup consent session lasts 30 minutes; after that nothing can be approved. */
+const DEFAULT_LOST_LINK_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Everything `createWattfare()` accepts.
+ *
+ * @example
+ * ```ts
+ * const options: BrowserClientOptions = {
+ *   baseUrl: "https://wattfare.com",
+ *   getSessionToken: sessionEndpoint("/api/wattfare/session"),
+ * };
+ * ```
+ */
+export interface BrowserClientOptions {
+  /** Wattfare's origin, such as `https://wattfare.com` (a path prefix is allowed); the SDK appends `/connect` and `/api/v1`. */
+  baseUrl: string;
+  /**
+   * Gets a session token for the signed-in user from your backend (an endpoint made with the server
+   * SDK's `createSessionHandler`). Called when no cached token is fresh; may return `{ token,
+   * expiresAt }` or the token. Needed for `connect`, `status`, `disconnect` and `recover`.
+   */
+  getSessionToken?: SessionTokenSource | undefined;
+  /**
+   * Gets a grant session token from your backend (an endpoint made with `createGrantSessionHandler`).
+   * Called once per `requestGrant()`: each grant needs its own session. Needed for `requestGrant` and
+   * for recovering from `grant_invalid`.
+   */
+  getGrantSessionToken?: SessionTokenSource | undefined;
+  /** The `fetch` for calls to Wattfare. Default: the page's `fetch`. */
+  fetch?: Fetch | undefined;
+  /** Time limit per call to Wattfare's API, in ms. Default: `30000`. */
+  timeoutMs?: number | undefined;
+  /** Retries of `status()`/`disconnect()` after a network error or a 429. Default: `2`. */
+  maxRetries?: number | undefined;
+  /** How often Wattfare is polled when the popup's link to this page was lost, in ms. Default: `1000`. */
+  pollIntervalMs?: number | undefined;
+  /** Gives up polling a lost popup after this many ms. Default: `1800000` (Wattfare's 30-minute consent window). */
+  lostLinkTimeoutMs?: number | undefined;
+  /** Receives warnings. Default: `console`, warnings and errors only. */
+  logger?: Logger | undefined;
+}
+
+/**
+ * Options for the calls that open the consent popup.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController();
+ * await wattfare.connect({ monthlyUsd: 5, signal: controller.signal });
+ * ```
+ */
+export interface ConsentOptions {
+  /**
+   * The monthly cap to suggest, in USD. `connect`: default the session's `monthlyUsd` (from your
+   * session handler) or Wattfare's default. `recover` from `budget_exceeded`: default twice the current
+   * cap. The payer can choose another amount.
+   */
+  monthlyUsd?: number | undefined;
+  /** Closes the popup and rejects with `APIUserAbortError`. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options for `requestGrant()`.
+ *
+ * @example
+ * ```ts
+ * const grantToken = await wattfare.requestGrant({ getSessionToken: sessionEndpoint("/api/grant-session") });
+ * ```
+ */
+export interface GrantRequestOptions {
+  /** Overrides the client's `getGrantSessionToken` for this grant. */
+  getSessionToken?: SessionTokenSource | undefined;
+  /** Closes the popup and rejects with `APIUserAbortError`. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * The error codes `recover()` can fix, with the popup intent that fixes each.
+ *
+ * @example
+ * ```ts
+ * RECOVERABLE_CODES.budget_exceeded; // "raise"
+ * ```
+ */
+export const RECOVERABLE_CODES = {
+  not_connected: "connect",
+  budget_exceeded: "raise",
+  funding_invalid: "reconnect-funding",
+  grant_invalid: "grant",
+} as const satisfies Record<string, ConsentIntent>;
+
+/**
+ * An error code `recover()` can fix.
+ *
+ * @example
+ * ```ts
+ * const code: RecoverableCode = "not_connected";
+ * ```
+ */
+export type RecoverableCode = keyof typeof RECOVERABLE_CODES;
+
+/**
+ * What `recover()` resolves with: the user's new connection status, or for `grant_invalid` a new
+ * grant token to hand to your backend.
+ *
+ * @example
+ * ```ts
+ * const fixed: Recovery = await wattfare.recover(error);
+ * if (fixed.code === "grant_invalid") saveGrant(fixed.grantToken);
+ * else showBudget(fixed.status.remainingUsd);
+ * ```
+ */
+export type Recovery =
+  | { code: "not_connected" | "budget_exceeded" | "funding_invalid"; status: ConnectionStatus }
+  | { code: "grant_invalid"; grantToken: string };
+
+/**
+ * Events the client emits.
+ *
+ * @example
+ * ```ts
+ * const listener: (status: BrowserClientEvents["status"]) => void = (status) => render(status);
+ * ```
+ */
+export interface BrowserClientEvents {
+  /** The user's connection status changed (after `status()`, `connect()`, `recover()`, `disconnect()`). */
+  status: ConnectionStatus;
+}
+
+/**
+ * Creates the browser client. It holds no secret: your backend hands it short-lived session tokens.
+ *
+ * @example
+ * ```ts
+ * import { createWattfare, sessionEndpoint } from "@wattfare/sdk/browser";
+ *
+ * const wattfare = createWattfare({
+ *   baseUrl: "https://wattfare.com",
+ *   getSessionToken: sessionEndpoint("/api/wattfare/session"),
+ * });
+ * connectButton.onclick = async () => {
+ *   const status = await wattfare.connect({ monthlyUsd: 5 });
+ *   console.log(`$${status.remainingUsd} left this month`);
+ * };
+ * ```
+ */
+export function createWattfare(options: BrowserClientOptions): WattfareBrowser {
+  return new WattfareBrowser(options);
+}
+
+/**
+ * The browser client; create it with `createWattfare()`.
+ *
+ * @example
+ * ```ts
+ * const wattfare: WattfareBrowser = createWattfare({ baseUrl, getSessionToken });
+ * wattfare.on("status", (status) => render(status));
+ * await wattfare.status();
+ * ```
+ */
+export class WattfareBrowser {
+  /** Wattfare's base URL (no trailing slash). */
+  readonly baseUrl: string;
+  /** Wattfare's origin: the only origin whose popup messages are accepted. */
+  readonly origin: string;
+  readonly #http: HttpClient;
+  readonly #tokens: SessionTokens | undefined;
+  readonly #grantSession: SessionTokenSource | undefined;
+  readonly #pollIntervalMs: number;
+  readonly #lostLinkTimeoutMs: number;
+  readonly #listeners = new Set<(status: ConnectionStatus) => void>();
+  #last: string | undefined;
+  #active: RunningConsent<unknown> | undefined;
+
+  /** @internal Use `createWattfare()`. */
+  constructor(options: BrowserClientOptions) {
+    const url = parseBaseUrl(options.baseUrl);
+    this.baseUrl = url.origin + url.pathname.replace(/\/+$/, "");
+    this.origin = url.origin;
+    if (options.getSessionToken === undefined && options.getGrantSessionToken === undefined) {
+      throw new TypeError("createWattfare needs getSessionToken (or getGrantSessionToken for grants).");
+    }
+    this.#tokens =
+      options.getSessionToken === undefined ? undefined : new SessionTokens(options.getSessionToken);
+    this.#grantSession = options.getGrantSessionToken;
+    this.#pollIntervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
+    this.#lostLinkTimeoutMs = options.lostLinkTimeoutMs ?? DEFAULT_LOST_LINK_TIMEOUT_MS;
+    this.#http = new HttpClient({
+      apiUrl: this.baseUrl + API_PATH,
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      maxRetries: options.maxRetries ?? DEFAULT_MAX_RETRIES,
+      logger: options.logger ?? consoleWarnings,
+      sleep: timerSleep,
+      random: Math.random,
+    });
+  }
+
+  /**
+   * The signed-in user's connection to your app, from Wattfare (`GET /api/v1/connections`).
+   *
+   * @example
+   * ```ts
+   * const status = await wattfare.status();
+   * budget.textContent = status.connected ? `$${status.remainingUsd} left` : "Not connected";
+   * ```
+   */
+  status(options: { signal?: AbortSignal | undefined } = {}): Promise<ConnectionStatus> {
+    return this.#fetchStatus(options.signal);
+  }
+
+  /**
+   * Revokes the user's connection (`DELETE /api/v1/connections`) and resolves with the new status.
+   *
+   * @example
+   * ```ts
+   * disconnectButton.onclick = () => wattfare.disconnect();
+   * ```
+   */
+  async disconnect(options: { signal?: AbortSignal | undefined } = {}): Promise<ConnectionStatus> {
+    await this.#authed((authorization) =>
+      this.#http.empty({
+        method: "DELETE",
+        path: "/connections",
+        authorization,
+        signal: options.signal,
+        idempotent: true,
+      }),
+    );
+    return this.#fetchStatus(options.signal);
+  }
+
+  /**
+   * Opens Wattfare's consent popup, where the user signs in or signs up, connects funding if needed and
+   * approves a monthly cap for your app. Call it directly in a click handler: the popup opens before
+   * anything is awaited. Resolves with the confirmed status once Wattfare shows the connection.
+   *
+   * @throws PopupBlockedError, ConsentDeniedError, PopupClosedError, ConsentFailedError (rejections).
+   *
+   * @example
+   * ```ts
+   * connectButton.onclick = () =>
+   *   wattfare.connect({ monthlyUsd: 5 }).then(
+   *     (status) => render(status),
+   *     (error) => isWattfareError(error, "popup_closed") || showError(error.message),
+   *   );
+   * ```
+   */
+  connect(options: ConsentOptions = {}): Promise<ConnectionStatus> {
+    return this.#connectionConsent("connect", options, () => options.monthlyUsd);
+  }
+
+  /**
+   * Whether `recover()` can fix this error: `not_connected`, `budget_exceeded`, `funding_invalid` and
+   * `grant_invalid`, as a typed error, an error body `{error:{code}}`, or `{code}`.
+   *
+   * @example
+   * ```ts
+   * if (wattfare.canRecover(error)) fixItButton.hidden = false;
+   * ```
+   */
+  canRecover(error: unknown): boolean {
+    return recoverableCode(error) !== undefined;
+  }
+
+  /**
+   * Fixes what an error from your backend says is wrong, by opening the consent popup with the intent
+   * that fixes it: `not_connected` → connect, `budget_exceeded` → raise the cap (suggesting
+   * `monthlyUsd`, by default twice the current cap), `funding_invalid` → reconnect funding,
+   * `grant_invalid` → a new grant. Call it directly in a click handler. Resolves when Wattfare confirms.
+   *
+   * @throws TypeError (rejection) for an error it cannot fix; check with `canRecover()` first.
+   *
+   * @example
+   * ```ts
+   * const response = await fetch("/api/chat", { method: "POST", body });
+   * if (!response.ok) {
+   *   const error = await errorFromResponse(response);
+   *   if (wattfare.canRecover(error)) fixItButton.onclick = () => wattfare.recover(error).then(retry);
+   * }
+   * ```
+   */
+  recover(error: unknown, options: ConsentOptions = {}): Promise<Recovery> {
+    const code = recoverableCode(error);
+    if (code === undefined) {
+      return Promise.reject(
+        new TypeError(
+          "recover() fixes not_connected, budget_exceeded, funding_invalid and grant_invalid errors; check canRecover() first.",
+        ),
+      );
+    }
+    if (code === "grant_invalid") {
+      return this.requestGrant({ signal: options.signal }).then((grantToken) => ({ code, grantToken }));
+    }
+    const intent = RECOVERABLE_CODES[code];
+    const suggest =
+      code === "budget_exceeded"
+        ? (before: ConnectionStatus | undefined) =>
+            options.monthlyUsd ??
+            (before?.connected ? Math.max(1, Math.ceil(before.limits.monthlyUsd * 2)) : undefined)
+        : () => options.monthlyUsd;
+    return this.#connectionConsent(intent, options, suggest).then((status) => ({ code, status }));
+  }
+
+  /**
+   * Asks the user to approve a one-time grant in the consent popup (for apps without user accounts).
+   * The terms come from your backend's grant session (`createGrantSessionHandler`). Call it directly in
+   * a click handler. Resolves with the grant token (`gt_…`) for your backend to send as
+   * `x-wattfare-grant`.
+   *
+   * @example
+   * ```ts
+   * grantButton.onclick = async () => {
+   *   const grantToken = await wattfare.requestGrant();
+   *   sessionStorage.setItem("grant", grantToken);
+   * };
+   * ```
+   */
+  requestGrant(options: GrantRequestOptions = {}): Promise<string> {
+    const source = options.getSessionToken ?? this.#grantSession;
+    if (source === undefined) {
+      return Promise.reject(
+        new TypeError("requestGrant needs getGrantSessionToken (in createWattfare or its options)."),
+      );
+    }
+    return this.#consent<string>("grant", options.signal, () => {
+      // Each grant needs a session of its own: Wattfare answers a grant session once.
+      const token = Promise.resolve(source()).then(tokenOf);
+      return {
+        session: token.then((value) => ({ token: value })),
+        check: async (result) => (await this.#takePendingGrant(await token)) ?? result?.grantToken,
+      };
+    });
+  }
+
+  /**
+   * Subscribes to an event; returns the function that unsubscribes.
+   *
+   * @example
+   * ```ts
+   * const off = wattfare.on("status", (status) => render(status));
+   * // later: off();
+   * ```
+   */
+  on<E extends keyof BrowserClientEvents>(
+    event: E,
+    listener: (value: BrowserClientEvents[E]) => void,
+  ): () => void {
+    if (event !== "status") throw new TypeError(`Unknown event ${JSON.stringify(event)}.`);
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** The popup for a user session: connect, raise or reconnect funding, confirmed with /connections. */
+  #connectionConsent(
+    intent: Exclude<ConsentIntent, "grant">,
+    options: ConsentOptions,
+    suggest: (before: ConnectionStatus | undefined) => number | undefined,
+  ): Promise<ConnectionStatus> {
+    const tokens = this.#tokens;
+    if (tokens === undefined) {
+      return Promise.reject(new TypeError(`${intent} needs getSessionToken (in createWattfare).`));
+    }
+    return this.#consent<ConnectionStatus>(intent, options.signal, () => {
+      // What the connection was before, to recognise an approval by polling when the popup's link is lost.
+      const before = this.#fetchStatus().catch(() => undefined);
+      return {
+        session: Promise.all([tokens.get(), before]).then(
+          ([token, status]): ConsentSession => ({ token, monthlyUsd: suggest(status) }),
+        ),
+        check: async (result) => {
+          const status = await this.#fetchStatus();
+          if (result !== undefined) return status.connected ? status : undefined;
+          return approvedMeanwhile(intent, await before, status) ? status : undefined;
+        },
+      };
+    });
+  }
+
+  /**
+   * Opens the popup (synchronously: this runs inside the caller's click) and runs the handshake. A
+   * newer request replaces one still open, since both would use the same window.
+   */
+  #consent<T>(
+    intent: ConsentIntent,
+    signal: AbortSignal | undefined,
+    start: () => {
+      session: Promise<ConsentSession>;
+      check: (result: ApprovedResult | undefined) => Promise<T | undefined>;
+    },
+  ): Promise<T> {
+    let popup: Window;
+    try {
+      this.#active?.cancel(new PopupClosedError({ message: "Replaced by a newer Wattfare request." }));
+      popup = openConsentWindow(`${this.baseUrl}/connect`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const running = runConsent(
+      popup,
+      { intent, ...start() },
+      {
+        origin: this.origin,
+        pollIntervalMs: this.#pollIntervalMs,
+        lostLinkTimeoutMs: this.#lostLinkTimeoutMs,
+        signal,
+      },
+    );
+    this.#active = running;
+    return running.promise.finally(() => {
+      if (this.#active === running) this.#active = undefined;
+    });
+  }
+
+  async #fetchStatus(signal?: AbortSignal): Promise<ConnectionStatus> {
+    const { data } = await this.#authed((authorization) =>
+      this.#http.json<ConnectionStatus>({
+        method: "GET",
+        path: "/connections",
+        authorization,
+        signal,
+        idempotent: true,
+      }),
+    );
+    const serialized = JSON.stringify(data);
+    if (serialized !== this.#last) {
+      this.#last = serialized;
+      for (const listener of this.#listeners) listener(data);
+    }
+    return data;
+  }
+
+  /** The approved grant token waiting for this grant session, once; undefined while there is none. */
+  async #takePendingGrant(token: string): Promise<string | undefined> {
+    const spec: RequestSpec = {
+      method: "GET",
+      path: "/grants/pending",
+      authorization: `Bearer ${token}`,
+      // Never retried: the token is handed over once, so a retry after a lost answer would find nothing.
+      idempotent: false,
+    };
+    try {
+      return (await this.#http.json<{ grantToken: string }>(spec)).data.grantToken;
+    } catch (error) {
+      if (error instanceof NotFoundError || isWattfareError(error, "not_found")) return undefined;
+      throw error;
+    }
+  }
+
+  /** Sends with the cached session token; on a 401, fetches a new token and tries once more. */
+  async #authed<R>(send: (authorization: string) => Promise<R>): Promise<R> {
+    const tokens = this.#tokens;
+    if (tokens === undefined) throw new TypeError("This call needs getSessionToken (in createWattfare).");
+    const token = await tokens.get();
+    try {
+      return await send(`Bearer ${token}`);
+    } catch (error) {
+      if (!isWattfareError(error, "auth")) throw error;
+      tokens.invalidate(token);
+      return send(`Bearer ${await tokens.get()}`);
+    }
+  }
+}
+
+/** Whether polling shows that the payer approved what `intent` asked for. */
+function approvedMeanwhile(
+  intent: Exclude<ConsentIntent, "grant">,
+  before: ConnectionStatus | undefined,
+  now: ConnectionStatus,
+): boolean {
+  if (!now.connected) return false;
+  if (intent === "connect")
+    return before?.connected !== true || before.limits.monthlyUsd !== now.limits.monthlyUsd;
+  if (before === undefined) return false;
+  if (intent === "raise") return now.limits.monthlyUsd > before.limits.monthlyUsd;
+  return now.funding === "ok" && before.funding !== "ok";
+}
+
+/** The code of an error relayed by the app's backend, when `recover()` can fix it. */
+function recoverableCode(error: unknown): RecoverableCode | undefined {
+  let code: unknown;
+  if (typeof error === "string") code = error;
+  else if (typeof error === "object" && error !== null) {
+    code = (error as { code?: unknown }).code ?? errorFields(error).code;
+  }
+  return typeof code === "string" && Object.hasOwn(RECOVERABLE_CODES, code)
+    ? (code as RecoverableCode)
+    : undefined;
+}
+
+function tokenOf(value: string | { token: string }): string {
+  const token = typeof value === "string" ? value : value?.token;
+  if (typeof token !== "string" || token === "") {
+    throw new TypeError("getGrantSessionToken must return a session token or { token }.");
+  }
+  return token;
+}
+
+function parseBaseUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TypeError("baseUrl must be Wattfare's absolute URL, such as https://wattfare.com.");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new TypeError("baseUrl must use https: (or http: for a local Wattfare).");
+  }
+  if (url.pathname.replace(/\/+$/, "").endsWith(API_PATH)) {
+    throw new TypeError(
+      `baseUrl is Wattfare's origin (like https://wattfare.com): the SDK appends ${API_PATH}.`,
+    );
+  }
+  return url;
+}

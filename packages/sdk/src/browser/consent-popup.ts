@@ -1,0 +1,238 @@
+/**
+ * The consent popup's handshake (DESIGN.md "Core flows" 2): the popup posts `wattfare:ready`, the SDK
+ * answers `wattfare:session` to Wattfare's origin only, and the popup ends with `wattfare:result`.
+ * A message counts only when it comes from Wattfare's origin AND from this very popup window, so a
+ * frame on the app's page (even one served by Wattfare) cannot answer for the payer. An approval is
+ * always confirmed with Wattfare's API before the promise resolves.
+ */
+import {
+  APIUserAbortError,
+  ConsentDeniedError,
+  ConsentFailedError,
+  PopupBlockedError,
+  PopupClosedError,
+} from "../core/errors.js";
+
+/**
+ * What the popup is asked to do: connect a budget, raise the cap, reconnect the payer's funding, or
+ * approve a one-time grant.
+ *
+ * @example
+ * ```ts
+ * const intent: ConsentIntent = "raise";
+ * ```
+ */
+export type ConsentIntent = "connect" | "raise" | "reconnect-funding" | "grant";
+
+/** The popup's `wattfare:result` when it says "approved". */
+export interface ApprovedResult {
+  /** The grant token, for the grant intent. */
+  grantToken: string | undefined;
+}
+
+/** What the SDK tells the popup once it is ready: whose session, and the cap to suggest. */
+export interface ConsentSession {
+  token: string;
+  monthlyUsd?: number | undefined;
+}
+
+/** One run of the popup: what to ask, and how to confirm the answer with Wattfare. */
+export interface ConsentFlow<T> {
+  intent: ConsentIntent;
+  /** Fetched while the popup loads; a failure (say, the user signed out) closes the popup. */
+  session: Promise<ConsentSession>;
+  /**
+   * Asks Wattfare whether the request was approved: after the popup said so (`result` given), and
+   * when the popup's link was lost (`undefined`). Resolves to undefined while it is not.
+   */
+  check(result: ApprovedResult | undefined): Promise<T | undefined>;
+}
+
+/** How the popup is watched. */
+export interface PopupWatch {
+  /** Wattfare's origin: the only origin whose messages count, and the only target of the token. */
+  origin: string;
+  /** How often to ask Wattfare while the popup's link is lost, in ms. */
+  pollIntervalMs: number;
+  /** How long to keep asking, in ms, if the page never learns that the popup closed. */
+  lostLinkTimeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
+const POPUP_WIDTH = 480;
+const POPUP_HEIGHT = 720;
+/** How often `popup.closed` is checked; there is no event for it. */
+const CLOSED_CHECK_MS = 250;
+
+/**
+ * Opens the consent popup. Must run synchronously inside the click handler: browsers only allow
+ * popups during a user activation, and an `await` before this call loses it.
+ */
+export function openConsentWindow(url: string): Window {
+  const left = Math.max(0, Math.round(window.screenX + (window.outerWidth - POPUP_WIDTH) / 2));
+  const top = Math.max(0, Math.round(window.screenY + (window.outerHeight - POPUP_HEIGHT) / 3));
+  const popup = window.open(
+    url,
+    "wattfare-consent",
+    `popup=yes,width=${POPUP_WIDTH},height=${POPUP_HEIGHT},left=${left},top=${top}`,
+  );
+  if (popup === null) throw new PopupBlockedError();
+  return popup;
+}
+
+/** A popup run that can be cancelled from outside (by a newer request). */
+export interface RunningConsent<T> {
+  promise: Promise<T>;
+  cancel(error: Error): void;
+}
+
+/**
+ * Runs the handshake with an opened popup until Wattfare confirms an approval, or the payer denies,
+ * or the popup closes. If the popup reports closed while this page does not have focus, the link may
+ * have been severed (a `Cross-Origin-Opener-Policy` on a page it visited makes `closed` read true
+ * while the window is still open): Wattfare is then polled until this page gets focus back, which is
+ * when the payer has left the popup.
+ */
+export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupWatch): RunningConsent<T> {
+  let cancel: (error: Error) => void = () => {};
+  const promise = new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let sessionSent = false;
+    let resultSeen = false;
+    let closedTimer: ReturnType<typeof setInterval> | undefined;
+    let pollTimer: ReturnType<typeof setTimeout> | undefined;
+
+    const cleanup = () => {
+      window.removeEventListener("message", onMessage);
+      window.removeEventListener("focus", onFocus);
+      watch.signal?.removeEventListener("abort", onAbort);
+      clearInterval(closedTimer);
+      clearTimeout(pollTimer);
+    };
+    const fail = (error: unknown) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      if (!popup.closed) popup.close();
+      reject(error);
+    };
+    const succeed = (value: T) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      if (!popup.closed) popup.close();
+      resolve(value);
+    };
+    const settleWith = (outcome: Promise<T | undefined>, otherwise: () => Error) => {
+      outcome.then((value) => (value === undefined ? fail(otherwise()) : succeed(value)), fail);
+    };
+
+    let session: ConsentSession | undefined;
+    let readySeen = false;
+    const sendSession = () => {
+      if (settled || session === undefined || !readySeen) return;
+      const message: { type: "wattfare:session"; token: string; intent: ConsentIntent; monthlyUsd?: number } =
+        { type: "wattfare:session", token: session.token, intent: flow.intent };
+      if (session.monthlyUsd !== undefined) message.monthlyUsd = session.monthlyUsd;
+      // Targeted at Wattfare's origin: if the popup was navigated elsewhere, the browser drops it.
+      popup.postMessage(message, watch.origin);
+      sessionSent = true;
+    };
+
+    function onMessage(event: MessageEvent): void {
+      if (settled || event.origin !== watch.origin || event.source !== popup) return;
+      const message = parsePopupMessage(event.data);
+      if (message === undefined) return;
+      if (message.type === "wattfare:ready") {
+        // Answered every time: a reloaded /connect asks again.
+        readySeen = true;
+        sendSession();
+        return;
+      }
+      resultSeen = true;
+      clearInterval(closedTimer);
+      if (message.status === "denied") fail(new ConsentDeniedError());
+      else if (message.status === "error") {
+        fail(new ConsentFailedError(message.message === undefined ? {} : { message: message.message }));
+      } else {
+        settleWith(
+          flow.check({ grantToken: message.grantToken }),
+          () =>
+            new ConsentFailedError({
+              message: "Wattfare's window said approved, but Wattfare does not confirm it. Please try again.",
+            }),
+        );
+      }
+    }
+
+    const closedWithoutAnswer = () =>
+      new PopupClosedError({ message: "Wattfare's window was closed before the request was approved." });
+    /** The payer is back on this page: one last look at Wattfare, then the popup counts as closed. */
+    const finalCheck = () => {
+      clearTimeout(pollTimer);
+      settleWith(flow.check(undefined), closedWithoutAnswer);
+    };
+    function onFocus(): void {
+      finalCheck();
+    }
+    const pollWhileLost = (deadline: number) => {
+      pollTimer = setTimeout(() => {
+        flow.check(undefined).then((value) => {
+          if (settled) return;
+          if (value !== undefined) succeed(value);
+          else if (Date.now() >= deadline) fail(closedWithoutAnswer());
+          else pollWhileLost(deadline);
+        }, fail);
+      }, watch.pollIntervalMs);
+    };
+    const onClosed = () => {
+      clearInterval(closedTimer);
+      // Without the session the popup cannot have asked the payer anything.
+      if (!sessionSent) return fail(closedWithoutAnswer());
+      if (document.hasFocus()) return finalCheck();
+      window.addEventListener("focus", onFocus);
+      pollWhileLost(Date.now() + watch.lostLinkTimeoutMs);
+    };
+
+    function onAbort(): void {
+      fail(new APIUserAbortError());
+    }
+
+    cancel = fail;
+    if (watch.signal?.aborted) return onAbort();
+    watch.signal?.addEventListener("abort", onAbort, { once: true });
+    window.addEventListener("message", onMessage);
+    flow.session.then((value) => {
+      session = value;
+      sendSession();
+    }, fail);
+    closedTimer = setInterval(() => {
+      if (!settled && !resultSeen && popup.closed) onClosed();
+    }, CLOSED_CHECK_MS);
+  });
+  return { promise, cancel: (error) => cancel(error) };
+}
+
+type PopupMessage =
+  | { type: "wattfare:ready" }
+  | {
+      type: "wattfare:result";
+      status: "approved" | "denied" | "error";
+      grantToken: string | undefined;
+      message: string | undefined;
+    };
+
+/** Reads a message from the popup; anything else (another library's messages, malformed data) is undefined. */
+export function parsePopupMessage(data: unknown): PopupMessage | undefined {
+  if (typeof data !== "object" || data === null) return undefined;
+  const { type, status, grantToken, message } = data as Record<string, unknown>;
+  if (type === "wattfare:ready") return { type };
+  if (type !== "wattfare:result") return undefined;
+  if (status !== "approved" && status !== "denied" && status !== "error") return undefined;
+  return {
+    type,
+    status,
+    grantToken: typeof grantToken === "string" ? grantToken : undefined,
+    message: typeof message === "string" ? message : undefined,
+  };
+}

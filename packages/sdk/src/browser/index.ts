@@ -1,0 +1,56 @@
+/**
+ * `@wattfare/sdk/browser`: the Wattfare SDK for app pages. It opens Wattfare's consent popup, reads
+ * the signed-in user's connection with short-lived session tokens from your backend, and turns the
+ * errors your backend relays into the popup that fixes them. No secret key, no Node APIs: it runs from
+ * a bundler or straight from a `<script type="module">`.
+ */
+export type { ChatCompletionChunk } from "../core/chat-types.js";
+export {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+  AuthError,
+  BudgetExceededError,
+  type ClientErrorCode,
+  ConsentDeniedError,
+  type ConsentErrorCode,
+  ConsentFailedError,
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorForCode,
+  ForbiddenError,
+  FundingInvalidError,
+  GrantInvalidError,
+  InternalError,
+  InvalidRequestError,
+  isWattfareError,
+  NotConnectedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  PopupBlockedError,
+  PopupClosedError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+  WattfareError,
+  type WattfareErrorCode,
+} from "../core/errors.js";
+export type { Fetch } from "../core/http.js";
+export type { Logger } from "../core/logger.js";
+export { Stream } from "../core/stream.js";
+export type { ConnectionStatus, Session } from "../core/types.js";
+export {
+  type BrowserClientEvents,
+  type BrowserClientOptions,
+  type ConsentOptions,
+  createWattfare,
+  type GrantRequestOptions,
+  RECOVERABLE_CODES,
+  type RecoverableCode,
+  type Recovery,
+  WattfareBrowser,
+} from "./client.js";
+export type { ConsentIntent } from "./consent-popup.js";
+export { errorFromResponse, readChatStream, sessionEndpoint } from "./responses.js";
+export type { SessionTokenSource } from "./session-tokens.js";
