@@ -1,0 +1,355 @@
+/**
+ * The browser entry in Debian's Chromium, loaded from `dist/` by a plain `<script type="module">`,
+ * against a stand-in Wattfare whose popup speaks DESIGN.md's message protocol. The real popup is
+ * covered by the example app's end-to-end test.
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { launchChromium, STAND_IN_USER, type StandIn, startStandIn } from "../testing/stand-in.js";
+
+let browser: Browser;
+let standIn: StandIn;
+let page: Page;
+
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => browser?.close());
+beforeEach(async () => {
+  standIn = await startStandIn();
+  page = await (await browser.newContext()).newPage();
+  await page.goto(standIn.appUrl);
+  await page.waitForFunction(() => (window as unknown as { sdkReady?: boolean }).sdkReady === true);
+});
+afterEach(async () => {
+  await page.context().close();
+  await standIn.close();
+});
+
+interface Outcome {
+  state: "pending" | "resolved" | "rejected";
+  value?: unknown;
+  name?: string;
+  code?: string;
+  message?: string;
+}
+
+/** Clicks an app button that opens the popup; returns the popup once the SDK has sent it the session. */
+async function openPopup(button: string): Promise<Page> {
+  const [popup] = await Promise.all([
+    page.waitForEvent("popup"),
+    page.getByRole("button", { name: button, exact: true }).click(),
+  ]);
+  await popup.locator("#received").filter({ hasText: "wattfare:session" }).waitFor();
+  return popup;
+}
+
+/** Clicks a button in the popup that may close it at once (the click's aftermath then has no page). */
+async function answer(popup: Page, name: string): Promise<void> {
+  await popup
+    .getByRole("button", { name, exact: true })
+    .click()
+    .catch((error: unknown) => {
+      if (!popup.isClosed()) throw error;
+    });
+}
+
+async function sessionSentTo(popup: Page): Promise<Record<string, unknown>> {
+  return JSON.parse((await popup.locator("#received").textContent()) ?? "{}") as Record<string, unknown>;
+}
+
+/** The outcome of the n-th (default: last) tracked SDK call, once it settled. */
+async function settled(index = -1): Promise<Outcome> {
+  const handle = await page.waitForFunction((i) => {
+    const outcomes = (window as unknown as { outcomes: Outcome[] }).outcomes;
+    const outcome = outcomes.at(i);
+    return outcome && outcome.state !== "pending" ? outcome : undefined;
+  }, index);
+  return (await handle.jsonValue()) as Outcome;
+}
+
+async function outcomeNow(index = -1): Promise<Outcome | undefined> {
+  return page.evaluate((i) => (window as unknown as { outcomes: Outcome[] }).outcomes.at(i), index);
+}
+
+async function recoverFrom(relayed: unknown): Promise<Page> {
+  await page.getByLabel("Relayed error").fill(JSON.stringify(relayed));
+  return openPopup("Fix it");
+}
+
+describe("connect()", () => {
+  it("opens the popup synchronously inside the click, before fetching a session token", async () => {
+    const popup = await openPopup("Connect");
+    const events = await page.evaluate(() => (window as unknown as { events: string[] }).events);
+    expect(events[0]).toBe("open");
+    expect(events).toContain("fetch /session");
+    expect(popup.url()).toBe(`${standIn.wattfareUrl}/connect`);
+  });
+
+  it("answers the popup's ready with the session token, intent and cap, targeted at Wattfare's origin", async () => {
+    const popup = await openPopup("Connect");
+    expect(await sessionSentTo(popup)).toEqual({
+      type: "wattfare:session",
+      token: standIn.state.minted[0],
+      intent: "connect",
+      monthlyUsd: 5,
+      origin: standIn.appUrl,
+    });
+  });
+
+  it("resolves with the status Wattfare confirms after the payer approves, and emits a status event", async () => {
+    const popup = await openPopup("Connect");
+    const callsBefore = standIn.state.apiCalls.filter((call) => call === "GET /api/v1/connections").length;
+    await answer(popup, "Approve");
+    const outcome = await settled();
+    expect(outcome).toMatchObject({
+      state: "resolved",
+      value: { connected: true, limits: { monthlyUsd: 5 } },
+    });
+    // Confirmed with GET /connections after the popup's answer, not taken from the message.
+    expect(standIn.state.apiCalls.filter((call) => call === "GET /api/v1/connections").length).toBe(
+      callsBefore + 1,
+    );
+    const events = await page.evaluate(
+      () => (window as unknown as { statusEvents: { connected: boolean }[] }).statusEvents,
+    );
+    expect(events.map((status) => status.connected)).toEqual([false, true]);
+  });
+
+  it("rejects with ConsentDeniedError when the payer denies", async () => {
+    const popup = await openPopup("Connect");
+    await answer(popup, "Deny");
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      name: "ConsentDeniedError",
+      code: "consent_denied",
+    });
+  });
+
+  it("rejects with ConsentFailedError carrying the popup's message when the popup reports an error", async () => {
+    const popup = await openPopup("Connect");
+    await answer(popup, "Fail");
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      name: "ConsentFailedError",
+      code: "consent_failed",
+      message: "This request expired. Start again from the app.",
+    });
+  });
+
+  it("rejects with ConsentFailedError when the popup says approved but Wattfare shows no connection", async () => {
+    const popup = await openPopup("Connect");
+    await answer(popup, "Approve without saving");
+    expect(await settled()).toMatchObject({ state: "rejected", code: "consent_failed" });
+  });
+
+  it("rejects with PopupClosedError when the payer closes the popup", async () => {
+    const popup = await openPopup("Connect");
+    await popup.close();
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      name: "PopupClosedError",
+      code: "popup_closed",
+    });
+  });
+
+  it("rejects with PopupBlockedError when the browser blocks the popup", async () => {
+    await page.evaluate(() => {
+      (window as unknown as { blockPopups: boolean }).blockPopups = true;
+    });
+    await page.getByRole("button", { name: "Connect", exact: true }).click();
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      name: "PopupBlockedError",
+      code: "popup_blocked",
+    });
+  });
+
+  it("ignores a forged wattfare:result posted from an iframe on the app page, even one served by Wattfare", async () => {
+    const popup = await openPopup("Connect");
+    const calls = standIn.state.apiCalls.length;
+    for (const source of [standIn.wattfareUrl, standIn.appUrl]) {
+      await page.evaluate(async (src) => {
+        const frame = document.createElement("iframe");
+        frame.src = `${src}/forge`;
+        const loaded = new Promise((resolve) => frame.addEventListener("load", resolve));
+        document.body.append(frame);
+        await loaded;
+      }, source);
+    }
+    const frames = page.frames().filter((frame) => frame !== page.mainFrame());
+    expect(await Promise.all(frames.map((frame) => frame.title()))).toEqual(["forged", "forged"]);
+    // A round trip through the page's event loop: any message handler has run by now.
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 0)));
+    expect(await outcomeNow()).toEqual({ state: "pending" });
+    expect(standIn.state.apiCalls.length).toBe(calls);
+    // The real popup still decides.
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({ state: "resolved", value: { connected: true } });
+  });
+
+  it("replaces a request still open with a newer one", async () => {
+    await openPopup("Connect");
+    const popup = await openPopup("Connect again");
+    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd: 7 });
+    await answer(popup, "Approve");
+    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 7 } } });
+  });
+});
+
+describe("a popup whose link to the page is lost", () => {
+  /** The payer is still in the popup: this page does not have focus. */
+  async function leavePageWithoutFocus() {
+    await page.evaluate(() => {
+      document.hasFocus = () => false;
+    });
+  }
+
+  it("is polled through GET /connections until Wattfare shows the approval", async () => {
+    await leavePageWithoutFocus();
+    const popup = await openPopup("Connect");
+    await answer(popup, "Lose the link");
+    await popup.waitForURL(/standin\/severed/);
+    await page.waitForFunction(() => (window as unknown as { events: string[] }).events.length > 0);
+    expect(await outcomeNow()).toEqual({ state: "pending" });
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "resolved",
+      value: { connected: true, limits: { monthlyUsd: 5 } },
+    });
+  });
+
+  it("counts as closed once the page has focus again and nothing was approved", async () => {
+    await leavePageWithoutFocus();
+    const popup = await openPopup("Connect");
+    await answer(popup, "Lose the link");
+    await popup.waitForURL(/standin\/severed/);
+    // Still polling: the severed popup reads as closed, but the payer may be in it.
+    await expect
+      .poll(() => standIn.state.apiCalls.filter((c) => c === "GET /api/v1/connections").length)
+      .toBeGreaterThan(2);
+    expect(await outcomeNow()).toEqual({ state: "pending" });
+    await page.evaluate(() => window.dispatchEvent(new FocusEvent("focus")));
+    expect(await settled()).toMatchObject({ state: "rejected", code: "popup_closed" });
+  });
+});
+
+describe("status() and disconnect()", () => {
+  it("reuses one session token for concurrent and later calls", async () => {
+    await page.evaluate(async () => {
+      const { wattfare } = window as unknown as { wattfare: { status(): Promise<unknown> } };
+      await Promise.all([wattfare.status(), wattfare.status(), wattfare.status()]);
+      await wattfare.status();
+    });
+    expect(standIn.state.minted).toHaveLength(1);
+    expect(standIn.state.apiCalls.filter((call) => call === "GET /api/v1/connections")).toHaveLength(4);
+  });
+
+  it("fetches a new session token once after a 401 and retries with it", async () => {
+    await page.evaluate(() =>
+      (window as unknown as { wattfare: { status(): Promise<unknown> } }).wattfare.status(),
+    );
+    standIn.state.refused.add(standIn.state.minted[0] ?? "");
+    const status = await page.evaluate(() =>
+      (window as unknown as { wattfare: { status(): Promise<{ connected: boolean }> } }).wattfare.status(),
+    );
+    expect(status.connected).toBe(false);
+    expect(standIn.state.minted).toHaveLength(2);
+  });
+
+  it("reports a second 401 in a row as AuthError without asking for more tokens", async () => {
+    standIn.state.refuseAll = true;
+    const failure = await page.evaluate(() =>
+      (window as unknown as { wattfare: { status(): Promise<unknown> } }).wattfare.status().then(
+        () => undefined,
+        (error: { name: string; code: string }) => ({ name: error.name, code: error.code }),
+      ),
+    );
+    expect(failure).toEqual({ name: "AuthError", code: "auth" });
+    expect(standIn.state.minted).toHaveLength(2);
+  });
+
+  it("disconnect() revokes the connection and resolves with the disconnected status", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 3, funding: "ok" });
+    const status = await page.evaluate(() =>
+      (
+        window as unknown as { wattfare: { disconnect(): Promise<{ connected: boolean; funding: string }> } }
+      ).wattfare.disconnect(),
+    );
+    expect(status).toMatchObject({ connected: false, funding: "missing" });
+    expect(standIn.state.apiCalls).toContain("DELETE /api/v1/connections");
+  });
+});
+
+describe("recover()", () => {
+  it("raises the cap for budget_exceeded, suggesting twice the current cap", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 1, funding: "ok" });
+    const popup = await recoverFrom({ error: { code: "budget_exceeded", message: "Spending cap reached." } });
+    expect(await sessionSentTo(popup)).toMatchObject({ intent: "raise", monthlyUsd: 2 });
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "resolved",
+      value: { code: "budget_exceeded", status: { connected: true, limits: { monthlyUsd: 2 } } },
+    });
+  });
+
+  it("connects for not_connected and reconnects funding for funding_invalid", async () => {
+    let popup = await recoverFrom({ code: "not_connected" });
+    expect(await sessionSentTo(popup)).toMatchObject({ intent: "connect" });
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({ state: "resolved", value: { code: "not_connected" } });
+
+    popup = await recoverFrom({ error: { code: "funding_invalid", message: "insufficient credits" } });
+    expect(await sessionSentTo(popup)).toMatchObject({ intent: "reconnect-funding" });
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({ state: "resolved", value: { code: "funding_invalid" } });
+  });
+
+  it("asks for a new grant for grant_invalid, resolving with its token", async () => {
+    const popup = await recoverFrom({ error: { code: "grant_invalid", message: "This grant has expired." } });
+    expect(await sessionSentTo(popup)).toMatchObject({ intent: "grant" });
+    await answer(popup, "Approve");
+    const outcome = await settled();
+    expect(outcome).toMatchObject({ state: "resolved", value: { code: "grant_invalid" } });
+    expect((outcome.value as { grantToken: string }).grantToken).toMatch(/^gt_/);
+  });
+
+  it("rejects an error it cannot fix with a TypeError, without opening a popup", async () => {
+    await page.getByLabel("Relayed error").fill(JSON.stringify({ error: { code: "rate_limited" } }));
+    await page.getByRole("button", { name: "Fix it" }).click();
+    expect(await settled()).toMatchObject({ state: "rejected", name: "TypeError" });
+    expect(await page.evaluate(() => (window as unknown as { events: string[] }).events)).not.toContain(
+      "open",
+    );
+  });
+});
+
+describe("requestGrant()", () => {
+  it("sends a fresh grant session with intent grant and resolves with the token Wattfare hands over once", async () => {
+    const popup = await openPopup("Request a grant");
+    const session = await sessionSentTo(popup);
+    expect(session).toMatchObject({ intent: "grant", token: standIn.state.minted[0] });
+    expect(session).not.toHaveProperty("monthlyUsd");
+    await answer(popup, "Approve");
+    const outcome = await settled();
+    expect(outcome.state).toBe("resolved");
+    expect(outcome.value).toMatch(/^gt_/);
+    // Confirmed through GET /grants/pending, which handed the token over (and will not again).
+    expect(standIn.state.apiCalls).toContain("GET /api/v1/grants/pending");
+    expect(standIn.state.pendingGrants.size).toBe(0);
+  });
+
+  it("takes the grant from GET /grants/pending when the popup's link is lost", async () => {
+    await page.evaluate(() => {
+      document.hasFocus = () => false;
+    });
+    const popup = await openPopup("Request a grant");
+    await answer(popup, "Lose the link");
+    await popup.waitForURL(/standin\/severed/);
+    await answer(popup, "Approve");
+    const outcome = await settled();
+    expect(outcome.state).toBe("resolved");
+    expect(outcome.value).toMatch(/^gt_/);
+  });
+});

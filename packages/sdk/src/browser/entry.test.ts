@@ -1,0 +1,140 @@
+/**
+ * The browser entry as a browser loads it: only relative `.js` imports (no bare specifiers, no Node
+ * modules), and errors that the server entry recognises.
+ */
+import { readdir, readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import * as server from "../server/index.js";
+import * as browser from "./index.js";
+
+const DIST = fileURLToPath(new URL("../../dist/", import.meta.url));
+
+/** Every module the built browser entry loads, following its imports from dist/browser/index.js. */
+async function importGraph(): Promise<Map<string, string[]>> {
+  const graph = new Map<string, string[]>();
+  const pending = ["browser/index.js"];
+  while (pending.length > 0) {
+    const file = pending.pop() ?? "";
+    if (graph.has(file)) continue;
+    const source = await readFile(`${DIST}${file}`, "utf8");
+    const specifiers = [...source.matchAll(/^(?:import|export)\s[^;]*?from\s+"([^"]+)"/gms)].map(
+      (m) => m[1] ?? "",
+    );
+    graph.set(file, specifiers);
+    for (const specifier of specifiers) {
+      if (specifier.startsWith(".")) pending.push(new URL(specifier, `file:///${file}`).pathname.slice(1));
+    }
+  }
+  return graph;
+}
+
+describe("the built browser entry", () => {
+  it("imports only relative .js modules, so a plain <script type=module> can load it", async () => {
+    const graph = await importGraph();
+    expect(graph.size).toBeGreaterThan(3);
+    for (const [file, specifiers] of graph) {
+      for (const specifier of specifiers) {
+        expect(specifier, `${file} imports ${specifier}`).toMatch(/^\.\.?\/.*\.js$/);
+      }
+    }
+    expect([...graph.keys()].some((file) => file.startsWith("server/"))).toBe(false);
+  });
+
+  it("mentions no Node API in any module it loads", async () => {
+    for (const file of (await importGraph()).keys()) {
+      // Code only: the JSDoc examples may well show server code.
+      const source = (await readFile(`${DIST}${file}`, "utf8")).replaceAll(/\/\*[\s\S]*?\*\//g, "");
+      expect(source, file).not.toMatch(/\bnode:|\brequire\(|\bprocess\.|\bBuffer\b/);
+    }
+  });
+
+  it("is what package.json exports at ./browser", async () => {
+    const pkg = JSON.parse(await readFile(`${DIST}../package.json`, "utf8")) as {
+      exports: Record<string, { default: string }>;
+    };
+    expect(pkg.exports["./browser"]?.default).toBe("./dist/browser/index.js");
+    expect((await readdir(`${DIST}browser`)).includes("index.js")).toBe(true);
+  });
+});
+
+describe("errors shared with the server entry", () => {
+  it("uses one set of classes and codes, so the server's isWattfareError recognises browser errors", () => {
+    expect(browser.BudgetExceededError).toBe(server.BudgetExceededError);
+    expect(browser.ERROR_CODES).toBe(server.ERROR_CODES);
+    const closed = new browser.PopupClosedError();
+    expect(server.isWattfareError(closed, "popup_closed")).toBe(true);
+    expect(closed).toBeInstanceOf(server.WattfareError);
+  });
+
+  it("types a relayed error body by its code, as the server entry would have thrown it", async () => {
+    const relayed = new Response(
+      JSON.stringify({ error: { code: "budget_exceeded", message: "Cap reached." } }),
+      {
+        status: 402,
+      },
+    );
+    const error = await browser.errorFromResponse(relayed);
+    expect(error).toBeInstanceOf(server.BudgetExceededError);
+    expect(error).toMatchObject({ code: "budget_exceeded", status: 402, message: "Cap reached." });
+  });
+});
+
+describe("readChatStream", () => {
+  const sse = (events: string[]) =>
+    new Response(events.map((data) => `data: ${data}\n\n`).join(""), {
+      headers: { "content-type": "text/event-stream" },
+    });
+  const chunk = (content: string) => JSON.stringify({ choices: [{ index: 0, delta: { content } }] });
+
+  it("yields the chunks your backend piped through, up to [DONE]", async () => {
+    let text = "";
+    for await (const c of await browser.readChatStream(sse([chunk("Hel"), chunk("lo"), "[DONE]"]))) {
+      text += c.choices[0]?.delta.content ?? "";
+    }
+    expect(text).toBe("Hello");
+  });
+
+  it("throws an error event from inside the stream as an UpstreamError", async () => {
+    const stream = await browser.readChatStream(
+      sse([chunk("Hel"), JSON.stringify({ error: { code: "upstream", message: "The provider failed." } })]),
+    );
+    const read = async () => {
+      for await (const _ of stream);
+    };
+    await expect(read()).rejects.toMatchObject({ code: "upstream", message: "The provider failed." });
+  });
+
+  it("throws an error answer as its typed error before reading anything", async () => {
+    const answer = new Response(
+      JSON.stringify({ error: { code: "not_connected", message: "Connect first." } }),
+      {
+        status: 402,
+      },
+    );
+    await expect(browser.readChatStream(answer)).rejects.toBeInstanceOf(browser.NotConnectedError);
+  });
+});
+
+describe("createWattfare", () => {
+  it("refuses a baseUrl that is not Wattfare's origin, and a client without any token source", () => {
+    const getSessionToken = () => "t";
+    expect(() => browser.createWattfare({ baseUrl: "wattfare.com", getSessionToken })).toThrow(TypeError);
+    expect(() => browser.createWattfare({ baseUrl: "https://w.example/api/v1", getSessionToken })).toThrow(
+      /appends \/api\/v1/,
+    );
+    expect(() => browser.createWattfare({ baseUrl: "https://w.example" })).toThrow(/getSessionToken/);
+  });
+
+  it("knows which relayed errors recover() can fix", () => {
+    const wattfare = browser.createWattfare({ baseUrl: "https://w.example/", getSessionToken: () => "t" });
+    expect(wattfare.baseUrl).toBe("https://w.example");
+    for (const code of ["not_connected", "budget_exceeded", "funding_invalid", "grant_invalid"]) {
+      expect(wattfare.canRecover({ error: { code, message: "" } })).toBe(true);
+      expect(wattfare.canRecover({ code })).toBe(true);
+    }
+    expect(wattfare.canRecover({ error: { code: "rate_limited" } })).toBe(false);
+    expect(wattfare.canRecover(new Error("boom"))).toBe(false);
+    expect(wattfare.canRecover(null)).toBe(false);
+  });
+});
