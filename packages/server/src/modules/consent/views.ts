@@ -30,7 +30,8 @@ function scriptJson(value: unknown): string {
 export const HANDSHAKE_SCRIPT = `(() => {
   const status = document.getElementById("connect-status");
   const fail = (text) => {
-    status.textContent = text;
+    document.querySelector("h1").textContent = "Not connected";
+    status.textContent = text + " You can close this window.";
     status.className = "alert";
     status.setAttribute("role", "alert");
   };

@@ -52,7 +52,8 @@ progress{display:block;width:100%;height:1rem;accent-color:#1a73e8}
 .table-wrap{overflow-x:auto;margin:1rem 0}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 caption{text-align:left;font-weight:600;padding:.25rem 0}
-th,td{text-align:left;padding:.35rem .5rem .35rem 0;border-bottom:1px solid #ddd;white-space:nowrap}
+th,td{text-align:left;vertical-align:top;padding:.35rem .5rem .35rem 0;border-bottom:1px solid #ddd}
+th{white-space:nowrap}
 svg.chart{display:block;width:100%;height:auto;font-size:11px}
 svg.chart .bar{fill:#1a73e8}
 svg.chart .axis{stroke:#888}
