@@ -336,11 +336,14 @@ describe("the dashboard in Chromium, and chat right after", () => {
 
   it("pauses all spending (402 budget_exceeded) and resumes it", async () => {
     const page = await dashboard();
-    await page.getByRole("switch", { name: "Pause all spending" }).click();
+    const pause = page.getByRole("switch", { name: "Pause all spending" });
+    expect(await pause.getAttribute("aria-checked")).toBe("false");
+    await pause.click();
     await page.waitForURL(`${h.url}/account?dashboard=paused`);
     await screenshot(page, "dashboard-paused");
     expect((await chatStatus({ "x-wattfare-user": "bob" })).code).toBe("budget_exceeded");
-    await page.getByRole("switch", { name: "Resume spending" }).click();
+    expect(await pause.getAttribute("aria-checked")).toBe("true");
+    await pause.click();
     await page.waitForURL(`${h.url}/account?dashboard=resumed`);
     expect((await chatStatus({ "x-wattfare-user": "bob" })).status).toBe(200);
   });

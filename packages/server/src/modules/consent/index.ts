@@ -10,16 +10,8 @@ import { registerPageScope } from "../web/index.js";
 import { registerConsentPages, registerSessionExchange } from "./routes.js";
 import { ConsentSessions } from "./session.js";
 
-export { CONNECT_PATH, CONSENT_PATH, SESSION_EXCHANGE_PATH } from "./routes.js";
-export {
-  CONSENT_INTENTS,
-  type ConsentStep,
-  consentStep,
-  parseCapInput,
-  type SessionExchange,
-  suggestedCapNano,
-} from "./service.js";
-export { CONSENT_TTL_MS, ConsentSessions } from "./session.js";
+export { CONNECT_PATH, CONSENT_PATH } from "./routes.js";
+export { CONSENT_INTENTS, parseCapInput } from "./service.js";
 export type { ResultMessage } from "./views.js";
 
 export function registerConsentRoutes(
@@ -27,9 +19,8 @@ export function registerConsentRoutes(
   deps: AppDeps,
   payers: Payers,
   funding: Funding,
-): ConsentSessions {
+): void {
   const consents = new ConsentSessions(deps);
   registerSessionExchange(app, deps, consents);
   registerPageScope(app, deps, (scope) => registerConsentPages(scope, deps, payers, funding, consents));
-  return consents;
 }

@@ -58,7 +58,7 @@ import {
 
 export const CONNECT_PATH = "/connect";
 export const CONSENT_PATH = "/connect/consent";
-export const SESSION_EXCHANGE_PATH = "/connect/session";
+const SESSION_EXCHANGE_PATH = "/connect/session";
 
 const NOT_VERIFIED =
   "This request could not be verified: its session token is invalid or has expired. Close this window and start again from the app.";
@@ -195,9 +195,11 @@ ${requester(app.name, record.origin)}`;
     const send = (body: SafeHtml) =>
       sendPage(reply, config, { title, status: options.status ?? 200, body: html`${header}\n${body}` });
 
+    const problem = options.error ? html`<p class="alert" role="alert">${options.error}</p>` : "";
     const signedIn = await sessions.current(request);
     if (!signedIn) {
-      return send(html`<p>${app.name} lets you pay for your own AI use in it. Sign in to Wattfare, or
+      return send(html`${problem}
+<p>${app.name} lets you pay for your own AI use in it. Sign in to Wattfare, or
 create an account, to continue.</p>
 ${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: CONSENT_PATH })}
 ${deny}`);
@@ -216,6 +218,7 @@ ${deny}`);
     if (step === "fund") {
       const usable = status === "ok" || status === "insufficient";
       return send(html`${paying}
+${problem}
 <p>${app.name}'s AI use is paid from your own OpenRouter key.${usable ? "" : " Connect one to continue."}</p>
 ${fundingSection({
   funding: current,
@@ -233,7 +236,7 @@ ${deny}`);
     if (grant) {
       const terms = record.grantTerms ?? { maxUsd: 0 };
       return send(html`${paying}
-${options.error ? html`<p class="alert" role="alert">${options.error}</p>` : ""}
+${problem}
 ${paused}
 ${grantForm({
   appName: app.name,
@@ -254,6 +257,7 @@ ${deny}`);
     const own = account && account.connection.payerId === payer.id ? account.connection : undefined;
     if (record.intent === "reconnect-funding" && own) {
       return send(html`${paying}
+${problem}
 ${paused}
 ${doneForm({ appName: app.name, csrf, capNano: own.capNano })}
 ${deny}`);

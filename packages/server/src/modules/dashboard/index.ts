@@ -16,8 +16,6 @@ import {
   usageSection,
 } from "./views.js";
 
-export { type Dashboard, lastMonths, loadDashboard } from "./service.js";
-
 export function registerDashboard(app: FastifyInstance, deps: AppDeps, payers: Payers): void {
   registerPageScope(app, deps, (scope) => registerDashboardForms(scope, deps, payers));
   // The blocks render one after another for the same request: read everything once.

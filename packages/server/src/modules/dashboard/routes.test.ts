@@ -167,14 +167,14 @@ describe("the payer dashboard", () => {
     const p = await payer();
     const { appUserId } = await connect(p, 5);
     const { page } = await submit(p, "/account/spending", { paused: "1" });
-    expect(page).toContain('role="switch" aria-checked="true"');
-    expect(page).toContain("Resume spending");
+    expect(page).toContain('role="switch" aria-checked="true" aria-label="Pause all spending"');
+    expect(page).toContain("No app can use AI paid by you.");
     expect(await errorOf(await chat({ "x-wattfare-user": appUserId }))).toMatchObject({
       code: "budget_exceeded",
       message: "Spending paused by the payer.",
     });
     const resumed = await submit(p, "/account/spending", { paused: "0" });
-    expect(resumed.page).toContain("Pause all spending");
+    expect(resumed.page).toContain('role="switch" aria-checked="false" aria-label="Pause all spending"');
     await ok(await chat({ "x-wattfare-user": appUserId }));
   });
 

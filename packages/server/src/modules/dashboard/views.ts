@@ -49,8 +49,8 @@ ${noticeOf(view.notice, ["paused", "resumed"])}
 <form method="post" action="/account/spending">
 ${hiddenCsrf(view.csrf)}
 <input type="hidden" name="paused" value="${view.paused ? "0" : "1"}">
-<button type="submit" role="switch" aria-checked="${view.paused ? "true" : "false"}" class="${view.paused ? "" : "danger"}">${
-    view.paused ? "Resume spending" : "Pause all spending"
+<button type="submit" role="switch" aria-checked="${view.paused ? "true" : "false"}" aria-label="Pause all spending" class="${view.paused ? "" : "secondary"}">Pause all spending: ${
+    view.paused ? "on" : "off"
   }</button>
 </form>
 </section>`;
