@@ -104,3 +104,12 @@ export const GRANT_TOKEN_PATTERN = /^gt_[0-9A-Za-z]{43}$/;
 export function generateGrantToken(): string {
   return `gt_${randomString(BASE62_ALPHABET, SECRET_LENGTH)}`;
 }
+
+/**
+ * The appId of a well-formed secret key, or null — the hot-path twin of parseSecretKey() that allocates
+ * nothing (no redacting wrapper object). Never include the input in errors.
+ */
+export function secretKeyAppId(key: string): string | null {
+  if (key.length > MAX_SECRET_KEY_LENGTH) return null;
+  return SECRET_KEY_PATTERN.exec(key)?.[1] ?? null;
+}

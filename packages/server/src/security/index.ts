@@ -10,6 +10,7 @@ export {
   SECRET_KEY_PREFIX,
   SECRET_LENGTH,
   safeEqualHash,
+  secretKeyAppId,
 } from "./app-keys.js";
 export { createCsrfToken, verifyCsrfToken } from "./csrf.js";
 export {

@@ -8,8 +8,8 @@ import {
   generateSecretKey,
   hashSecretKey,
   parseOrigin,
-  parseSecretKey,
   safeEqualHash,
+  secretKeyAppId,
 } from "../../security/index.js";
 import type { AppWithOrigins, Store } from "../../store/port.js";
 
@@ -86,16 +86,33 @@ export async function authenticateSecretKey(
   now: number,
 ): Promise<AppWithOrigins> {
   const token = bearerToken(authorization);
-  const parsed = token === null ? null : parseSecretKey(token);
-  if (token === null || parsed === null) {
+  const appId = token === null ? null : secretKeyAppId(token);
+  if (token === null || appId === null) {
     throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
   }
-  const keys = await store.activeAppKeys(parsed.appId, now);
-  const hash = hashSecretKey(token);
+  const keys = await store.activeAppKeys(appId, now);
+  const hash = keyHash(token);
   let match = false;
   for (const key of keys) match = safeEqualHash(key.keyHash, hash) || match;
-  const app = match ? await store.getApp(parsed.appId) : undefined;
+  const app = match ? await store.getApp(appId) : undefined;
   if (!app)
     throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
   return app;
+}
+
+/**
+ * SHA-256 of recently seen keys: an app sends the same key on every request. Only the hash is compared
+ * (in constant time) against the stored ones, so a cached entry never grants anything by itself.
+ */
+const hashCache = new Map<string, Buffer>();
+const HASH_CACHE_SIZE = 1000;
+
+function keyHash(token: string): Buffer {
+  let hash = hashCache.get(token);
+  if (!hash) {
+    hash = hashSecretKey(token);
+    if (hashCache.size >= HASH_CACHE_SIZE) hashCache.clear();
+    hashCache.set(token, hash);
+  }
+  return hash;
 }

@@ -324,9 +324,12 @@ export class ChatProxy {
     }
 
     const generationId = headerValue(upstream.headers[H.generationId]);
-    if (generationId !== undefined) await store.recordGenerationId(reservation.id, generationId);
+    // Invariant: the generation id is durable before the first byte reaches the client.
+    const persistGenerationId = () =>
+      generationId === undefined ? Promise.resolve() : store.recordGenerationId(reservation.id, generationId);
     reply.hijack();
     if (clientGone) {
+      await persistGenerationId();
       discardBody(upstream.body);
       this.d.reconciler.track(reservation);
       return;
@@ -337,11 +340,29 @@ export class ChatProxy {
     if (generationId !== undefined) headers[H.generationId] = generationId;
     if (fit.adjusted) headers[H.maxTokens] = String(fit.outTokens);
 
-    const cost = contentType.includes("text/event-stream")
-      ? await this.pipeStream(upstream, res, headers, () => clientGone)
-      : await this.pipeJson(upstream, res, headers, () => clientGone);
+    if (contentType.includes("text/event-stream")) {
+      await persistGenerationId();
+      const cost = await this.pipeStream(upstream, res, headers, () => clientGone);
+      res.off("close", onClose);
+      if (cost) void this.track(this.settle(reservation, cost, generationId ?? null));
+      else this.d.reconciler.track(reservation);
+      return;
+    }
+    // JSON: a body read whole is settled — generation id included — in the one commit before it is
+    // sent; a larger one persists the id before its first chunk and settles from its tail afterwards.
+    const outcome = await this.pipeJson(
+      upstream,
+      res,
+      headers,
+      () => clientGone,
+      async (cost) => {
+        if (cost) await this.settle(reservation, cost, generationId ?? null);
+        else await persistGenerationId();
+      },
+    );
     res.off("close", onClose);
-    if (cost) void this.track(this.settle(reservation, cost));
+    if (outcome.settled) return;
+    if (outcome.cost) void this.track(this.settle(reservation, outcome.cost, generationId ?? null));
     else this.d.reconciler.track(reservation);
   }
 
@@ -377,19 +398,24 @@ export class ChatProxy {
     } else {
       discardBody(upstream.body);
     }
-    const usage = sniffer.lastUsageEvent;
-    const usageObject = usage === undefined ? undefined : findUsageObject(usage);
-    return usageObject === undefined ? undefined : costFromUsageObject(usageObject);
+    const event = sniffer.lastUsageEvent;
+    return event === undefined ? undefined : usageCost(event);
   }
 
-  /** JSON: up to the buffer limit read whole and sent in one write; larger bodies stream with a bounded tail. */
+  /**
+   * JSON: up to the buffer limit read whole and sent in one write with content-length; a larger body is
+   * forwarded as it comes, keeping a bounded tail to find `usage` in. `beforeBody` runs before the first
+   * byte is written, with the cost when the whole body (and so its usage) is already known.
+   */
   private async pipeJson(
     upstream: Dispatcher.ResponseData,
     res: ServerResponse,
     headers: Record<string, string>,
     clientGone: () => boolean,
-  ): Promise<UsageCost | undefined> {
+    beforeBody: (cost: UsageCost | undefined) => Promise<void>,
+  ): Promise<{ cost: UsageCost | undefined; settled: boolean }> {
     const limit = this.d.config.limits.nonStreamBufferBytes;
+    const stallMs = this.d.config.upstream.clientWriteStallMs;
     const chunks: Buffer[] = [];
     let size = 0;
     let streaming = false;
@@ -401,18 +427,20 @@ export class ChatProxy {
           size += chunk.length;
           if (size <= limit) continue;
           streaming = true;
+          await beforeBody(undefined);
           res.writeHead(200, headers);
           const head = Buffer.concat(chunks);
           chunks.length = 0;
           tail = head.subarray(-TAIL_BYTES);
-          if (!res.write(head)) await drained(res, this.d.config.upstream.clientWriteStallMs);
+          if (!res.write(head)) await drained(res, stallMs);
           continue;
         }
         tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
-        if (!res.write(chunk)) await drained(res, this.d.config.upstream.clientWriteStallMs);
+        if (!res.write(chunk)) await drained(res, stallMs);
       }
     } catch {
       if (!res.headersSent && !clientGone()) {
+        await beforeBody(undefined);
         res.writeHead(502, {
           "content-type": "application/json",
           [H.requestId]: headers[H.requestId] ?? "",
@@ -428,22 +456,21 @@ export class ChatProxy {
           }),
         );
       } else res.destroy();
-      return undefined;
+      return { cost: undefined, settled: false };
     }
-    if (clientGone()) return undefined;
-    let text: string;
     if (streaming) {
-      res.end();
-      text = tail.toString("utf8");
-    } else {
-      const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      if (!clientGone()) res.end();
+      return { cost: usageCost(tail.toString("utf8")), settled: false };
+    }
+    const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    const cost = usageCost(whole.toString("utf8"));
+    await beforeBody(cost);
+    if (!clientGone()) {
       headers["content-length"] = String(whole.length);
       res.writeHead(200, headers);
       res.end(whole);
-      text = whole.toString("utf8");
     }
-    const usage = findUsageObject(text);
-    return usage === undefined ? undefined : costFromUsageObject(usage);
+    return { cost, settled: cost !== undefined };
   }
 
   private async upstreamError(
@@ -472,14 +499,18 @@ export class ChatProxy {
     return mapped.error;
   }
 
-  private async settle(reservation: ReservationRecord, cost: UsageCost): Promise<void> {
+  private async settle(
+    reservation: ReservationRecord,
+    cost: UsageCost,
+    generationId: string | null,
+  ): Promise<void> {
     if (cost.costNano > reservation.amountNano) {
       this.d.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
     }
     try {
       await this.d.store.settle(reservation, {
         costNano: cost.costNano,
-        generationId: reservation.generationId,
+        generationId: generationId ?? reservation.generationId,
         promptTokens: cost.promptTokens,
         completionTokens: cost.completionTokens,
         unreconciled: false,
@@ -521,6 +552,12 @@ function refusal(
     );
   }
   return new ApiError("budget_exceeded", "Spending cap reached for this period.");
+}
+
+/** The cost in a response body's (or stream event's) `usage` object, if it has one. */
+function usageCost(text: string): UsageCost | undefined {
+  const usage = findUsageObject(text);
+  return usage === undefined ? undefined : costFromUsageObject(usage);
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
