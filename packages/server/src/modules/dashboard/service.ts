@@ -14,8 +14,8 @@ export const LISTED_GRANTS = 20;
 
 export interface ConnectedApp {
   connection: PayerConnection;
+  /** Settled spend this month (what is still in flight shows once it settles). */
   settledNano: bigint;
-  reservedNano: bigint;
 }
 
 export interface MonthTotal {
@@ -59,7 +59,7 @@ export async function loadDashboard(deps: AppDeps, payerId: string, now: number)
         { account: connectionAccount(connection.id), period },
         connection.capNano,
       );
-      return { connection, settledNano: budget.settledNano, reservedNano: budget.reservedNano };
+      return { connection, settledNano: budget.settledNano };
     }),
   );
   const periods = lastMonths(now, CHART_MONTHS);
