@@ -1,0 +1,51 @@
+/**
+ * The example's own tiny login: a name, and a random session id in an httpOnly cookie. Stands in for
+ * whatever auth a real app has; Wattfare only ever sees the stable user id derived from it.
+ */
+import { createHash, randomBytes } from "node:crypto";
+
+/** Someone signed in to the example app. */
+export interface AppUser {
+  name: string;
+  /** The id Wattfare knows this user by: stable per name, printable ASCII as Wattfare requires. */
+  appUserId: string;
+}
+
+const COOKIE = "chat_session";
+const NAME_MAX = 60;
+
+/** In-memory sessions: enough for an example (a restart signs everyone out). */
+export class Sessions {
+  readonly #byId = new Map<string, AppUser>();
+
+  /** Signs `name` in; returns the Set-Cookie value, or undefined for an unusable name. */
+  signIn(name: string): string | undefined {
+    const trimmed = name.trim();
+    if (trimmed === "" || trimmed.length > NAME_MAX) return undefined;
+    const id = randomBytes(32).toString("base64url");
+    const appUserId = `user_${createHash("sha256").update(trimmed.toLowerCase()).digest("hex").slice(0, 24)}`;
+    this.#byId.set(id, { name: trimmed, appUserId });
+    return `${COOKIE}=${id}; Path=/; HttpOnly; SameSite=Lax`;
+  }
+
+  /** Signs out the session in `cookieHeader`; returns the Set-Cookie value that clears it. */
+  signOut(cookieHeader: string | null): string {
+    const id = sessionId(cookieHeader);
+    if (id !== undefined) this.#byId.delete(id);
+    return `${COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`;
+  }
+
+  /** Who is signed in, from the request's cookies. */
+  current(cookieHeader: string | null): AppUser | undefined {
+    const id = sessionId(cookieHeader);
+    return id === undefined ? undefined : this.#byId.get(id);
+  }
+}
+
+function sessionId(cookieHeader: string | null): string | undefined {
+  for (const part of (cookieHeader ?? "").split(";")) {
+    const [name, value] = part.trim().split("=");
+    if (name === COOKIE && value) return value;
+  }
+  return undefined;
+}
