@@ -48,12 +48,7 @@ export class Upstream {
   }
 
   /** POST /chat/completions with the payer's key. The caller owns (and must consume or destroy) the body. */
-  chat(
-    body: string,
-    fundingKey: string,
-    title: string,
-    signal: AbortSignal,
-  ): Promise<Dispatcher.ResponseData> {
+  chat(body: string, fundingKey: string, title: string): Promise<Dispatcher.ResponseData> {
     return this.pool.request({
       method: "POST",
       path: `${this.basePath}/chat/completions`,
@@ -64,7 +59,6 @@ export class Upstream {
         "x-title": title,
       },
       body,
-      signal,
     });
   }
 
