@@ -177,12 +177,14 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
     }
     const pollWhileLost = (deadline: number) => {
       pollTimer = setTimeout(() => {
-        flow.check(undefined).then((value) => {
+        // A failed look (the network blinked) is only "not yet": the final check reports real errors.
+        const next = (value: T | undefined) => {
           if (settled) return;
           if (value !== undefined) succeed(value);
-          else if (Date.now() >= deadline) fail(closedWithoutAnswer());
+          else if (Date.now() >= deadline) finalCheck();
           else pollWhileLost(deadline);
-        }, fail);
+        };
+        flow.check(undefined).then(next, () => next(undefined));
       }, watch.pollIntervalMs);
     };
     const onClosed = () => {
@@ -199,13 +201,13 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
     }
 
     cancel = fail;
-    if (watch.signal?.aborted) return onAbort();
-    watch.signal?.addEventListener("abort", onAbort, { once: true });
-    window.addEventListener("message", onMessage);
     flow.session.then((value) => {
       session = value;
       sendSession();
     }, fail);
+    if (watch.signal?.aborted) return onAbort();
+    watch.signal?.addEventListener("abort", onAbort, { once: true });
+    window.addEventListener("message", onMessage);
     closedTimer = setInterval(() => {
       if (!settled && !resultSeen && popup.closed) onClosed();
     }, CLOSED_CHECK_MS);

@@ -95,32 +95,15 @@ export function createSessionHandler<Context = void>(
   getUser: GetSessionUser<Context>,
   options: SessionHandlerOptions = {},
 ): SessionHandler<Context> {
-  // Created now, not per request: a missing WATTFARE_SECRET_KEY fails at start-up, not at first use.
-  const client = options.client ?? new Wattfare();
-  const logger = loggerOf(client);
-
-  return async (request, context) => {
-    if (request.method !== "POST") {
-      return errorResponse(405, "invalid_request", "Use POST to create a Wattfare session.", {
-        allow: "POST",
-      });
-    }
+  return mintingHandler(options, "session", async (client, request, context) => {
     const user = await getUser(request, context);
     if (user === null || user === undefined) return errorResponse(401, "auth", "Sign in first.");
-
-    let session: Session;
-    try {
-      session = await client.sessions.create(
-        user.monthlyUsd === undefined
-          ? { appUserId: user.appUserId }
-          : { appUserId: user.appUserId, requestLimit: { monthlyUsd: user.monthlyUsd } },
-      );
-    } catch (error) {
-      if (!isWattfareError(error)) throw error;
-      return failure(error, logger);
-    }
-    return new Response(JSON.stringify(session), { status: 200, headers: jsonHeaders() });
-  };
+    return client.sessions.create(
+      user.monthlyUsd === undefined
+        ? { appUserId: user.appUserId }
+        : { appUserId: user.appUserId, requestLimit: { monthlyUsd: user.monthlyUsd } },
+    );
+  });
 }
 
 /**
@@ -161,27 +144,44 @@ export function createGrantSessionHandler<Context = void>(
   terms: GrantTermsSource<Context>,
   options: SessionHandlerOptions = {},
 ): SessionHandler<Context> {
+  return mintingHandler(options, "grant session", async (client, request, context) => {
+    const chosen = typeof terms === "function" ? await terms(request, context) : terms;
+    if (chosen === null || chosen === undefined) {
+      return errorResponse(403, "forbidden", "A grant cannot be requested here.");
+    }
+    return client.sessions.createGrant(chosen);
+  });
+}
+
+/**
+ * What both handlers share: POST only; `mint` either refuses with a response or mints a session, whose
+ * failures become the answers documented on `createSessionHandler`.
+ */
+function mintingHandler<Context>(
+  options: SessionHandlerOptions,
+  noun: string,
+  mint: (client: Wattfare, request: Request, context: Context) => Promise<Response | Session>,
+): SessionHandler<Context> {
+  // Created now, not per request: a missing WATTFARE_SECRET_KEY fails at start-up, not at first use.
   const client = options.client ?? new Wattfare();
   const logger = loggerOf(client);
 
   return async (request, context) => {
     if (request.method !== "POST") {
-      return errorResponse(405, "invalid_request", "Use POST to create a Wattfare grant session.", {
+      return errorResponse(405, "invalid_request", `Use POST to create a Wattfare ${noun}.`, {
         allow: "POST",
       });
     }
-    const chosen = typeof terms === "function" ? await terms(request, context) : terms;
-    if (chosen === null || chosen === undefined) {
-      return errorResponse(403, "forbidden", "A grant cannot be requested here.");
-    }
-    let session: Session;
+    let minted: Response | Session;
     try {
-      session = await client.sessions.createGrant(chosen);
+      minted = await mint(client, request, context);
     } catch (error) {
+      // Errors from your own code (getUser, the terms function) propagate to your framework.
       if (!isWattfareError(error)) throw error;
       return failure(error, logger);
     }
-    return new Response(JSON.stringify(session), { status: 200, headers: jsonHeaders() });
+    if (minted instanceof Response) return minted;
+    return new Response(JSON.stringify(minted), { status: 200, headers: jsonHeaders() });
   };
 }
 
