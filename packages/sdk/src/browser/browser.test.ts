@@ -227,7 +227,9 @@ describe("a popup whose link to the page is lost", () => {
     await popup.waitForURL(/standin\/severed/);
     // Still polling: the severed popup reads as closed, but the payer may be in it.
     await expect
-      .poll(() => standIn.state.apiCalls.filter((c) => c === "GET /api/v1/connections").length)
+      .poll(() => standIn.state.apiCalls.filter((c) => c === "GET /api/v1/connections").length, {
+        timeout: 10_000,
+      })
       .toBeGreaterThan(2);
     expect(await outcomeNow()).toEqual({ state: "pending" });
     await page.evaluate(() => window.dispatchEvent(new FocusEvent("focus")));
