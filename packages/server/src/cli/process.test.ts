@@ -126,14 +126,27 @@ describe("shutdown", () => {
     cleanups.push(() => sim.close());
     const dir = tempDataDir();
     const env = { WATTFARE_DATA_DIR: dir, WATTFARE_UPSTREAM_URL: sim.apiUrl };
-    const app = json<{ appId: string; secretKey: string }>(await runCli(["apps", "create", "--name", "D", "--json"], env));
+    const app = json<{ appId: string; secretKey: string }>(
+      await runCli(["apps", "create", "--name", "D", "--json"], env),
+    );
     const key = sim.control.createKey({ credits: 10 });
-    await runCli(["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key], env);
+    await runCli(
+      ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
+      env,
+    );
     const s = await serve(env);
     const res = await fetch(`${s.url}/api/v1/chat/completions`, {
       method: "POST",
-      headers: { authorization: `Bearer ${app.secretKey}`, "content-type": "application/json", "x-wattfare-user": "alice" },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "hi" }], stream: true }),
+      headers: {
+        authorization: `Bearer ${app.secretKey}`,
+        "content-type": "application/json",
+        "x-wattfare-user": "alice",
+      },
+      body: JSON.stringify({
+        model: "openai/gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      }),
     });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let text = new TextDecoder().decode((await reader.read()).value);
@@ -147,8 +160,11 @@ describe("shutdown", () => {
     expect(await s.exited).toBe(0);
     const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
     db.defaultSafeIntegers(true);
-    const total = (db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint }).t;
-    const open = (db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }).n;
+    const total = (db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint })
+      .t;
+    const open = (
+      db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }
+    ).n;
     db.close();
     expect(open).toBe(0n);
     expect(total).toBe(sim.control.billedNano(key));
@@ -164,7 +180,10 @@ describe("shutdown", () => {
     };
     const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "P", "--json"], prod));
     await expect(
-      runCli(["dev", "connect", "--app", app.appId, "--user", "u", "--cap", "1", "--funding-key", "sk-or-v1-x"], prod),
+      runCli(
+        ["dev", "connect", "--app", app.appId, "--user", "u", "--cap", "1", "--funding-key", "sk-or-v1-x"],
+        prod,
+      ),
     ).rejects.toThrow(/refused when NODE_ENV=production/);
   });
 });
