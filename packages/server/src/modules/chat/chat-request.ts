@@ -243,6 +243,16 @@ export function renderUpstreamBody(
   return JSON.stringify(body);
 }
 
+const pseudonyms = new Map<string, string>();
+
+/** A stable pseudonym of (app, user) for OpenRouter's `user` field; cached (one SHA-256 per user, not per request). */
 export function pseudonymousUser(appId: string, appUserId: string): string {
-  return `wf_${createHash("sha256").update(`${appId}\u0000${appUserId}`).digest("hex").slice(0, 32)}`;
+  const key = `${appId}\u0000${appUserId}`;
+  let pseudonym = pseudonyms.get(key);
+  if (pseudonym === undefined) {
+    pseudonym = `wf_${createHash("sha256").update(key).digest("hex").slice(0, 32)}`;
+    if (pseudonyms.size >= 10_000) pseudonyms.clear();
+    pseudonyms.set(key, pseudonym);
+  }
+  return pseudonym;
 }

@@ -225,11 +225,35 @@ const m0004_consent_sessions: Migration = {
   },
 };
 
+/**
+ * A counter every write to the tables behind a chat account bumps, by trigger — whoever writes (this
+ * process, the CLI, code added later). The hot path caches accounts while it (and data_version) hold.
+ */
+const m0005_account_changes: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`CREATE TABLE account_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL) STRICT`.execute(
+      db,
+    );
+    await sql`INSERT INTO account_changes (id, n) VALUES (1, 0)`.execute(db);
+    for (const table of ["connections", "payers", "funding"]) {
+      for (const event of ["INSERT", "UPDATE", "DELETE"]) {
+        await sql
+          .raw(
+            `CREATE TRIGGER ${table}_${event.toLowerCase()}_changes AFTER ${event} ON ${table}
+             BEGIN UPDATE account_changes SET n = n + 1 WHERE id = 1; END`,
+          )
+          .execute(db);
+      }
+    }
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
   "0003_grant_handoffs": m0003_grant_handoffs,
   "0004_consent_sessions": m0004_consent_sessions,
+  "0005_account_changes": m0005_account_changes,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -60,6 +60,44 @@ describe("SQLite adapter", () => {
     await second.close();
   });
 
+  it("sees a connection changed by another process (the CLI) on the very next read", async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
+    const server = await openSqliteStore(file);
+    const cli = await openSqliteStore(file);
+    await cli.createApp({
+      id: "app00001",
+      name: "A",
+      keyHash: Buffer.alloc(32, 1),
+      origins: [],
+      createdAt: 0,
+    });
+    const connect = (capNano: bigint, n: number) =>
+      cli.devConnect({
+        appId: "app00001",
+        appUserId: "alice",
+        capNano,
+        payerEmail: "a@example.com",
+        funding: { id: `fnd_a000000${n}`, keyBlob: "b", fingerprint: "f", source: "dev" },
+        now: n,
+      });
+    await connect(100n, 1);
+    expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(100n);
+    expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(100n); // cached
+    await connect(200n, 2);
+    expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(200n);
+    cli.db.prepare("UPDATE payers SET paused = 1").run();
+    expect((await server.chatAccount("app00001", "alice"))?.payerPaused).toBe(true);
+    await cli.revokeConnection("app00001", "alice", 3);
+    expect(await server.chatAccount("app00001", "alice")).toBeUndefined();
+    // And this process's own writes, which data_version does not see, are caught by the triggers.
+    await connect(300n, 4);
+    expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(300n);
+    server.db.prepare("UPDATE connections SET cap_nano = 7").run();
+    expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(7n);
+    await cli.close();
+    await server.close();
+  });
+
   it("opens the database in WAL mode with synchronous=NORMAL", async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
     const store = await openSqliteStore(file);

@@ -153,6 +153,8 @@ export class SqliteStore implements Store {
    */
   private readonly appCache = new Map<string, { app: AppWithOrigins | undefined; keys: AppKeyRecord[] }>();
   private appCacheVersion: bigint | undefined;
+  private readonly accountCache = new Map<string, ChatAccount | undefined>();
+  private accountCacheVersion = "";
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
@@ -172,6 +174,7 @@ export class SqliteStore implements Store {
       origins: db.prepare("SELECT origin FROM app_origins WHERE app_id = ? ORDER BY created_at, origin"),
       appKeys: db.prepare("SELECT * FROM app_keys WHERE app_id = ? ORDER BY id DESC"),
       dataVersion: db.prepare("PRAGMA data_version").pluck(),
+      accountChanges: db.prepare("SELECT n FROM account_changes WHERE id = 1").pluck(),
       chatAccount: db.prepare(`
         SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
@@ -440,14 +443,29 @@ export class SqliteStore implements Store {
     return this.db.prepare("SELECT 1 FROM app_origins WHERE origin = ? LIMIT 1").get(origin) !== undefined;
   }
 
+  /**
+   * Read on every chat request. Cached while the trigger-maintained `account_changes` counter and
+   * `data_version` are unchanged: any write to connections, payers or funding — from any code or
+   * process — bumps the counter, so a revoke, a cap change or a pause applies to the very next request.
+   */
   async chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined> {
+    const version = `${this.stmt.dataVersion.get() as bigint}:${this.stmt.accountChanges.get() as bigint}`;
+    if (version !== this.accountCacheVersion || this.accountCache.size >= 10_000) {
+      this.accountCache.clear();
+      this.accountCacheVersion = version;
+    }
+    const key = `${appId}\u0000${appUserId}`;
+    if (this.accountCache.has(key)) return this.accountCache.get(key);
     const r = this.stmt.chatAccount.get(appId, appUserId) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      connection: toConnection(r),
-      payerPaused: n(r.payer_paused) === 1,
-      funding: r.f_id === null ? null : toFunding(r, "f_"),
-    };
+    const account = r
+      ? {
+          connection: toConnection(r),
+          payerPaused: n(r.payer_paused) === 1,
+          funding: r.f_id === null ? null : toFunding(r, "f_"),
+        }
+      : undefined;
+    this.accountCache.set(key, account);
+    return account;
   }
 
   async setFundingState(
