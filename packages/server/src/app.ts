@@ -2,11 +2,13 @@
  * buildApp(deps): every route and plugin, no env reads and no listening. main.ts creates the deps and
  * listens; tests call buildApp with their own deps and use inject() or listen(0).
  */
-import { randomUUID } from "node:crypto";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { AppDeps } from "./deps.js";
 import { registerErrorHandling } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
+import { newRequestId } from "./http/request-id.js";
+import { isChatRequest } from "./modules/chat/http-handler.js";
 import { type Chat, createChat } from "./modules/chat/index.js";
 import { registerConnectionRoutes } from "./modules/connections/index.js";
 import { registerConsentRoutes } from "./modules/consent/index.js";
@@ -17,10 +19,7 @@ import { registerHealthRoutes } from "./modules/health/index.js";
 import { registerPayerRoutes } from "./modules/payers/index.js";
 import { registerSessionRoutes } from "./modules/sessions/index.js";
 
-/** Request ids are always ours: a client's x-request-id is only logged, never trusted (DESIGN.md). */
-export function newRequestId(): string {
-  return `req_${randomUUID().replaceAll("-", "")}`;
-}
+export { newRequestId };
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -29,7 +28,15 @@ declare module "fastify" {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // The chat route is served by a plain node:http handler ahead of Fastify (see chat/http-handler.ts);
+  // it exists once the chat module is built, below.
+  let chatHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   const app = Fastify({
+    serverFactory: (fastifyHandler) =>
+      http.createServer((req, res) => {
+        if (chatHandler !== undefined && isChatRequest(req)) chatHandler(req, res);
+        else fastifyHandler(req, res);
+      }),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request info lines cost throughput on the hot path; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
@@ -53,6 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerGrantRoutes(app, deps);
   const chat = await createChat(app, deps);
   app.decorate("chat", chat);
+  chatHandler = chat.handleHttp;
   app.addHook("onClose", async () => chat.close());
   const payers = registerPayerRoutes(app, deps);
   registerFundingRoutes(app, deps, payers, chat.upstream);

@@ -198,6 +198,27 @@ describe("request validation", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("rejects a non-JSON content type and an empty body with 400, each with a request id", async () => {
+    await h.connect("alice", 5);
+    const form = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${h.secretKey}`,
+        "content-type": "text/plain",
+        "x-wattfare-user": "alice",
+      },
+      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello }),
+    });
+    expect(form.status).toBe(400);
+    expect(((await form.json()) as { error: { message: string } }).error.message).toBe(
+      "Content-Type must be application/json.",
+    );
+    expect(form.headers.get("x-request-id")).toMatch(/^req_[0-9a-f]{32}$/);
+    const empty = await h.post("", { "x-wattfare-user": "alice" });
+    expect(empty.status).toBe(400);
+    expect(empty.headers.get("x-request-id")).toMatch(/^req_/);
+  });
+
   it("answers 413 for a body above the chat limit", async () => {
     await h.close();
     h = await createChatHarness({ env: { WATTFARE_CHAT_BODY_LIMIT_BYTES: "2048" } });

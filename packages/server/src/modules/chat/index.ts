@@ -2,12 +2,14 @@
  * The metered chat proxy. createChat() wires the upstream pool, price catalogue, reconciler and proxy;
  * the app registers its routes and closes it on shutdown.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
 import { ModelCatalogue } from "./catalogue.js";
+import { createChatHttpHandler } from "./http-handler.js";
 import { ChatProxy } from "./proxy.js";
 import { Reconciler } from "./reconciler.js";
-import { registerChatRoutes } from "./routes.js";
+import { registerChatRouteForInject, registerModelRoutes } from "./routes.js";
 import { Upstream } from "./upstream.js";
 
 export interface Chat {
@@ -15,6 +17,8 @@ export interface Chat {
   reconciler: Reconciler;
   catalogue: ModelCatalogue;
   upstream: Upstream;
+  /** The node:http handler for POST /api/v1/chat/completions (dispatched before Fastify). */
+  handleHttp: (req: IncomingMessage, res: ServerResponse) => void;
   close(): Promise<void>;
 }
 
@@ -52,13 +56,20 @@ export async function createChat(app: FastifyInstance, deps: AppDeps): Promise<C
     isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
   });
   proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler });
-  registerChatRoutes(app, deps, proxy, catalogue);
+  registerModelRoutes(app, deps, catalogue);
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  const handleHttp = createChatHttpHandler(deps, proxy, () => closing);
+  registerChatRouteForInject(app, handleHttp);
   await reconciler.start();
   return {
     proxy,
     reconciler,
     catalogue,
     upstream,
+    handleHttp,
     async close() {
       await proxy.drain();
       reconciler.stop();

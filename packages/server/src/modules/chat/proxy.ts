@@ -11,8 +11,8 @@
  * Bytes are forwarded as they arrive (single reader, back-pressure respected); only the usage event is
  * sniffed inline.
  */
-import type { ServerResponse } from "node:http";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { Config } from "../../config.js";
@@ -69,6 +69,14 @@ export interface ChatProxyDeps {
   reconciler: Reconciler;
 }
 
+/** What the proxy needs of the incoming request (plain node:http, no framework). */
+export interface ChatRequestContext {
+  /** Wattfare's own request id. */
+  id: string;
+  headers: IncomingHttpHeaders;
+  socket: Socket;
+}
+
 /** Who is asking: the app, for one of its users (a connection) or with a one-time grant. */
 export type ChatCaller = { app: AppRecord } & (
   | { kind: "user"; appUserId: string }
@@ -96,8 +104,8 @@ export class ChatProxy {
 
   constructor(private readonly d: ChatProxyDeps) {}
 
-  handle(request: FastifyRequest, reply: FastifyReply, caller: ChatCaller, raw: Buffer): Promise<void> {
-    return this.track(this.serve(request, reply, caller, raw));
+  handle(request: ChatRequestContext, res: ServerResponse, caller: ChatCaller, raw: Buffer): Promise<void> {
+    return this.track(this.serve(request, res, caller, raw));
   }
 
   /** Resolves once every request served so far has finished and its settlement is written. */
@@ -113,8 +121,8 @@ export class ChatProxy {
   }
 
   private async serve(
-    request: FastifyRequest,
-    reply: FastifyReply,
+    request: ChatRequestContext,
+    res: ServerResponse,
     caller: ChatCaller,
     raw: Buffer,
   ): Promise<void> {
@@ -170,7 +178,7 @@ export class ChatProxy {
     try {
       await this.forward(
         request,
-        reply,
+        res,
         caller,
         reservation,
         funding,
@@ -267,8 +275,8 @@ export class ChatProxy {
   }
 
   private async forward(
-    request: FastifyRequest,
-    reply: FastifyReply,
+    request: ChatRequestContext,
+    res: ServerResponse,
     caller: ChatCaller,
     reservation: ReservationRecord,
     funding: FundingRecord,
@@ -276,7 +284,6 @@ export class ChatProxy {
     fit: Fit,
   ): Promise<void> {
     const { store, clock } = this.d;
-    const res = reply.raw;
     let upstreamBody: Dispatcher.ResponseData["body"] | undefined;
     let clientGone = false;
     // A client that leaves before the upstream answered: keep waiting for the headers (bounded by
@@ -289,11 +296,10 @@ export class ChatProxy {
     };
     res.once("close", onClose);
     // The client may already be gone (it left while we were admitting): `close` will not fire again.
-    if (res.destroyed || request.raw.socket?.destroyed === true) onClose();
+    if (res.destroyed || request.socket.destroyed) onClose();
 
     if (clientGone) {
       // Gone before anything was sent upstream: nothing to bill, nobody to answer.
-      reply.hijack();
       await store.release(reservation, clock.now());
       return;
     }
@@ -327,7 +333,6 @@ export class ChatProxy {
     // Invariant: the generation id is durable before the first byte reaches the client.
     const persistGenerationId = () =>
       generationId === undefined ? Promise.resolve() : store.recordGenerationId(reservation.id, generationId);
-    reply.hijack();
     if (clientGone) {
       await persistGenerationId();
       discardBody(upstream.body);
