@@ -212,8 +212,10 @@ export function planAdmission(
       if (affordable < desired) {
         if (request.callerMaxTokens !== null && options.clampOff) return "clamp_off";
         out = affordable;
+        // Only a value Wattfare lowers has a floor; a caller may ask for fewer tokens itself.
+        if (out < MIN_OUTPUT_TOKENS) return "too_small";
       }
-      if (out < MIN_OUTPUT_TOKENS) return "too_small";
+      if (out < 1) return "too_small";
       return { outTokens: out, amountNano: amountFor(out), adjusted: out !== request.callerMaxTokens };
     },
   };

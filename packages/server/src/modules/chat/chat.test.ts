@@ -111,16 +111,49 @@ describe("authentication and the user header", () => {
   });
 
   it("answers 401 for a wrong secret key before reading the body", async () => {
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: "Bearer sk_live_nope",
-        "content-type": "application/json",
-        "x-wattfare-user": "u",
-      },
-      body: "{broken",
+    // Headers promise a 1 MB body that never comes: only an answer that did not wait for it arrives.
+    const { request } = await import("node:http");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${h.url}/api/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          authorization: "Bearer sk_live_nope",
+          "content-type": "application/json",
+          "content-length": String(1024 * 1024),
+          "x-wattfare-user": "u",
+        },
+      });
+      req.on("response", (res) => {
+        resolve(res.statusCode ?? 0);
+        res.resume();
+        req.destroy();
+      });
+      req.on("error", reject);
+      req.write("{");
     });
-    expect(res.status).toBe(401);
+    expect(status).toBe(401);
+  });
+
+  it("forwards a caller's max_tokens below 16 as asked", async () => {
+    await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 1 },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    expect(lastSent<{ max_tokens: number }>().max_tokens).toBe(1);
+  });
+
+  it("serves an app whose name is not ASCII (sent upstream as a safe title)", async () => {
+    h.store.db.prepare("UPDATE apps SET name = ?").run("Chat 🤖 日本");
+    await h.store.setAppLimits(h.appId, {}); // any admin write clears the app cache
+    await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    expect(h.sim.control.requests().at(-1)?.headers["x-title"]).toBe("Chat");
   });
 
   it("answers 402 budget_exceeded when the payer paused all spending", async () => {

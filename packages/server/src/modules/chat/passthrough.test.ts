@@ -19,10 +19,20 @@ const CATALOGUE = JSON.stringify({
 });
 
 /** A scripted upstream: /models plus a chat handler the test provides. */
-async function scriptedUpstream(chat: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+async function scriptedUpstream(
+  chat: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+  generationCost?: string,
+) {
   const server = http.createServer((req, res) => {
     if (req.url?.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" }).end(CATALOGUE);
+      return;
+    }
+    if (req.url?.includes("/generation?id=") && generationCost !== undefined) {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        `{"data":{"id":"gen-x","total_cost":${generationCost},"is_byok":false,"tokens_prompt":5,"tokens_completion":3}}`,
+      );
       return;
     }
     req.resume();
@@ -74,8 +84,9 @@ async function wattfareIn(front: { apiUrl: string }, env: Record<string, string>
     },
     now: h.clock.now(),
   });
-  return (body: unknown) =>
+  return (body: unknown, signal?: AbortSignal) =>
     fetch(`${url}/api/v1/chat/completions`, {
+      ...(signal ? { signal } : {}),
       method: "POST",
       headers: {
         authorization: `Bearer ${secretKey}`,
@@ -214,6 +225,54 @@ describe("JSON passthrough", () => {
     );
     const text = await res.text();
     expect(res.headers.get("content-length")).toBe(String(Buffer.byteLength(text)));
+  });
+});
+
+describe("JSON responses that cannot be settled from their body", () => {
+  it("reconciles a JSON response the client abandoned mid-body from /generation, not at the bound", async () => {
+    let finish: (() => void) | undefined;
+    const upstream = await scriptedUpstream((_req, res) => {
+      // OpenRouter sends headers (and blank lines) early for slow non-stream requests.
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-slow" });
+      res.write("\n");
+      finish = () => res.end('{"id":"gen-slow","choices":[],"usage":{"cost":0.00001}}');
+    }, "0.00001");
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream);
+    const controller = new AbortController();
+    const res = post({ model: "test/model", messages: [{ role: "user", content: "hi" }] }, controller.signal);
+    while (finish === undefined) await new Promise((r) => setTimeout(r, 1));
+    controller.abort();
+    await res.catch(() => undefined);
+    finish();
+    const harness = h as Harness;
+    await harness.app.chat.proxy.drain();
+    for (let i = 0; i < 50 && harness.app.chat.reconciler.pending > 0; i++) {
+      harness.clock.advance(60_000);
+      await harness.app.chat.reconciler.tick();
+    }
+    const [entry] = await harness.store.ledger();
+    expect(entry?.amountNano).toBe(10_000n);
+    expect(entry?.unreconciled).toBe(false);
+    expect(await harness.store.openReservations()).toHaveLength(0);
+  });
+
+  it("does not trust an unreadable cost (a negative one) and asks /generation instead", async () => {
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-neg" });
+      res.end('{"id":"gen-neg","choices":[],"usage":{"cost":-0.001}}');
+    }, "0.000002");
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream);
+    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
+    expect(res.status).toBe(200);
+    await res.text();
+    const harness = h as Harness;
+    await harness.app.chat.proxy.drain();
+    harness.clock.advance(60_000);
+    await harness.app.chat.reconciler.tick();
+    expect((await harness.store.ledger())[0]?.amountNano).toBe(2_000n);
+    expect(await harness.store.openReservations()).toHaveLength(0);
   });
 });
 

@@ -55,6 +55,8 @@ const NEVER_SENT = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "UND_ERR_CONNECT_TIMEOUT",
+  // undici refused the request before writing it (e.g. an invalid header value)
+  "UND_ERR_INVALID_ARG",
 ]);
 
 export interface ChatProxyDeps {
@@ -67,6 +69,12 @@ export interface ChatProxyDeps {
   upstream: Upstream;
   catalogue: ModelCatalogue;
   reconciler: Reconciler;
+}
+
+/** Whether a reservation has been ended (settled, released or handed to the reconciler) and whether the request was sent upstream. */
+interface Ending {
+  done: boolean;
+  dispatched: boolean;
 }
 
 /** What the proxy needs of the incoming request (plain node:http, no framework). */
@@ -132,6 +140,8 @@ export class ChatProxy {
     const account = await this.payerAccount(caller, now);
     if (account.paused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
     const funding = await this.usableFunding(account);
+    // Decrypt before admitting: a key that cannot be read must fail here, with nothing reserved.
+    const fundingKey = this.readableFundingKey(funding);
     const catalogue = await this.d.catalogue.get();
     const plan = planAdmission(chat, catalogue, {
       defaultMaxTokens: config.limits.defaultMaxTokens,
@@ -174,6 +184,7 @@ export class ChatProxy {
     }
     const chosen = fit as unknown as Fit;
     const reservation = admitted.reservation;
+    const ending: Ending = { done: false, dispatched: false };
     this.inFlight.add(reservation.id);
     try {
       await this.forward(
@@ -182,11 +193,40 @@ export class ChatProxy {
         caller,
         reservation,
         funding,
+        fundingKey,
         renderUpstreamBody(chat, chosen.outTokens, caller.app.id, account.pseudonymOf),
         chosen,
+        ending,
       );
+    } catch (error) {
+      // Invariant 2 on unexpected paths too: whatever threw, this reservation must still end.
+      if (!ending.done) {
+        ending.done = true;
+        if (ending.dispatched) this.d.reconciler.track(reservation);
+        else
+          await store
+            .release(reservation, clock.now())
+            .catch((e: unknown) => this.d.logger.error({ err: e }, "release failed"));
+      }
+      if (ending.dispatched && !(error instanceof ApiError)) {
+        throw new ApiError("internal", undefined, { cause: error, headers: noRetry });
+      }
+      throw error;
     } finally {
       this.inFlight.delete(reservation.id);
+    }
+  }
+
+  /** The decrypted funding key; a key this server cannot read needs the payer to reconnect it. */
+  private readableFundingKey(funding: FundingRecord): string {
+    try {
+      return this.fundingKey(funding);
+    } catch (error) {
+      this.d.logger.error({ err: error, fundingId: funding.id }, "funding key cannot be decrypted");
+      throw new ApiError(
+        "funding_invalid",
+        "The payer's funding key cannot be used; they need to reconnect it.",
+      );
     }
   }
 
@@ -280,8 +320,10 @@ export class ChatProxy {
     caller: ChatCaller,
     reservation: ReservationRecord,
     funding: FundingRecord,
+    fundingKey: string,
     body: string,
     fit: Fit,
+    ending: Ending,
   ): Promise<void> {
     const { store, clock } = this.d;
     let upstreamBody: Dispatcher.ResponseData["body"] | undefined;
@@ -300,15 +342,19 @@ export class ChatProxy {
 
     if (clientGone) {
       // Gone before anything was sent upstream: nothing to bill, nobody to answer.
+      ending.done = true;
       await store.release(reservation, clock.now());
       return;
     }
     let upstream: Dispatcher.ResponseData;
     try {
-      upstream = await this.d.upstream.chat(body, this.fundingKey(funding), caller.app.name);
+      ending.dispatched = true;
+      upstream = await this.d.upstream.chat(body, fundingKey, caller.app.name);
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";
+      ending.done = true;
       if (NEVER_SENT.has(code)) {
+        ending.dispatched = false;
         await store.release(reservation, clock.now());
         throw new ApiError("upstream", "The model provider could not be reached.", { cause: error });
       }
@@ -325,6 +371,7 @@ export class ChatProxy {
 
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
       const text = await readBounded(upstream.body, MAX_ERROR_BODY_BYTES);
+      ending.done = true;
       await store.release(reservation, clock.now()); // non-2xx before the body: nothing was billed
       throw await this.upstreamError(upstream, text, funding);
     }
@@ -334,9 +381,10 @@ export class ChatProxy {
     const persistGenerationId = () =>
       generationId === undefined ? Promise.resolve() : store.recordGenerationId(reservation.id, generationId);
     if (clientGone) {
-      await persistGenerationId();
+      ending.done = true;
       discardBody(upstream.body);
       this.d.reconciler.track(reservation);
+      await persistGenerationId();
       return;
     }
 
@@ -349,6 +397,7 @@ export class ChatProxy {
       await persistGenerationId();
       const cost = await this.pipeStream(upstream, res, headers, () => clientGone);
       res.off("close", onClose);
+      ending.done = true;
       if (cost) void this.track(this.settle(reservation, cost, generationId ?? null));
       else this.d.reconciler.track(reservation);
       return;
@@ -425,6 +474,12 @@ export class ChatProxy {
     let size = 0;
     let streaming = false;
     let tail = Buffer.alloc(0);
+    let before = false;
+    const runBefore = async (cost: UsageCost | undefined) => {
+      if (before) return;
+      before = true;
+      await beforeBody(cost);
+    };
     try {
       for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
         if (!streaming) {
@@ -432,7 +487,7 @@ export class ChatProxy {
           size += chunk.length;
           if (size <= limit) continue;
           streaming = true;
-          await beforeBody(undefined);
+          await runBefore(undefined);
           res.writeHead(200, headers);
           const head = Buffer.concat(chunks);
           chunks.length = 0;
@@ -444,8 +499,9 @@ export class ChatProxy {
         if (!res.write(chunk)) await drained(res, stallMs);
       }
     } catch {
+      // Broken or abandoned mid-body: the generation id must be durable so the cost can be reconciled.
+      await runBefore(undefined);
       if (!res.headersSent && !clientGone()) {
-        await beforeBody(undefined);
         res.writeHead(502, {
           "content-type": "application/json",
           [H.requestId]: headers[H.requestId] ?? "",
@@ -469,7 +525,7 @@ export class ChatProxy {
     }
     const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     const cost = usageCost(whole.toString("utf8"));
-    await beforeBody(cost);
+    await runBefore(cost);
     if (!clientGone()) {
       headers["content-length"] = String(whole.length);
       res.writeHead(200, headers);
@@ -561,8 +617,13 @@ function refusal(
 
 /** The cost in a response body's (or stream event's) `usage` object, if it has one. */
 function usageCost(text: string): UsageCost | undefined {
-  const usage = findUsageObject(text);
-  return usage === undefined ? undefined : costFromUsageObject(usage);
+  try {
+    const usage = findUsageObject(text);
+    return usage === undefined ? undefined : costFromUsageObject(usage);
+  } catch {
+    // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
+    return undefined;
+  }
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -585,6 +646,7 @@ async function readBounded(body: Dispatcher.ResponseData["body"], max: number): 
 
 /** Resolves when the client drains; rejects when it goes away or stalls past `stallMs`. */
 function drained(res: ServerResponse, stallMs: number): Promise<void> {
+  if (res.destroyed) return Promise.reject(new Error("client closed"));
   return new Promise((resolve, reject) => {
     const done = (error?: Error) => {
       clearTimeout(timer);

@@ -26,6 +26,16 @@ const SIDE_CALL_TIMEOUT_MS = 15_000;
  * Stops reading an upstream body. undici's BodyReadable emits an AbortError when destroyed before its
  * end; nobody is listening any more, so swallow it instead of letting it crash the process.
  */
+/** Header values must be visible ASCII: an app name with emoji or CJK would make undici refuse the request. */
+export function headerSafe(text: string): string {
+  return (
+    text
+      .replace(/[^\x20-\x7e]+/g, " ")
+      .trim()
+      .slice(0, 100) || "Wattfare app"
+  );
+}
+
 export function discardBody(body: Dispatcher.ResponseData["body"]): void {
   body.on("error", () => undefined);
   body.destroy();
@@ -41,7 +51,6 @@ export class Upstream {
     this.basePath = url.pathname.replace(/\/+$/, "");
     this.pool = new Pool(url.origin, {
       connections: options.connections,
-      keepAliveTimeout: 30_000,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.readTimeoutMs,
     });
@@ -56,7 +65,7 @@ export class Upstream {
         authorization: `Bearer ${fundingKey}`,
         "content-type": "application/json",
         "http-referer": this.options.referer,
-        "x-title": title,
+        "x-title": headerSafe(title),
       },
       body,
     });
