@@ -142,6 +142,20 @@ export class SqliteConsentQueries {
           .prepare("UPDATE connections SET revoked_at = ?, updated_at = ? WHERE id = ?")
           .run(now, now, live.id);
       }
+      // A connection is (app, appUserId, payer): the same payer coming back revives their own row, so
+      // the month's spend (kept per connection) carries on instead of starting again from zero.
+      const previous = this.db
+        .prepare(
+          "SELECT id FROM connections WHERE app_id = ? AND app_user_id = ? AND payer_id = ? ORDER BY created_at DESC LIMIT 1",
+        )
+        .get(appId, appUserId, payerId) as Row | undefined;
+      if (previous) {
+        this.db
+          .prepare("UPDATE connections SET revoked_at = NULL, cap_nano = ?, updated_at = ? WHERE id = ?")
+          .run(capNano, now, previous.id);
+        const row = this.db.prepare("SELECT * FROM connections WHERE id = ?").get(previous.id) as Row;
+        return { ok: true, connection: toConnection(row), created: false };
+      }
       this.db
         .prepare(
           "INSERT INTO connections (id, app_id, app_user_id, payer_id, cap_nano, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

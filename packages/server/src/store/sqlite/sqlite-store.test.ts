@@ -98,6 +98,73 @@ describe("SQLite adapter", () => {
     await server.close();
   });
 
+  it("keeps a month's spend when the same payer revokes and reconnects, but not for a new payer", async () => {
+    const store = await openSqliteStore(":memory:");
+    await store.createApp({
+      id: "app00001",
+      name: "A",
+      keyHash: Buffer.alloc(32, 1),
+      origins: [],
+      createdAt: 0,
+    });
+    const first = await store.devConnect({
+      appId: "app00001",
+      appUserId: "alice",
+      capNano: 100n,
+      payerEmail: "p@example.com",
+      funding: { id: "fnd_p0000001", keyBlob: "b", fingerprint: "f", source: "dev" },
+      now: 0,
+    });
+    const payerId = first.payerId;
+    const account = `c:${first.id}`;
+    const draft = {
+      account,
+      period: "2026-11",
+      appId: "app00001",
+      fundingId: "fnd_p0000001",
+      model: "m",
+      stream: false,
+      createdAt: 0,
+      deadlineAt: 1,
+    };
+    const a = await store.admit({ ...draft, id: "r1" }, 100n, () => 80n, "inst", 10);
+    if (!a.admitted) throw new Error("not admitted");
+    await store.settle(a.reservation, {
+      costNano: 80n,
+      generationId: null,
+      promptTokens: null,
+      completionTokens: null,
+      unreconciled: false,
+      at: 1,
+    });
+    await store.revokeConnection("app00001", "alice", 2);
+    const again = await store.approveConnection({
+      appId: "app00001",
+      appUserId: "alice",
+      payerId,
+      capNano: 100n,
+      switchPayer: false,
+      newConnectionId: "con_fresh",
+      now: 3,
+    });
+    if (!again.ok) throw new Error("not approved");
+    expect(again.connection.id).toBe(first.id);
+    expect(
+      (await store.budget({ account: `c:${again.connection.id}`, period: "2026-11" }, 100n)).settledNano,
+    ).toBe(80n);
+    const other = await store.devConnect({
+      appId: "app00001",
+      appUserId: "alice",
+      capNano: 100n,
+      payerEmail: "other@example.com",
+      funding: { id: "fnd_o0000001", keyBlob: "b", fingerprint: "f", source: "dev" },
+      now: 4,
+    });
+    expect(other.id).not.toBe(first.id);
+    expect((await store.budget({ account: `c:${other.id}`, period: "2026-11" }, 100n)).settledNano).toBe(0n);
+    await store.close();
+  });
+
   it("opens the database in WAL mode with synchronous=NORMAL", async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
     const store = await openSqliteStore(file);

@@ -410,12 +410,22 @@ export class SqliteStore implements Store {
           "UPDATE connections SET revoked_at = ? WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL",
         )
         .run(input.now, input.appId, input.appUserId);
-      const id = `con_${input.funding.id.slice(4)}`;
-      this.db
-        .prepare(
-          "INSERT INTO connections (id, app_id, app_user_id, payer_id, cap_nano, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .run(id, input.appId, input.appUserId, payerId, input.capNano, input.now, input.now);
+      // A connection is (app, appUserId, payer): the same payer again revives their row and its spend.
+      const previous = this.db
+        .prepare("SELECT id FROM connections WHERE app_id = ? AND app_user_id = ? AND payer_id = ? LIMIT 1")
+        .get(input.appId, input.appUserId, payerId) as Row | undefined;
+      const id = previous ? str(previous.id) : `con_${input.funding.id.slice(4)}`;
+      if (previous) {
+        this.db
+          .prepare("UPDATE connections SET revoked_at = NULL, cap_nano = ?, updated_at = ? WHERE id = ?")
+          .run(input.capNano, input.now, id);
+      } else {
+        this.db
+          .prepare(
+            "INSERT INTO connections (id, app_id, app_user_id, payer_id, cap_nano, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          )
+          .run(id, input.appId, input.appUserId, payerId, input.capNano, input.now, input.now);
+      }
       return toConnection(this.db.prepare("SELECT * FROM connections WHERE id = ?").get(id) as Row);
     })();
   }
