@@ -9,15 +9,19 @@ import { type Pico, parsePriceToPico } from "../../money.js";
 
 export interface ModelPricing {
   id: string;
-  promptPico: Pico;
-  completionPico: Pico;
+  /** The highest per-token price any prompt-side token can cost: prompt, cache writes (5 min and 1 h), audio, in any tier. */
+  inputPico: Pico;
+  /** The highest per-token price any output token can cost: completion, internal reasoning, audio/image output, in any tier. */
+  outputPico: Pico;
   requestPico: Pico;
   imagePico: Pico;
-  cacheWritePico: Pico;
-  reasoningPico: Pico;
   /** `top_provider.max_completion_tokens`; null when the upstream does not say. */
   maxOutput: number | null;
 }
+
+/** Price keys billed per prompt-side token, and per output token (openrouter-api.md §6). */
+const INPUT_KEYS = ["prompt", "input_cache_write", "input_cache_write_1h", "audio", "input_audio_cache"];
+const OUTPUT_KEYS = ["completion", "internal_reasoning", "audio_output", "image_output", "image_token"];
 
 export interface Catalogue {
   byId: ReadonlyMap<string, ModelPricing>;
@@ -40,6 +44,25 @@ function price(pricing: Record<string, unknown>, key: string): Pico {
   return pico;
 }
 
+/**
+ * The highest of `keys` across the current prices and every conditional tier in `overrides`
+ * (long-context thresholds, time windows): a bound must hold whichever tier applies.
+ */
+function highest(pricing: Record<string, unknown>, keys: readonly string[]): Pico {
+  const tiers = [
+    pricing,
+    ...(Array.isArray(pricing.overrides) ? (pricing.overrides as Record<string, unknown>[]) : []),
+  ];
+  let max = 0n;
+  for (const tier of tiers) {
+    for (const key of keys) {
+      const p = price(tier, key);
+      if (p > max) max = p;
+    }
+  }
+  return max;
+}
+
 export function parseCatalogue(raw: string): Catalogue {
   const parsed = JSON.parse(raw) as { data?: RawModel[] };
   if (!Array.isArray(parsed.data)) throw new Error("catalogue has no data array");
@@ -51,12 +74,10 @@ export function parseCatalogue(raw: string): Catalogue {
       const maxOutput = model.top_provider?.max_completion_tokens;
       byId.set(model.id, {
         id: model.id,
-        promptPico: price(p, "prompt"),
-        completionPico: price(p, "completion"),
-        requestPico: price(p, "request"),
-        imagePico: price(p, "image"),
-        cacheWritePico: price(p, "input_cache_write"),
-        reasoningPico: price(p, "internal_reasoning"),
+        inputPico: highest(p, INPUT_KEYS),
+        outputPico: highest(p, OUTPUT_KEYS),
+        requestPico: highest(p, ["request"]),
+        imagePico: highest(p, ["image"]),
         maxOutput:
           typeof maxOutput === "number" && Number.isInteger(maxOutput) && maxOutput > 0 ? maxOutput : null,
       });

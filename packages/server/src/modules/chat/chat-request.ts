@@ -103,8 +103,22 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
     }
     for (const m of body.models as string[]) if (!candidates.includes(m)) candidates.push(m);
   }
+  // Features billed outside the per-token prices cannot be bounded in advance: refuse, never guess.
   if (body.plugins !== undefined && body.plugins !== null) {
     throw invalid("plugins cannot be priced in advance, so Wattfare does not forward them", "plugins");
+  }
+  if (body.web_search_options !== undefined && body.web_search_options !== null) {
+    throw invalid(
+      "web_search_options cannot be priced in advance, so Wattfare does not forward it",
+      "web_search_options",
+    );
+  }
+  const tier = body.service_tier;
+  if (tier !== undefined && tier !== null && tier !== "auto" && tier !== "default") {
+    throw invalid(
+      `service_tier "${String(tier)}" cannot be priced in advance; use "auto" or leave it out`,
+      "service_tier",
+    );
   }
   const tools = Array.isArray(body.tools) ? body.tools.length : 0;
   const functions = Array.isArray(body.functions) ? body.functions.length : 0;
@@ -171,11 +185,8 @@ export function planAdmission(
 ): AdmissionPlan {
   const models = request.candidates.map((id) => pricing(catalogue, id));
   const lines: Line[] = models.map((p) => ({
-    fixed:
-      request.promptBoundTokens * maxBig(p.promptPico, p.cacheWritePico) +
-      p.requestPico +
-      BigInt(request.imageParts) * p.imagePico,
-    perToken: maxBig(p.completionPico, p.reasoningPico),
+    fixed: request.promptBoundTokens * p.inputPico + p.requestPico + BigInt(request.imageParts) * p.imagePico,
+    perToken: p.outputPico,
   }));
   const n = BigInt(request.n);
   const maxOutputs = models.map((m) => m.maxOutput).filter((m): m is number => m !== null);

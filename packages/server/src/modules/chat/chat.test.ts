@@ -222,6 +222,11 @@ describe("request validation", () => {
       "plugins that cannot be priced",
       { model: "openai/gpt-4o-mini", messages: hello, plugins: [{ id: "web" }] },
     ],
+    [
+      "web search options that cannot be priced",
+      { model: "openai/gpt-4o-mini", messages: hello, web_search_options: {} },
+    ],
+    ["a priority service tier", { model: "openai/gpt-4o-mini", messages: hello, service_tier: "priority" }],
   ])("rejects %s with 400 invalid_request and reserves nothing", async (_name, body) => {
     await h.connect("alice", 5);
     const res = await h.post(body, { "x-wattfare-user": "alice" });

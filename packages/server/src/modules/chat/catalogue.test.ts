@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { parseCatalogue } from "./catalogue.js";
+
+const model = (pricing: Record<string, unknown>, maxOut: number | null = 1000) =>
+  JSON.stringify({ data: [{ id: "m/x", pricing, top_provider: { max_completion_tokens: maxOut } }] });
+
+describe("the price catalogue", () => {
+  it("bounds an input token by the dearest prompt-side price, 1-hour cache writes included", () => {
+    const p = parseCatalogue(
+      model({
+        prompt: "0.000001",
+        completion: "0.000002",
+        input_cache_write: "0.00000125",
+        input_cache_write_1h: "0.000002",
+      }),
+    ).byId.get("m/x");
+    expect(p?.inputPico).toBe(2_000_000n); // $0.000002 per token = 2,000,000 pico-USD
+  });
+
+  it("bounds an output token by the dearest output-side price (reasoning, audio or image output)", () => {
+    const p = parseCatalogue(
+      model({ prompt: "0", completion: "0.000002", internal_reasoning: "0.000003", audio_output: "0.00001" }),
+    ).byId.get("m/x");
+    expect(p?.outputPico).toBe(10_000_000n);
+  });
+
+  it("takes every conditional tier in overrides into account (a long-context tier costs more)", () => {
+    const p = parseCatalogue(
+      model({
+        prompt: "0.000001",
+        completion: "0.000002",
+        overrides: [{ min_prompt_tokens: 200000, prompt: "0.000002", completion: "0.000004" }],
+      }),
+    ).byId.get("m/x");
+    expect(p).toMatchObject({ inputPico: 2_000_000n, outputPico: 4_000_000n });
+  });
+
+  it("leaves out a model whose price cannot be bounded (a variable -1 price), so it is refused, never guessed", () => {
+    expect(parseCatalogue(model({ prompt: "-1", completion: "-1" })).byId.has("m/x")).toBe(false);
+  });
+
+  it("rounds prices up to the pico-dollar", () => {
+    expect(parseCatalogue(model({ prompt: "1e-13", completion: "0" })).byId.get("m/x")?.inputPico).toBe(1n);
+  });
+});
