@@ -143,6 +143,19 @@ describe("POST /connect/session", () => {
     }
   });
 
+  it("refuses, at the next step, a consent session opened before the app's key was rotated as compromised", async () => {
+    const victim = await h.createApp("Victim app", [ORIGIN]);
+    const browser = h.browser();
+    await funded(browser);
+    const token = await mint(user(), victim.secretKey);
+    expect((await exchange(browser, { token })).statusCode).toBe(200);
+    expect((await browser.get("/connect/consent")).body).not.toContain("key was replaced");
+    h.clock.advance(1000);
+    await h.store.rotateAppKey(victim.appId, Buffer.alloc(32, 5), h.clock.now(), h.clock.now(), true);
+    h.clock.advance(1000);
+    expect((await browser.get("/connect/consent")).body).toContain("This app&#39;s key was replaced");
+  });
+
   it("refuses another app's token sent from this app's origin", async () => {
     const res = await exchange(h.browser(), { token: await mint(user(), other.secretKey) });
     expect(res.statusCode).toBe(403);

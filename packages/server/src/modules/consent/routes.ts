@@ -17,6 +17,7 @@ import { ApiError } from "../../errors.js";
 import { parseOr400 } from "../../http/validation.js";
 import { nanoToDecimalText, usdToNano } from "../../money.js";
 import { periodOf } from "../../period.js";
+import { issuedBeforeCompromise } from "../../security/index.js";
 import type { AppWithOrigins } from "../../store/port.js";
 import { connectionAccount, connectionStatus } from "../connections/index.js";
 import { type Funding, fundingSection, fundingStatus, parseFundingOutcome } from "../funding/index.js";
@@ -163,6 +164,13 @@ ${text}
     if (!app?.origins.includes(record.origin)) {
       return {
         page: plainPage(reply, "Request refused", "This app no longer accepts requests from that page."),
+      };
+    }
+    // The exchange refused tokens minted before a compromise rotation; a session opened before one is
+    // refused here, at every step, for the same reason.
+    if (issuedBeforeCompromise(Math.floor(record.createdAt / 1000), app.compromisedAt)) {
+      return {
+        page: plainPage(reply, "Request refused", "This app's key was replaced. Start again from the app."),
       };
     }
     if (state === "expired") {
