@@ -277,8 +277,13 @@ export interface Store {
   /**
    * Settlements charged at their reservation (`unreconciled`) that carry a generation id, were made at or
    * after `since`, and have no adjustment yet: the hourly re-check asks /generation about them again.
+   * Ordered by request id; `afterRequestId` pages on.
    */
-  unreconciledSince(since: number, limit: number): Promise<Array<LedgerEntry & { fundingId: string }>>;
+  unreconciledSince(
+    since: number,
+    limit: number,
+    afterRequestId?: string,
+  ): Promise<Array<LedgerEntry & { fundingId: string }>>;
   /** Records the difference between the real cost and what was charged (idempotent per request). */
   adjust(entry: LedgerEntry, realCostNano: bigint, at: number): Promise<void>;
 

@@ -108,10 +108,19 @@ export class Reconciler {
   async recheckUnreconciled(): Promise<void> {
     const now = this.o.clock.now();
     try {
-      const entries = await this.o.store.unreconciledSince(now - RECHECK_WINDOW_MS, CLAIM_BATCH);
-      for (const entry of entries) {
-        const cost = await this.lookupGeneration(entry.fundingId, entry.generationId).catch(() => undefined);
-        if (cost) await this.o.store.adjust(entry, cost.costNano, this.o.clock.now());
+      // Page through all of them: entries whose record never appears must not hide the ones after them.
+      let after = "";
+      for (;;) {
+        const entries = await this.o.store.unreconciledSince(now - RECHECK_WINDOW_MS, CLAIM_BATCH, after);
+        for (const entry of entries) {
+          const cost = await this.lookupGeneration(entry.fundingId, entry.generationId).catch(
+            () => undefined,
+          );
+          if (cost) await this.o.store.adjust(entry, cost.costNano, this.o.clock.now());
+        }
+        const last = entries.at(-1);
+        if (!last || entries.length < CLAIM_BATCH) break;
+        after = last.requestId;
       }
     } catch (error) {
       this.o.logger.error({ err: error }, "unreconciled re-check failed");

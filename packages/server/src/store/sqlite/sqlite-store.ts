@@ -736,15 +736,20 @@ export class SqliteStore implements Store {
     return (this.stmt.openReservations.all() as Row[]).map(toReservation);
   }
 
-  async unreconciledSince(since: number, limit: number): Promise<Array<LedgerEntry & { fundingId: string }>> {
+  async unreconciledSince(
+    since: number,
+    limit: number,
+    afterRequestId = "",
+  ): Promise<Array<LedgerEntry & { fundingId: string }>> {
     const rows = this.db
       .prepare(
         `SELECT l.*, r.funding_id FROM ledger l JOIN reservations r ON r.id = l.request_id
          WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
+           AND l.request_id > ?
            AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.request_id = l.request_id AND a.kind = 'adjust')
-         ORDER BY l.id LIMIT ?`,
+         ORDER BY l.request_id LIMIT ?`,
       )
-      .all(since, limit) as Row[];
+      .all(since, afterRequestId, limit) as Row[];
     return rows.map((r) => ({ ...toLedger(r), fundingId: str(r.funding_id) }));
   }
 
