@@ -120,22 +120,28 @@ describe("the CLI beside a running server", () => {
   });
 });
 
-describe("shutdown", () => {
-  it("drains on SIGTERM: an in-flight stream completes, is settled, and the process exits 0", async () => {
-    const sim = await startSimulator({ interTokenMs: 10, responseTokens: 60 });
-    cleanups.push(() => sim.close());
-    const dir = tempDataDir();
-    const env = { WATTFARE_DATA_DIR: dir, WATTFARE_UPSTREAM_URL: sim.apiUrl };
-    const app = json<{ appId: string; secretKey: string }>(
-      await runCli(["apps", "create", "--name", "D", "--json"], env),
-    );
-    const key = sim.control.createKey({ credits: 10 });
-    await runCli(
-      ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
-      env,
-    );
-    const s = await serve(env);
-    const res = await fetch(`${s.url}/api/v1/chat/completions`, {
+/**
+ * A data directory with an app and a user connected to a fresh simulator key, ready to `serve`;
+ * `stream(url)` starts a streaming chat as that user and returns its reader.
+ */
+async function connectedSetup(
+  sim: { interTokenMs: number; responseTokens: number },
+  extraEnv: Record<string, string> = {},
+) {
+  const simulator = await startSimulator(sim);
+  cleanups.push(() => simulator.close());
+  const dir = tempDataDir();
+  const env = { WATTFARE_DATA_DIR: dir, WATTFARE_UPSTREAM_URL: simulator.apiUrl, ...extraEnv };
+  const app = json<{ appId: string; secretKey: string }>(
+    await runCli(["apps", "create", "--name", "S", "--json"], env),
+  );
+  const key = simulator.control.createKey({ credits: 10 });
+  await runCli(
+    ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
+    env,
+  );
+  const stream = async (url: string) => {
+    const res = await fetch(`${url}/api/v1/chat/completions`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${app.secretKey}`,
@@ -148,7 +154,32 @@ describe("shutdown", () => {
         stream: true,
       }),
     });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    return (res.body as ReadableStream<Uint8Array>).getReader();
+  };
+  /** The database, read-only: open reservations and the ledger total. */
+  const ledger = () => {
+    const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
+    db.defaultSafeIntegers(true);
+    try {
+      const total = (
+        db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint }
+      ).t;
+      const open = (
+        db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }
+      ).n;
+      return { total, open: Number(open) };
+    } finally {
+      db.close();
+    }
+  };
+  return { sim: simulator, env, key, stream, ledger };
+}
+
+describe("shutdown", () => {
+  it("drains on SIGTERM: an in-flight stream completes, is settled, and the process exits 0", async () => {
+    const setup = await connectedSetup({ interTokenMs: 10, responseTokens: 60 });
+    const s = await serve(setup.env);
+    const reader = await setup.stream(s.url);
     let text = new TextDecoder().decode((await reader.read()).value);
     s.child.kill("SIGTERM");
     for (;;) {
@@ -158,16 +189,7 @@ describe("shutdown", () => {
     }
     expect(text.trim().endsWith("data: [DONE]")).toBe(true);
     expect(await s.exited).toBe(0);
-    const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
-    db.defaultSafeIntegers(true);
-    const total = (db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint })
-      .t;
-    const open = (
-      db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }
-    ).n;
-    db.close();
-    expect(open).toBe(0n);
-    expect(total).toBe(sim.control.billedNano(key));
+    expect(setup.ledger()).toEqual({ open: 0, total: setup.sim.control.billedNano(setup.key) });
   });
 
   it("refuses dev connect in production", async () => {
@@ -190,60 +212,23 @@ describe("shutdown", () => {
 
 describe("durability", () => {
   it("loses nothing when the server is killed with -9 mid-stream: the next server reconciles the reservation", async () => {
-    const sim = await startSimulator({ interTokenMs: 20, responseTokens: 400 });
-    cleanups.push(() => sim.close());
-    const dir = tempDataDir();
-    const env = {
-      WATTFARE_DATA_DIR: dir,
-      WATTFARE_UPSTREAM_URL: sim.apiUrl,
-      WATTFARE_RECONCILER_TICK_MS: "100",
-    };
-    const app = json<{ appId: string; secretKey: string }>(
-      await runCli(["apps", "create", "--name", "K", "--json"], env),
+    const setup = await connectedSetup(
+      { interTokenMs: 20, responseTokens: 400 },
+      { WATTFARE_RECONCILER_TICK_MS: "100" },
     );
-    const key = sim.control.createKey({ credits: 10 });
-    await runCli(
-      ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
-      env,
-    );
-    const first = await serve(env);
-
-    const res = await fetch(`${first.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${app.secretKey}`,
-        "content-type": "application/json",
-        "x-wattfare-user": "alice",
-      },
-      body: JSON.stringify({
-        model: "openai/gpt-4o-mini",
-        messages: [{ role: "user", content: "hi" }],
-        stream: true,
-      }),
-    });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const first = await serve(setup.env);
+    const reader = await setup.stream(first.url);
     let seen = "";
     while (!seen.includes('"content"')) seen += new TextDecoder().decode((await reader.read()).value);
     await stopProcess(first, "SIGKILL");
     await reader.cancel().catch(() => undefined);
+    expect(setup.ledger().open).toBe(1); // durable before it was forwarded
 
-    const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
-    db.defaultSafeIntegers(true);
-    cleanups.push(async () => {
-      db.close();
-    });
-    const open = () =>
-      Number(
-        (db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }).n,
-      );
-    expect(open()).toBe(1); // durable before it was forwarded
-
-    await serve(env);
-    for (let i = 0; i < 150 && open() > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(open()).toBe(0);
-    const total = (db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint })
-      .t;
-    expect(total).toBe(sim.control.billedNano(key));
-    expect(total).toBeGreaterThan(0n);
+    await serve(setup.env);
+    for (let i = 0; i < 150 && setup.ledger().open > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const after = setup.ledger();
+    expect(after.open).toBe(0);
+    expect(after.total).toBe(setup.sim.control.billedNano(setup.key));
+    expect(after.total).toBeGreaterThan(0n);
   });
 });
