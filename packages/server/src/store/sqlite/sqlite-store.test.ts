@@ -3,29 +3,38 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { storeContract } from "../contract.js";
-import { openSqliteStore } from "./sqlite-store.js";
+import { openSqliteStore, type SqliteStore } from "./sqlite-store.js";
 
 storeContract("sqlite (memory)", () => openSqliteStore(":memory:"));
 
+const tempFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
+
+const createTestApp = (store: SqliteStore) =>
+  store.createApp({ id: "app00001", name: "A", keyHash: Buffer.alloc(32, 1), origins: [], createdAt: 0 });
+
+/** Connects alice to app00001, paid by `email` with funding row `fundingId`. */
+const connectAlice = (
+  store: SqliteStore,
+  capNano: bigint,
+  fundingId: string,
+  email = "a@example.com",
+  now = 0,
+) =>
+  store.devConnect({
+    appId: "app00001",
+    appUserId: "alice",
+    capNano,
+    payerEmail: email,
+    funding: { id: fundingId, keyBlob: "b", fingerprint: "f", source: "dev" },
+    now,
+  });
+
 describe("SQLite adapter", () => {
   it("rebuilds its budget counters from the file after a restart: settled usage and open reservations", async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
+    const file = tempFile();
     const first = await openSqliteStore(file);
-    await first.createApp({
-      id: "app00001",
-      name: "A",
-      keyHash: Buffer.alloc(32, 1),
-      origins: [],
-      createdAt: 0,
-    });
-    const c = await first.devConnect({
-      appId: "app00001",
-      appUserId: "alice",
-      capNano: 1000n,
-      payerEmail: "a@example.com",
-      funding: { id: "fnd_a0000000", keyBlob: "b", fingerprint: "f", source: "dev" },
-      now: 0,
-    });
+    await createTestApp(first);
+    const c = await connectAlice(first, 1000n, "fnd_a0000000");
     const account = `c:${c.id}`;
     const draft = {
       account,
@@ -61,16 +70,10 @@ describe("SQLite adapter", () => {
   });
 
   it("sees a connection changed by another process (the CLI) on the very next read", async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
+    const file = tempFile();
     const server = await openSqliteStore(file);
     const cli = await openSqliteStore(file);
-    await cli.createApp({
-      id: "app00001",
-      name: "A",
-      keyHash: Buffer.alloc(32, 1),
-      origins: [],
-      createdAt: 0,
-    });
+    await createTestApp(cli);
     const connect = (capNano: bigint, n: number) =>
       cli.devConnect({
         appId: "app00001",
@@ -100,21 +103,8 @@ describe("SQLite adapter", () => {
 
   it("keeps a month's spend when the same payer revokes and reconnects, but not for a new payer", async () => {
     const store = await openSqliteStore(":memory:");
-    await store.createApp({
-      id: "app00001",
-      name: "A",
-      keyHash: Buffer.alloc(32, 1),
-      origins: [],
-      createdAt: 0,
-    });
-    const first = await store.devConnect({
-      appId: "app00001",
-      appUserId: "alice",
-      capNano: 100n,
-      payerEmail: "p@example.com",
-      funding: { id: "fnd_p0000001", keyBlob: "b", fingerprint: "f", source: "dev" },
-      now: 0,
-    });
+    await createTestApp(store);
+    const first = await connectAlice(store, 100n, "fnd_p0000001", "p@example.com");
     const payerId = first.payerId;
     const account = `c:${first.id}`;
     const draft = {
@@ -152,21 +142,14 @@ describe("SQLite adapter", () => {
     expect(
       (await store.budget({ account: `c:${again.connection.id}`, period: "2026-11" }, 100n)).settledNano,
     ).toBe(80n);
-    const other = await store.devConnect({
-      appId: "app00001",
-      appUserId: "alice",
-      capNano: 100n,
-      payerEmail: "other@example.com",
-      funding: { id: "fnd_o0000001", keyBlob: "b", fingerprint: "f", source: "dev" },
-      now: 4,
-    });
+    const other = await connectAlice(store, 100n, "fnd_o0000001", "other@example.com", 4);
     expect(other.id).not.toBe(first.id);
     expect((await store.budget({ account: `c:${other.id}`, period: "2026-11" }, 100n)).settledNano).toBe(0n);
     await store.close();
   });
 
   it("opens the database in WAL mode with synchronous=NORMAL", async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-store-")), "w.db");
+    const file = tempFile();
     const store = await openSqliteStore(file);
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
     expect(store.db.pragma("synchronous", { simple: true })).toBe(1n);
