@@ -28,7 +28,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const lock = acquireServerLock(config.database.path);
   try {
-    const store = await openSqliteStore(config.database.path);
+    const store = await openSqliteStore(config.database.path, { backgroundCheckpoints: true });
     const rateLimits = new MemoryRateLimitStore({ sweepIntervalMs: 60_000 });
     const deps: AppDeps = {
       config,

@@ -37,6 +37,7 @@ import type {
   Store,
 } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
+import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
 import { openSqlite } from "./database.js";
 import { migrateToLatest } from "./migrations.js";
@@ -136,6 +137,8 @@ const PAYER_FUNDING_COLUMNS = `p.paused AS payer_paused,
 export interface SqliteStoreOptions {
   /** Path to the database file, or ":memory:" for tests. */
   file: string;
+  /** Checkpoint the WAL from a worker thread instead of inside request commits (the server does). */
+  backgroundCheckpoints?: boolean;
 }
 
 export class SqliteStore implements Store {
@@ -160,11 +163,16 @@ export class SqliteStore implements Store {
   /** Prepared after migrations (they need the tables); see migrate(). */
   private stmt!: ReturnType<SqliteStore["prepare"]>;
   private closed = false;
+  /** Present when checkpoints run in the background (see checkpointer.ts). */
+  readonly checkpointer: BackgroundCheckpointer | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.db = openSqlite(options.file);
     this.kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: this.db }) });
     this.batcher = new WriteBatcher(this.db);
+    if (options.backgroundCheckpoints === true && options.file !== ":memory:") {
+      this.checkpointer = new BackgroundCheckpointer(this.db, options.file);
+    }
   }
 
   private prepare() {
@@ -250,6 +258,7 @@ export class SqliteStore implements Store {
     if (this.closed) return;
     this.batcher.flush();
     this.closed = true;
+    await this.checkpointer?.stop();
     await this.kysely.destroy().catch(() => undefined);
     if (this.db.open) this.db.close();
   }
@@ -1064,8 +1073,11 @@ export class SqliteStore implements Store {
     this.consent.payerRecentRequests(payerId, limit);
 }
 
-export async function openSqliteStore(file: string): Promise<SqliteStore> {
-  const store = new SqliteStore({ file });
+export async function openSqliteStore(
+  file: string,
+  options: { backgroundCheckpoints?: boolean } = {},
+): Promise<SqliteStore> {
+  const store = new SqliteStore({ file, ...options });
   await store.migrate();
   return store;
 }
