@@ -153,10 +153,10 @@ export interface OpenAIClientOptions {
   baseURL: string;
   /** The secret key: keep these options on the server. */
   apiKey: string;
-  /** For `new OpenAI(…)`: identifies whose budget pays. */
-  defaultHeaders: { "x-wattfare-user": string };
+  /** For `new OpenAI(…)`: identifies whose budget pays (`x-wattfare-user` or `x-wattfare-grant`). */
+  defaultHeaders: Record<string, string>;
   /** For `createOpenAICompatible(…)`: the same header. */
-  headers: { "x-wattfare-user": string };
+  headers: Record<string, string>;
   /**
    * For `new OpenAI(…)`: no retries. The openai client retries timeouts and connection errors on any
    * request, and a retried chat completion can bill the user twice.
@@ -268,17 +268,19 @@ export class Wattfare {
    * ```ts
    * import OpenAI from "openai";
    * const openai = new OpenAI(wattfare.openaiOptions({ user: "user_123" }));
+   * const onGrant = new OpenAI(wattfare.openaiOptions({ grant: grantToken })); // a one-time grant pays
    *
    * import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
    * const provider = createOpenAICompatible({ name: "wattfare", ...wattfare.openaiOptions({ user: "user_123" }) });
    * ```
    */
-  openaiOptions(options: { user: string }): OpenAIClientOptions {
+  openaiOptions(options: { user: string } | { grant: string }): OpenAIClientOptions {
+    const header = "grant" in options ? { [GRANT_HEADER]: options.grant } : { [USER_HEADER]: options.user };
     return {
       baseURL: this.baseUrl + API_PATH,
       apiKey: this.#secretKey,
-      defaultHeaders: { [USER_HEADER]: options.user },
-      headers: { [USER_HEADER]: options.user },
+      defaultHeaders: { ...header },
+      headers: { ...header },
       maxRetries: 0,
     };
   }

@@ -1,11 +1,11 @@
 /**
  * One-time grants through the server entry, against a real Wattfare in front of the simulator: grant
- * sessions, chat billed to a grant, `grants.current`, and `createGrantSessionHandler`. A grant is
- * approved by writing it to Wattfare's store as the consent popup does (the popup itself is covered
- * by the browser end-to-end tests).
+ * sessions, chat billed to a grant, `grants.current`, `openaiOptions({grant})` and
+ * `createGrantSessionHandler`. A grant is approved with the server's own `approveGrant`, as the consent
+ * popup's Approve does (the popup itself is covered by the browser end-to-end tests).
  */
-import { createHash, randomBytes } from "node:crypto";
-import { type ChatHarness, createChatHarness } from "@wattfare/server/testing";
+import { approveGrant, type ChatHarness, createChatHarness } from "@wattfare/server/testing";
+import OpenAI from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GrantInvalidError, InvalidRequestError } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
@@ -32,22 +32,22 @@ beforeEach(async () => {
 });
 afterEach(async () => h.close());
 
-/** Stores an approved grant, as the popup's Approve does, and returns its token. */
+/** Approves a grant as the popup's Approve does, and returns its token. */
 async function approvedGrant(terms: { maxUsd: number; maxUses?: number; expiresInSeconds?: number }) {
-  const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  const grantToken = `gt_${Array.from(randomBytes(43), (byte) => base62[byte % 62]).join("")}`;
-  await h.store.createGrant({
-    id: `gr_${randomBytes(12).toString("hex")}`,
-    appId: h.appId,
-    tokenHash: createHash("sha256").update(grantToken, "utf8").digest(),
-    payerId,
-    maxNano: BigInt(Math.round(terms.maxUsd * 1e9)),
-    maxUses: terms.maxUses ?? null,
-    expiresAt: h.clock.now() + (terms.expiresInSeconds ?? 86_400) * 1000,
-    createdAt: h.clock.now(),
-  });
-  return grantToken;
+  const approved = await approveGrant(
+    h.deps,
+    {
+      appId: h.appId,
+      payerId,
+      terms,
+      sessionJti: `jti_${++jti}`,
+      sessionExpiresAt: Math.floor(h.clock.now() / 1000) + 600,
+    },
+    h.clock.now(),
+  );
+  return approved.grantToken;
 }
+let jti = 0;
 
 function claimsOf(session: Session): Record<string, unknown> {
   const payload = session.token.split(".")[1] ?? "";
@@ -174,5 +174,17 @@ describe("createGrantSessionHandler", () => {
     const response = await handler(new Request("http://app.example/api/grant-session"));
     expect(response.status).toBe(405);
     expect(response.headers.get("allow")).toBe("POST");
+  });
+});
+
+describe("openaiOptions({ grant })", () => {
+  it("lets the official openai client spend a grant", async () => {
+    const grantToken = await approvedGrant({ maxUsd: 1, maxUses: 2 });
+    const options = wattfare.openaiOptions({ grant: grantToken });
+    expect(options.defaultHeaders).toEqual({ "x-wattfare-grant": grantToken });
+    const openai = new OpenAI(options);
+    const completion = await openai.chat.completions.create({ model, messages: hello });
+    expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
+    expect(await wattfare.grants.current(grantToken)).toMatchObject({ status: "active", usesLeft: 1 });
   });
 });

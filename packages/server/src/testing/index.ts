@@ -1,3 +1,6 @@
 /** Test helpers for packages that need a real Wattfare in front of the simulator (`@wattfare/server/testing`). */
+
+/** Approves a grant as the consent popup's Approve does (for SDK and example tests). */
+export { approveGrant } from "../modules/grants/index.js";
 export { type ChatHarness, createChatHarness } from "./chat-harness.js";
 export { createHarness, type Harness, ManualClock, TEST_SECRET } from "./harness.js";
