@@ -156,6 +156,17 @@ describe("POST /connect/session", () => {
     expect((await browser.get("/connect/consent")).body).toContain("This app&#39;s key was replaced");
   });
 
+  it("rate-limits token exchanges per client address (60 a minute) with 429 and Retry-After", async () => {
+    const browser = h.browser();
+    const token = await mint(user());
+    let last = await exchange(browser, { token });
+    for (let i = 0; i < 60 && last.statusCode !== 429; i++) last = await exchange(browser, { token });
+    expect(last.statusCode).toBe(429);
+    expect(Number(last.headers["retry-after"])).toBeGreaterThan(0);
+    h.clock.advance(61_000);
+    expect((await exchange(browser, { token: await mint(user()) })).statusCode).toBe(200);
+  });
+
   it("refuses another app's token sent from this app's origin", async () => {
     const res = await exchange(h.browser(), { token: await mint(user(), other.secretKey) });
     expect(res.statusCode).toBe(403);

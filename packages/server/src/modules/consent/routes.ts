@@ -60,6 +60,8 @@ import {
 export const CONNECT_PATH = "/connect";
 export const CONSENT_PATH = "/connect/consent";
 const SESSION_EXCHANGE_PATH = "/connect/session";
+/** Popup exchanges per client address: far above a person opening consent popups, far below a flood. */
+const EXCHANGES_PER_MINUTE = { limit: 60, windowMs: 60_000 };
 
 const NOT_VERIFIED =
   "This request could not be verified: its session token is invalid or has expired. Close this window and start again from the app.";
@@ -87,6 +89,17 @@ export function registerSessionExchange(
   app.post(SESSION_EXCHANGE_PATH, async (request, reply) => {
     reply.headers(securityHeaders(deps.config));
     assertSameOrigin(request, deps.config);
+    // Each exchange verifies a token and writes a row: bounded per client address like sign-in.
+    const decision = await deps.rateLimits.hit(
+      `rl:consent-exchange:${request.ip}`,
+      EXCHANGES_PER_MINUTE,
+      deps.clock.now(),
+    );
+    if (!decision.allowed) {
+      throw new ApiError("rate_limited", "Too many consent requests from this address; wait a minute.", {
+        headers: { "retry-after": String(decision.retryAfterSeconds) },
+      });
+    }
     const input = parseOr400(body, request.body);
     const session = await verifyExchange(deps, {
       ...input,
