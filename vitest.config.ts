@@ -8,6 +8,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Each file gets a fresh module graph; servers listen on port 0, so files can run in parallel.
     pool: "forks",
+    // The console report, plus a JSON summary that .ci/run turns into a plain "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: "test-results/vitest.json" }]],
     fileParallelism: true,
   },
 });
