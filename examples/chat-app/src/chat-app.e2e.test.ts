@@ -6,7 +6,8 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Locator, type Page } from "playwright-core";
+import { launchBrowser } from "@wattfare/server/testing";
+import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningDemo, startDemo } from "./demo.js";
 
@@ -19,20 +20,7 @@ beforeAll(async () => {
   await rm(SHOTS, { recursive: true, force: true });
   await mkdir(SHOTS, { recursive: true });
   [browser, demo] = await Promise.all([
-    // Debian's Chromium with the flags DESIGN.md lists.
-    chromium.launch({
-      executablePath: "/usr/bin/chromium",
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-      ],
-    }),
+    launchBrowser(), // Debian's Chromium with the flags DESIGN.md lists
     // Tokens 30 ms apart: slow enough to see the text grow, fast enough for CI.
     startDemo({ appPort: 0, wattfarePort: 0, sim: { ttftMs: 50, interTokenMs: 30, responseTokens: 16 } }),
   ]);

@@ -10,25 +10,10 @@ import { readFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium } from "playwright-core";
 import type { ConnectionStatus } from "../core/types.js";
 
-/** Debian's Chromium with the flags DESIGN.md lists (as `@wattfare/server`'s browser tests use). */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-}
+/** Debian's Chromium with the flags DESIGN.md lists: the server package's one launcher. */
+export { launchBrowser as launchChromium } from "@wattfare/server/testing";
 
 const DIST = fileURLToPath(new URL("../../dist/", import.meta.url));
 
