@@ -76,6 +76,14 @@ const PACED = { ttftMs: 0, interTokenMs: SETTINGS.streamInterTokenMs, responseTo
 const SLOW = { ttftMs: 0, interTokenMs: SETTINGS.memoryInterTokenMs, responseTokens: SETTINGS.memoryTokens };
 
 const RESULTS_DIR = path.join(REPO_ROOT, "bench/results");
+
+/** Strips this machine's absolute paths from text written under bench/results. */
+function portablePaths(text: string): string {
+  return text
+    .replaceAll(`file://${REPO_ROOT}/`, "")
+    .replaceAll(`${REPO_ROOT}/`, "")
+    .replace(/\/tmp\/wattfare-bench-[^\s"|)]*/g, "<tmp>");
+}
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -517,8 +525,9 @@ async function profile(): Promise<void> {
   ]);
   const markdown = [`# CPU profile at c=64 — ${new Date().toISOString()}`, "", ...sections].join("\n");
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(path.join(RESULTS_DIR, "profile.md"), markdown);
-  writeFileSync(path.join(RESULTS_DIR, "profile.json"), `${JSON.stringify(results, null, 2)}\n`);
+  // Committed results name no machine: paths become repo-relative, temp dirs a placeholder.
+  writeFileSync(path.join(RESULTS_DIR, "profile.md"), portablePaths(markdown));
+  writeFileSync(path.join(RESULTS_DIR, "profile.json"), portablePaths(`${JSON.stringify(results, null, 2)}\n`));
   process.stdout.write(`${markdown}\nbench/results/profile.{json,md} written.\n`);
 }
 
