@@ -527,7 +527,10 @@ async function profile(): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   // Committed results name no machine: paths become repo-relative, temp dirs a placeholder.
   writeFileSync(path.join(RESULTS_DIR, "profile.md"), portablePaths(markdown));
-  writeFileSync(path.join(RESULTS_DIR, "profile.json"), portablePaths(`${JSON.stringify(results, null, 2)}\n`));
+  writeFileSync(
+    path.join(RESULTS_DIR, "profile.json"),
+    portablePaths(`${JSON.stringify(results, null, 2)}\n`),
+  );
   process.stdout.write(`${markdown}\nbench/results/profile.{json,md} written.\n`);
 }
 
