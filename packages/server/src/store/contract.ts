@@ -7,6 +7,15 @@ import type { ReservationDraft, ReservationRecord, Store } from "./port.js";
 
 const T0 = Date.UTC(2026, 10, 15, 12);
 
+/** The app every contract test uses (`app00001`), with the key hash's byte and origins it needs. */
+const testApp = (keyByte = 1, origins: string[] = []) => ({
+  id: "app00001",
+  name: "A",
+  keyHash: Buffer.alloc(32, keyByte),
+  origins,
+  createdAt: T0,
+});
+
 export function storeContract(name: string, makeStore: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
     const withStore = (fn: (store: Store) => Promise<void>) => async () => {
@@ -20,15 +29,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
 
     let fundingSeq = 0;
     async function connected(store: Store, user = "alice", capNano = 1_000_000_000n) {
-      await store
-        .createApp({
-          id: "app00001",
-          name: "A",
-          keyHash: Buffer.alloc(32, 1),
-          origins: ["https://a.example"],
-          createdAt: T0,
-        })
-        .catch(() => undefined);
+      // The app may exist already (a second connection in the same test).
+      await store.createApp(testApp(1, ["https://a.example"])).catch(() => undefined);
       return store.devConnect({
         appId: "app00001",
         appUserId: user,
@@ -71,13 +73,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
     it(
       "creates an app with its origins and finds its current key",
       withStore(async (store) => {
-        await store.createApp({
-          id: "app00001",
-          name: "A",
-          keyHash: Buffer.alloc(32, 7),
-          origins: ["https://a.example", "https://a.example"],
-          createdAt: T0,
-        });
+        await store.createApp(testApp(7, ["https://a.example", "https://a.example"]));
         const app = await store.getApp("app00001");
         expect(app).toMatchObject({
           id: "app00001",
@@ -97,13 +93,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
     it(
       "keeps an old key through its rotation grace period and drops it after",
       withStore(async (store) => {
-        await store.createApp({
-          id: "app00001",
-          name: "A",
-          keyHash: Buffer.alloc(32, 1),
-          origins: [],
-          createdAt: T0,
-        });
+        await store.createApp(testApp());
         await store.rotateAppKey("app00001", Buffer.alloc(32, 2), T0, T0 + 1000, false);
         expect(await store.activeAppKeys("app00001", T0 + 999)).toHaveLength(2);
         expect(await store.activeAppKeys("app00001", T0 + 1000)).toHaveLength(1);
@@ -118,13 +108,7 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
     it(
       "adds and removes origins and per-app limits",
       withStore(async (store) => {
-        await store.createApp({
-          id: "app00001",
-          name: "A",
-          keyHash: Buffer.alloc(32, 1),
-          origins: [],
-          createdAt: T0,
-        });
+        await store.createApp(testApp());
         expect(await store.addOrigin("app00001", "https://b.example", T0)).toBe(true);
         expect(await store.addOrigin("app00001", "https://b.example", T0)).toBe(false);
         expect(await store.removeOrigin("app00001", "https://b.example")).toBe(true);
