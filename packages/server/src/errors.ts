@@ -4,6 +4,7 @@
  * Reference codes come from the public API reference; the rest are Wattfare extensions (DESIGN.md
  * "Errors and limits"). The SDK imports `ERROR_CODES` from here so the two can never drift.
  */
+import { H } from "./http/headers.js";
 
 export const ERROR_CODES = {
   invalid_request: { status: 400, type: "invalid_request_error", reference: true },
@@ -63,9 +64,9 @@ export class ApiError extends Error {
     this.param = options.param;
     const headers: Record<string, string> = { ...options.headers };
     // Stock OpenAI clients retry 5xx/429/408 twice; a 402 is never worth retrying (DESIGN.md).
-    if (this.status === 402) headers["x-should-retry"] = "false";
+    if (this.status === 402) headers[H.shouldRetry] = "false";
     // 503 is only raised before any work starts (no catalogue yet, store unreachable): safe to retry.
-    if (this.status === 503) headers["x-should-retry"] ??= "true";
+    if (this.status === 503) headers[H.shouldRetry] ??= "true";
     this.headers = headers;
   }
 }

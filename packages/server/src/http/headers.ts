@@ -8,5 +8,4 @@ export const H = {
   shouldRetry: "x-should-retry",
   retryAfter: "retry-after",
   generationId: "x-generation-id",
-  authorization: "authorization",
 } as const;
