@@ -7,6 +7,9 @@ import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
 import { ModelCatalogue } from "./catalogue.js";
 import { createChatHttpHandler } from "./http-handler.js";
+
+export { isChatRequest } from "./http-handler.js";
+
 import { ChatProxy } from "./proxy.js";
 import { Reconciler } from "./reconciler.js";
 import { registerChatRouteForInject, registerModelRoutes } from "./routes.js";
