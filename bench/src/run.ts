@@ -6,6 +6,9 @@
  *
  * `npm run bench -- --profile`: instead, CPU-profiles the bare proxy and Wattfare during a c=64 run and
  * writes bench/results/profile.{json,md}.
+ *
+ * `npm run bench -- --quick`: only (b) and (c), c=64 rounds interleaved, CPU per request printed (≈ 40 s):
+ * the loop for trying an optimization. It writes nothing; the full run is the record.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -534,9 +537,52 @@ async function profile(): Promise<void> {
   process.stdout.write(`${markdown}\nbench/results/profile.{json,md} written.\n`);
 }
 
-const { values } = parseArgs({ options: { profile: { type: "boolean", default: false } } });
+// --------------------------------------------------------------------------------------------- quick
+
+async function quick(): Promise<void> {
+  const workDir = mkdtempSync(path.join(os.tmpdir(), "wattfare-bench-quick-"));
+  const subjects: Live[] = [];
+  try {
+    for (const { id, start } of SUBJECTS.filter((s) => s.id === "bare" || s.id === "wattfare")) {
+      subjects.push(await launch(id, SUBJECT_LABELS[id], workDir, start));
+    }
+    const c = SETTINGS.throughputConnections;
+    for (const live of subjects) {
+      await live.sim.setTiming(FAST);
+      await cannon(live.target, c, SETTINGS.warmupSeconds);
+    }
+    const perRequest = new Map<SubjectId, number[]>();
+    const rates = new Map<SubjectId, number[]>();
+    for (let round = 1; round <= 5; round++) {
+      for (const live of subjects) {
+        const meter = new CpuMeter({ proxy: live.proxyPid as number });
+        const run = await cannon(live.target, c, SETTINGS.throughputSecondsPerRound);
+        const cpu = meter.stop().cpuSeconds.proxy ?? 0;
+        const ok = run.latenciesMs.length;
+        perRequest.set(live.id, [...(perRequest.get(live.id) ?? []), (cpu * 1e6) / ok]);
+        rates.set(live.id, [...(rates.get(live.id) ?? []), ok / run.wallSeconds]);
+        log(
+          `round ${round} ${live.label}: ${Math.round(ok / run.wallSeconds)} req/s, ${((cpu * 1e6) / ok).toFixed(0)} µs CPU/request, ${run.errors + run.non2xx} failed`,
+        );
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const cpuRatio = median(perRequest.get("wattfare") ?? []) / median(perRequest.get("bare") ?? []);
+    const rateRatio = median(rates.get("wattfare") ?? []) / median(rates.get("bare") ?? []);
+    process.stdout.write(
+      `median CPU/request: bare ${median(perRequest.get("bare") ?? []).toFixed(0)} µs, Wattfare ${median(perRequest.get("wattfare") ?? []).toFixed(0)} µs (${cpuRatio.toFixed(2)}×); throughput ratio ${rateRatio.toFixed(2)}×\n`,
+    );
+  } finally {
+    await Promise.all(subjects.map(stopLive));
+  }
+}
+
+const { values } = parseArgs({
+  options: { profile: { type: "boolean", default: false }, quick: { type: "boolean", default: false } },
+});
 try {
   if (values.profile) await profile();
+  else if (values.quick) await quick();
   else await benchmark();
 } catch (error) {
   process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
