@@ -39,7 +39,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request info lines cost throughput on the hot path; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: newRequestId,
+    genReqId: () => newRequestId(),
     bodyLimit: deps.config.limits.otherBodyBytes,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false },

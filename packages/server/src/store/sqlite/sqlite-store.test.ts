@@ -69,7 +69,9 @@ describe("SQLite adapter", () => {
     await second.close();
   });
 
-  it("sees a connection changed by another process (the CLI) on the very next read", async () => {
+  it("sees a connection changed by another process (the CLI) from the next event-loop turn on", async () => {
+    // Another process's commit can only reach the server through I/O, so at least a turn passes.
+    const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
     const file = tempFile();
     const server = await openSqliteStore(file);
     const cli = await openSqliteStore(file);
@@ -87,13 +89,17 @@ describe("SQLite adapter", () => {
     expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(100n);
     expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(100n); // cached
     await connect(200n, 2);
+    await nextTurn();
     expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(200n);
     cli.db.prepare("UPDATE payers SET paused = 1").run();
+    await nextTurn();
     expect((await server.chatAccount("app00001", "alice"))?.payerPaused).toBe(true);
     await cli.revokeConnection("app00001", "alice", 3);
+    await nextTurn();
     expect(await server.chatAccount("app00001", "alice")).toBeUndefined();
-    // And this process's own writes, which data_version does not see, are caught by the triggers.
+    // And this process's own writes, which data_version does not see, are caught by the triggers at once.
     await connect(300n, 4);
+    await nextTurn();
     expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(300n);
     server.db.prepare("UPDATE connections SET cap_nano = 7").run();
     expect((await server.chatAccount("app00001", "alice"))?.connection.capNano).toBe(7n);

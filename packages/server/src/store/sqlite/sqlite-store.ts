@@ -158,6 +158,8 @@ export class SqliteStore implements Store {
   private appCacheVersion: bigint | undefined;
   private readonly accountCache = new Map<string, ChatAccount | undefined>();
   private accountCacheVersion = "";
+  /** See versions(). */
+  private versionMemo: { dataVersion: bigint; accountChanges: bigint; ownChanges: bigint } | undefined;
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
@@ -181,8 +183,12 @@ export class SqliteStore implements Store {
       app: db.prepare("SELECT * FROM apps WHERE id = ?"),
       origins: db.prepare("SELECT origin FROM app_origins WHERE app_id = ? ORDER BY created_at, origin"),
       appKeys: db.prepare("SELECT * FROM app_keys WHERE app_id = ? ORDER BY id DESC"),
-      dataVersion: db.prepare("PRAGMA data_version").pluck(),
-      accountChanges: db.prepare("SELECT n FROM account_changes WHERE id = 1").pluck(),
+      versions: db
+        .prepare(
+          "SELECT (SELECT data_version FROM pragma_data_version()), (SELECT n FROM account_changes WHERE id = 1)",
+        )
+        .raw(),
+      ownChanges: db.prepare("SELECT total_changes()").pluck(),
       chatAccount: db.prepare(`
         SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
@@ -293,8 +299,29 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * What the hot-path caches are keyed on: `data_version` (it moves when another connection — the CLI —
+   * commits) and the trigger-maintained account-change counter. Reading them opens a read transaction
+   * (≈ 4 µs each), so they are read at most once per event-loop turn, and again as soon as this
+   * connection has written anything since (`total_changes()` costs ≈ 0.1 µs and opens none): a write by
+   * this process is seen by the very next read, another process's by the next turn.
+   */
+  private versions(): { dataVersion: bigint; accountChanges: bigint } {
+    const ownChanges = this.stmt.ownChanges.get() as bigint;
+    const memo = this.versionMemo;
+    if (memo !== undefined && memo.ownChanges === ownChanges) return memo;
+    const [dataVersion, accountChanges] = this.stmt.versions.get() as [bigint, bigint];
+    if (memo === undefined) {
+      setImmediate(() => {
+        this.versionMemo = undefined;
+      });
+    }
+    this.versionMemo = { dataVersion, accountChanges, ownChanges };
+    return this.versionMemo;
+  }
+
   private cachedApp(appId: string): { app: AppWithOrigins | undefined; keys: AppKeyRecord[] } {
-    const version = this.stmt.dataVersion.get() as bigint;
+    const version = this.versions().dataVersion;
     if (version !== this.appCacheVersion || this.appCache.size > 10_000) {
       this.appCache.clear();
       this.appCacheVersion = version;
@@ -468,7 +495,8 @@ export class SqliteStore implements Store {
    * process — bumps the counter, so a revoke, a cap change or a pause applies to the very next request.
    */
   async chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined> {
-    const version = `${this.stmt.dataVersion.get() as bigint}:${this.stmt.accountChanges.get() as bigint}`;
+    const { dataVersion, accountChanges } = this.versions();
+    const version = `${dataVersion}:${accountChanges}`;
     if (version !== this.accountCacheVersion || this.accountCache.size >= 10_000) {
       this.accountCache.clear();
       this.accountCacheVersion = version;
