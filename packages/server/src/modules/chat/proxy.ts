@@ -470,10 +470,6 @@ export class ChatProxy {
   ): Promise<{ cost: UsageCost | undefined; settled: boolean }> {
     const limit = this.d.config.limits.nonStreamBufferBytes;
     const stallMs = this.d.config.upstream.clientWriteStallMs;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let streaming = false;
-    let tail = Buffer.alloc(0);
     let before = false;
     const runBefore = async (cost: UsageCost | undefined) => {
       if (before) return;
@@ -481,23 +477,29 @@ export class ChatProxy {
       await beforeBody(cost);
     };
     try {
-      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-        if (!streaming) {
-          chunks.push(chunk);
-          size += chunk.length;
-          if (size <= limit) continue;
-          streaming = true;
-          await runBefore(undefined);
+      const head = await readUpTo(upstream.body, limit);
+      if (head.ended) {
+        const whole = head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks);
+        const cost = usageCost(whole.toString("utf8"));
+        await runBefore(cost);
+        if (!clientGone()) {
+          headers["content-length"] = String(whole.length);
           res.writeHead(200, headers);
-          const head = Buffer.concat(chunks);
-          chunks.length = 0;
-          tail = head.subarray(-TAIL_BYTES);
-          if (!res.write(head)) await drained(res, stallMs);
-          continue;
+          res.end(whole);
         }
+        return { cost, settled: cost !== undefined };
+      }
+      // Larger than the buffer: forward as it comes, keeping a bounded tail to find `usage` in.
+      await runBefore(undefined);
+      res.writeHead(200, headers);
+      let tail = Buffer.concat(head.chunks).subarray(-TAIL_BYTES);
+      if (!res.write(Buffer.concat(head.chunks))) await drained(res, stallMs);
+      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
         tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
         if (!res.write(chunk)) await drained(res, stallMs);
       }
+      if (!clientGone()) res.end();
+      return { cost: usageCost(tail.toString("utf8")), settled: false };
     } catch {
       // Broken or abandoned mid-body: the generation id must be durable so the cost can be reconciled.
       await runBefore(undefined);
@@ -519,19 +521,6 @@ export class ChatProxy {
       } else res.destroy();
       return { cost: undefined, settled: false };
     }
-    if (streaming) {
-      if (!clientGone()) res.end();
-      return { cost: usageCost(tail.toString("utf8")), settled: false };
-    }
-    const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-    const cost = usageCost(whole.toString("utf8"));
-    await runBefore(cost);
-    if (!clientGone()) {
-      headers["content-length"] = String(whole.length);
-      res.writeHead(200, headers);
-      res.end(whole);
-    }
-    return { cost, settled: cost !== undefined };
   }
 
   private async upstreamError(
@@ -628,6 +617,48 @@ function usageCost(text: string): UsageCost | undefined {
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Reads a body whole while it stays within `limit` bytes — the usual JSON answer — with plain events (an
+ * async iterator costs more than the rest of the read). Past the limit it resolves `ended: false` with
+ * the body paused and what was read so far; the caller goes on from there.
+ */
+function readUpTo(
+  body: Dispatcher.ResponseData["body"],
+  limit: number,
+): Promise<{ chunks: Buffer[]; ended: boolean }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const stop = () => {
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.off("error", onError);
+      body.off("close", onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size <= limit) return;
+      body.pause();
+      stop();
+      resolve({ chunks, ended: false });
+    };
+    const onEnd = () => {
+      stop();
+      resolve({ chunks, ended: true });
+    };
+    const onError = (error: unknown) => {
+      stop();
+      reject(error);
+    };
+    const onClose = () => onError(new Error("the upstream body closed before its end"));
+    body.on("data", onData);
+    body.on("end", onEnd);
+    body.on("error", onError);
+    body.on("close", onClose);
+  });
 }
 
 async function readBounded(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
