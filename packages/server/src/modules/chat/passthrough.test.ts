@@ -188,6 +188,45 @@ describe("SSE passthrough", () => {
   });
 });
 
+describe("a client that stops reading", () => {
+  it("is cut off after the stall limit, the upstream is stopped, and the request is reconciled", async () => {
+    const chunk = Buffer.from(
+      `data: ${JSON.stringify({ choices: [{ delta: { content: "z".repeat(16 * 1024) } }] })}\n\n`,
+    );
+    let upstreamClosedEarly = false;
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-stall" });
+      let written = 0;
+      res.on("close", () => {
+        upstreamClosedEarly = !res.writableFinished;
+      });
+      const pump = () => {
+        while (written < 4096) {
+          written++;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end(usageEvent);
+      };
+      pump();
+    }, "0.000004");
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
+    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }], stream: true });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read(); // then never again
+    for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(upstreamClosedEarly).toBe(true);
+    const harness = h as Harness;
+    await harness.app.chat.proxy.drain();
+    harness.clock.advance(60_000);
+    await harness.app.chat.reconciler.tick();
+    const [entry] = await harness.store.ledger();
+    expect(entry?.amountNano).toBe(4_000n); // from /generation: the stream's usage event never arrived
+    expect(await harness.store.openReservations()).toHaveLength(0);
+    await reader.cancel().catch(() => undefined);
+  });
+});
+
 describe("JSON passthrough", () => {
   it("forwards a body larger than the buffer limit in chunks and still meters its usage", async () => {
     const content = "y".repeat(3 * 1024 * 1024);

@@ -434,10 +434,9 @@ export class ChatProxy {
     const sniffer = new SseUsageSniffer();
     let failed = false;
     try {
-      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
-        sniffer.push(chunk);
-        if (!res.write(chunk)) await drained(res, this.d.config.upstream.clientWriteStallMs);
-      }
+      await forwardBody(upstream.body, res, this.d.config.upstream.clientWriteStallMs, (chunk) =>
+        sniffer.push(chunk),
+      );
     } catch {
       failed = true;
     }
@@ -492,12 +491,12 @@ export class ChatProxy {
       // Larger than the buffer: forward as it comes, keeping a bounded tail to find `usage` in.
       await runBefore(undefined);
       res.writeHead(200, headers);
-      let tail = Buffer.concat(head.chunks).subarray(-TAIL_BYTES);
-      if (!res.write(Buffer.concat(head.chunks))) await drained(res, stallMs);
-      for await (const chunk of upstream.body as AsyncIterable<Buffer>) {
+      const first = Buffer.concat(head.chunks);
+      let tail = first.subarray(-TAIL_BYTES);
+      res.write(first);
+      await forwardBody(upstream.body, res, stallMs, (chunk) => {
         tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
-        if (!res.write(chunk)) await drained(res, stallMs);
-      }
+      });
       if (!clientGone()) res.end();
       return { cost: usageCost(tail.toString("utf8")), settled: false };
     } catch {
@@ -675,24 +674,60 @@ async function readBounded(body: Dispatcher.ResponseData["body"], max: number): 
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Resolves when the client drains; rejects when it goes away or stalls past `stallMs`. */
-function drained(res: ServerResponse, stallMs: number): Promise<void> {
-  if (res.destroyed) return Promise.reject(new Error("client closed"));
+/**
+ * Forwards `body` to `res` as it arrives, pausing the upstream while the client's buffer is full, with
+ * plain events (one set of listeners per response, not a promise per chunk). `onChunk` sees each chunk
+ * before it is written. Resolves at the body's end; rejects when the body fails, the client goes away,
+ * or the client does not drain for `stallMs` (it is then cut off).
+ */
+function forwardBody(
+  body: Dispatcher.ResponseData["body"],
+  res: ServerResponse,
+  stallMs: number,
+  onChunk: (chunk: Buffer) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
-    const done = (error?: Error) => {
-      clearTimeout(timer);
+    let stall: NodeJS.Timeout | undefined;
+    let done = false;
+    const stop = (error?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(stall);
+      body.off("data", onData);
+      body.off("end", onEnd);
+      body.off("error", stop);
+      body.off("close", onBodyClose);
       res.off("drain", onDrain);
-      res.off("close", onClose);
-      if (error) reject(error);
-      else resolve();
+      res.off("close", onClientClose);
+      if (error === undefined) resolve();
+      else reject(error);
     };
-    const onDrain = () => done();
-    const onClose = () => done(new Error("client closed"));
-    const timer = setTimeout(() => {
-      done(new Error("client write stalled"));
-      res.destroy();
-    }, stallMs);
-    res.once("drain", onDrain);
-    res.once("close", onClose);
+    const onData = (chunk: Buffer) => {
+      onChunk(chunk);
+      if (res.write(chunk) || stall !== undefined) return;
+      body.pause();
+      stall = setTimeout(() => {
+        res.destroy();
+        stop(new Error("client write stalled"));
+      }, stallMs);
+    };
+    const onDrain = () => {
+      clearTimeout(stall);
+      stall = undefined;
+      body.resume();
+    };
+    const onEnd = () => stop();
+    const onBodyClose = () => stop(new Error("the upstream body closed before its end"));
+    const onClientClose = () => stop(new Error("client closed"));
+    if (res.destroyed) {
+      stop(new Error("client closed"));
+      return;
+    }
+    body.on("data", onData);
+    body.on("end", onEnd);
+    body.on("error", stop);
+    body.on("close", onBodyClose);
+    res.on("drain", onDrain);
+    res.on("close", onClientClose);
   });
 }
