@@ -284,6 +284,41 @@ describe("status() and disconnect()", () => {
   });
 });
 
+describe("lowerCap()", () => {
+  type LowerCap = { wattfare: { lowerCap(usd: number): Promise<{ limits: { monthlyUsd: number } }> } };
+
+  it("lowers the cap and resolves with the new status", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 5, funding: "ok" });
+    const status = await page.evaluate(() => (window as unknown as LowerCap).wattfare.lowerCap(2));
+    expect(status.limits.monthlyUsd).toBe(2);
+    expect(standIn.state.users.get(STAND_IN_USER)?.capUsd).toBe(2);
+    expect(standIn.state.apiCalls).toContain("POST /api/v1/connections");
+  });
+
+  it("rejects a raise with ForbiddenError, leaving the cap as it was", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 5, funding: "ok" });
+    const failure = await page.evaluate(() =>
+      (window as unknown as LowerCap).wattfare.lowerCap(9).then(
+        () => undefined,
+        (error: { name: string; code: string }) => ({ name: error.name, code: error.code }),
+      ),
+    );
+    expect(failure).toEqual({ name: "ForbiddenError", code: "forbidden" });
+    expect(standIn.state.users.get(STAND_IN_USER)?.capUsd).toBe(5);
+  });
+
+  it("refuses a negative or non-numeric cap without calling Wattfare", async () => {
+    const failure = await page.evaluate(() =>
+      (window as unknown as LowerCap).wattfare.lowerCap(-1).then(
+        () => undefined,
+        (error: Error) => error.name,
+      ),
+    );
+    expect(failure).toBe("TypeError");
+    expect(standIn.state.apiCalls).not.toContain("POST /api/v1/connections");
+  });
+});
+
 describe("recover()", () => {
   it("raises the cap for budget_exceeded, suggesting twice the current cap", async () => {
     standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 1, funding: "ok" });

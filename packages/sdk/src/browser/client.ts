@@ -148,7 +148,7 @@ export type Recovery =
  * ```
  */
 export interface BrowserClientEvents {
-  /** The user's connection status changed (after `status()`, `connect()`, `recover()`, `disconnect()`). */
+  /** The user's connection status changed (after `status()`, `connect()`, `recover()`, `lowerCap()`, `disconnect()`). */
   status: ConnectionStatus;
 }
 
@@ -253,6 +253,38 @@ export class WattfareBrowser {
       }),
     );
     return this.#fetchStatus(options.signal);
+  }
+
+  /**
+   * Lowers the user's monthly cap (`POST /api/v1/connections`) and resolves with the new status. Your
+   * page can only lower it: raising a cap needs the payer in Wattfare's popup (`connect()` or
+   * `recover()`), so a value above the current cap rejects with `ForbiddenError`, as does a user with no
+   * connection.
+   *
+   * @example
+   * ```ts
+   * capSelect.onchange = () => wattfare.lowerCap(Number(capSelect.value)).then(render);
+   * ```
+   */
+  async lowerCap(
+    monthlyUsd: number,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<ConnectionStatus> {
+    if (!Number.isFinite(monthlyUsd) || monthlyUsd < 0) {
+      throw new TypeError(`monthlyUsd must be a non-negative number of dollars, got ${monthlyUsd}`);
+    }
+    const { data } = await this.#authed((authorization) =>
+      this.#http.json<ConnectionStatus>({
+        method: "POST",
+        path: "/connections",
+        authorization,
+        body: { monthlyUsd },
+        signal: options.signal,
+        // Lowering to the same value twice changes nothing.
+        idempotent: true,
+      }),
+    );
+    return this.#observe(data);
   }
 
   /**
@@ -449,6 +481,11 @@ export class WattfareBrowser {
         idempotent: true,
       }),
     );
+    return this.#observe(data);
+  }
+
+  /** Tells the listeners when a status read from Wattfare differs from the last one. */
+  #observe(data: ConnectionStatus): ConnectionStatus {
     const serialized = JSON.stringify(data);
     if (serialized !== this.#last) {
       this.#last = serialized;

@@ -265,6 +265,15 @@ export async function startStandIn(): Promise<StandIn> {
           res.writeHead(204, cors);
           return res.end();
         }
+        if (req.method === "POST") {
+          // Like Wattfare: only lowers; raising needs the payer in the popup.
+          const { monthlyUsd } = JSON.parse((await readBody(req)) || "{}") as { monthlyUsd?: number };
+          const user = state.users.get(STAND_IN_USER);
+          if (user === undefined || (monthlyUsd !== undefined && monthlyUsd > user.capUsd)) {
+            return json(res, 403, { error: { code: "forbidden", message: "Needs the payer's consent." } }, cors);
+          }
+          if (monthlyUsd !== undefined) user.capUsd = monthlyUsd;
+        }
         return json(res, 200, statusOf(state.users.get(STAND_IN_USER)), cors);
       }
       if (url.pathname === "/api/v1/grants/pending") {
