@@ -270,7 +270,12 @@ export async function startStandIn(): Promise<StandIn> {
           const { monthlyUsd } = JSON.parse((await readBody(req)) || "{}") as { monthlyUsd?: number };
           const user = state.users.get(STAND_IN_USER);
           if (user === undefined || (monthlyUsd !== undefined && monthlyUsd > user.capUsd)) {
-            return json(res, 403, { error: { code: "forbidden", message: "Needs the payer's consent." } }, cors);
+            return json(
+              res,
+              403,
+              { error: { code: "forbidden", message: "Needs the payer's consent." } },
+              cors,
+            );
           }
           if (monthlyUsd !== undefined) user.capUsd = monthlyUsd;
         }

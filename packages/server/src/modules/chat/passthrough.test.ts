@@ -211,7 +211,11 @@ describe("a client that stops reading", () => {
     }, "0.000004");
     upstreamClose = upstream.close;
     const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
-    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }], stream: true });
+    const res = await post({
+      model: "test/model",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     await reader.read(); // then never again
     for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
