@@ -43,6 +43,7 @@ import {
   targetRows,
 } from "./report.js";
 import { SimProcess } from "./sim-control.js";
+import { percentile } from "./stats.js";
 import {
   checkLedger,
   installPeers,
@@ -565,6 +566,12 @@ async function quick(): Promise<void> {
           `round ${round} ${live.label}: ${Math.round(ok / run.wallSeconds)} req/s, ${((cpu * 1e6) / ok).toFixed(0)} µs CPU/request, ${run.errors + run.non2xx} failed`,
         );
       }
+    }
+    for (const live of subjects) {
+      const run = await cannon(live.target, 1, SETTINGS.latencySecondsPerRound * 2);
+      log(
+        `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms`,
+      );
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     const cpuRatio = median(perRequest.get("wattfare") ?? []) / median(perRequest.get("bare") ?? []);

@@ -3,7 +3,7 @@
  * these tests. Register it from an adapter's test file: `storeContract("sqlite", () => openSqliteStore(":memory:"))`.
  */
 import { describe, expect, it } from "vitest";
-import type { ReservationDraft, ReservationRecord, Store } from "./port.js";
+import { OUTBOX_KEEP_MS, type ReservationDraft, type ReservationRecord, type Store } from "./port.js";
 
 const T0 = Date.UTC(2026, 10, 15, 12);
 
@@ -231,6 +231,20 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
         const claimed = await store.claimExpired("inst_b", T0 + 20_000, T0 + 40_000, false, 10);
         expect(claimed.map((r) => [r.id, r.owner, r.leaseUntil])).toEqual([["r1", "inst_b", T0 + 40_000]]);
         expect(await store.claimExpired("inst_c", T0 + 20_000, T0 + 50_000, true, 10)).toHaveLength(1);
+      }),
+    );
+
+    it(
+      "keeps the mail outbox to its last week: adding a message drops older ones",
+      withStore(async (store) => {
+        const message = (to: string, createdAt: number) => ({ to, subject: "s", text: "t", createdAt });
+        await store.addOutboxMessage(message("old@example.com", T0));
+        await store.addOutboxMessage(message("edge@example.com", T0 + 1));
+        await store.addOutboxMessage(message("new@example.com", T0 + OUTBOX_KEEP_MS + 1));
+        expect((await store.outboxMessages()).map((m) => m.to)).toEqual([
+          "edge@example.com",
+          "new@example.com",
+        ]);
       }),
     );
   });

@@ -327,6 +327,10 @@ export interface Store {
     stateHash: Buffer | null,
     now: number,
   ): Promise<OAuthAttempt | undefined>;
+  /**
+   * Stores a message and drops those older than OUTBOX_KEEP_MS before it: the outbox is a development
+   * sink, and its messages carry sign-in links that have long expired by then.
+   */
   addOutboxMessage(message: Omit<OutboxMessage, "id">): Promise<void>;
   /** Outbox messages, oldest first, optionally only those to one address. */
   outboxMessages(to?: string): Promise<OutboxMessage[]>;
@@ -418,6 +422,9 @@ export interface OAuthAttempt {
   createdAt: number;
   expiresAt: number;
 }
+
+/** How long the development mail outbox keeps a message: longer than any link in it lives (48 h). */
+export const OUTBOX_KEEP_MS = 7 * 24 * 3_600_000;
 
 export interface OutboxMessage {
   id: number;

@@ -36,6 +36,7 @@ import type {
   Settlement,
   Store,
 } from "../port.js";
+import { OUTBOX_KEEP_MS } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
@@ -1008,9 +1009,12 @@ export class SqliteStore implements Store {
   }
 
   async addOutboxMessage(message: Omit<OutboxMessage, "id">): Promise<void> {
-    this.db
-      .prepare("INSERT INTO mail_outbox (to_address, subject, body_text, created_at) VALUES (?, ?, ?, ?)")
-      .run(message.to, message.subject, message.text, message.createdAt);
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM mail_outbox WHERE created_at < ?").run(message.createdAt - OUTBOX_KEEP_MS);
+      this.db
+        .prepare("INSERT INTO mail_outbox (to_address, subject, body_text, created_at) VALUES (?, ?, ?, ?)")
+        .run(message.to, message.subject, message.text, message.createdAt);
+    })();
   }
 
   async outboxMessages(to?: string): Promise<OutboxMessage[]> {
