@@ -62,7 +62,8 @@ export class ApiError extends Error {
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.param = options.param;
-    const headers: Record<string, string> = { ...options.headers };
+    // Object.assign, not a spread: properties added to a spread copy are slow on Node 20 (hot for 402/429).
+    const headers: Record<string, string> = Object.assign({}, options.headers);
     // Stock OpenAI clients retry 5xx/429/408 twice; a 402 is never worth retrying (DESIGN.md).
     if (this.status === 402) headers[H.shouldRetry] = "false";
     // 503 is only raised before any work starts (no catalogue yet, store unreachable): safe to retry.

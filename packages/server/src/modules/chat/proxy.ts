@@ -233,8 +233,10 @@ export class ChatProxy {
   private async payerAccount(caller: ChatCaller, now: number): Promise<PayerAccount> {
     if (caller.kind === "grant") {
       const { grant, payerPaused, funding } = caller.grant;
+      const ref = grantAccountRef(grant.id);
       return {
-        ...grantAccountRef(grant.id),
+        account: ref.account,
+        period: ref.period,
         capNano: grant.maxNano,
         paused: payerPaused,
         funding,
