@@ -128,11 +128,11 @@ export function createChatHttpHandler(
       }
       // A body we did not read (refused before, or too large) cannot be left on a keep-alive socket.
       const unread = !req.complete;
-      res.writeHead(apiError.status, {
-        ...apiError.headers,
+      const headers = Object.assign({}, apiError.headers, {
         "content-type": "application/json; charset=utf-8",
-        ...(unread ? { connection: "close" } : {}),
       });
+      if (unread) headers.connection = "close";
+      res.writeHead(apiError.status, headers);
       res.end(JSON.stringify(errorBody(apiError)));
     });
   };
