@@ -69,6 +69,45 @@ describe("SQLite adapter", () => {
     await second.close();
   });
 
+  it("keeps a chat account cached across its own reservation and ledger writes, not across an account write", async () => {
+    const store = await openSqliteStore(tempFile());
+    await createTestApp(store);
+    const c = await connectAlice(store, 1_000_000n, "fnd_a0000000");
+    const cached = await store.chatAccount("app00001", "alice");
+    const admitted = await store.admit(
+      {
+        id: "req_cache",
+        account: `c:${c.id}`,
+        period: "2026-11",
+        appId: "app00001",
+        fundingId: "fnd_a0000000",
+        model: "m",
+        stream: false,
+        createdAt: 0,
+        deadlineAt: 1,
+      },
+      1_000_000n,
+      () => 100n,
+      "inst",
+      10,
+    );
+    if (!admitted.admitted) throw new Error("not admitted");
+    await store.settle(admitted.reservation, {
+      costNano: 50n,
+      generationId: "gen-1",
+      promptTokens: 1,
+      completionTokens: 1,
+      unreconciled: false,
+      at: 2,
+    });
+    expect(await store.chatAccount("app00001", "alice")).toBe(cached); // the same object: no re-read
+    await store.lowerCap(c.id, 500_000n, 3);
+    const fresh = await store.chatAccount("app00001", "alice");
+    expect(fresh).not.toBe(cached);
+    expect(fresh?.connection.capNano).toBe(500_000n);
+    await store.close();
+  });
+
   it("sees a connection changed by another process (the CLI) from the next event-loop turn on", async () => {
     // Another process's commit can only reach the server through I/O, so at least a turn passes.
     const nextTurn = () => new Promise((resolve) => setImmediate(resolve));

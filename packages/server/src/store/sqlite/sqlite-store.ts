@@ -160,7 +160,8 @@ export class SqliteStore implements Store {
   private readonly accountCache = new Map<string, ChatAccount | undefined>();
   private accountCacheVersion = "";
   /** See versions(). */
-  private versionMemo: { dataVersion: bigint; accountChanges: bigint; ownChanges: bigint } | undefined;
+  private turnDataVersion: bigint | undefined;
+  private accountChangesSeen: { value: bigint; otherWrites: bigint; dataVersion: bigint } | undefined;
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
@@ -184,12 +185,9 @@ export class SqliteStore implements Store {
       app: db.prepare("SELECT * FROM apps WHERE id = ?"),
       origins: db.prepare("SELECT origin FROM app_origins WHERE app_id = ? ORDER BY created_at, origin"),
       appKeys: db.prepare("SELECT * FROM app_keys WHERE app_id = ? ORDER BY id DESC"),
-      versions: db
-        .prepare(
-          "SELECT (SELECT data_version FROM pragma_data_version()), (SELECT n FROM account_changes WHERE id = 1)",
-        )
-        .raw(),
-      ownChanges: db.prepare("SELECT total_changes()").pluck(),
+      dataVersion: db.prepare("PRAGMA data_version").pluck(),
+      accountChanges: db.prepare("SELECT n FROM account_changes WHERE id = 1").pluck(),
+      totalChanges: db.prepare("SELECT total_changes()").pluck(),
       chatAccount: db.prepare(`
         SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
@@ -300,24 +298,33 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * What the hot-path caches are keyed on: `data_version` (it moves when another connection — the CLI —
-   * commits) and the trigger-maintained account-change counter. Reading them opens a read transaction
-   * (≈ 4 µs each), so they are read at most once per event-loop turn, and again as soon as this
-   * connection has written anything since (`total_changes()` costs ≈ 0.1 µs and opens none): a write by
-   * this process is seen by the very next read, another process's by the next turn.
+   * What the hot-path caches are keyed on: `data_version`, which moves when another connection (the
+   * CLI) commits, and the trigger-maintained account-change counter, which moves on any write to the
+   * tables behind a chat account (`data_version` does not see this connection's own writes). Each read
+   * opens a read transaction, so:
+   *  - `data_version` is read at most once per event-loop turn: another process's change is seen from
+   *    the next turn on;
+   *  - the counter is read again only when this connection has written something besides the group
+   *    commit's reservation and ledger rows (`total_changes()` minus the batcher's own changes: ≈ 0.1 µs,
+   *    no transaction), so a write by this process is seen by the very next read.
    */
   private versions(): { dataVersion: bigint; accountChanges: bigint } {
-    const ownChanges = this.stmt.ownChanges.get() as bigint;
-    const memo = this.versionMemo;
-    if (memo !== undefined && memo.ownChanges === ownChanges) return memo;
-    const [dataVersion, accountChanges] = this.stmt.versions.get() as [bigint, bigint];
-    if (memo === undefined) {
+    let dataVersion = this.turnDataVersion;
+    if (dataVersion === undefined) {
+      dataVersion = this.stmt.dataVersion.get() as bigint;
+      this.turnDataVersion = dataVersion;
       setImmediate(() => {
-        this.versionMemo = undefined;
+        this.turnDataVersion = undefined;
       });
     }
-    this.versionMemo = { dataVersion, accountChanges, ownChanges };
-    return this.versionMemo;
+    const otherWrites = (this.stmt.totalChanges.get() as bigint) - this.batcher.changes;
+    const seen = this.accountChangesSeen;
+    if (seen === undefined || seen.otherWrites !== otherWrites || seen.dataVersion !== dataVersion) {
+      const value = this.stmt.accountChanges.get() as bigint;
+      this.accountChangesSeen = { value, otherWrites, dataVersion };
+      return { dataVersion, accountChanges: value };
+    }
+    return { dataVersion, accountChanges: seen.value };
   }
 
   private cachedApp(appId: string): { app: AppWithOrigins | undefined; keys: AppKeyRecord[] } {

@@ -17,11 +17,15 @@ export class WriteBatcher {
   private queue: QueuedWrite[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   private readonly commitAll: (writes: QueuedWrite[]) => void;
+  private readonly totalChanges: BetterSqlite3.Statement;
+  /** Rows this batcher has changed so far (SQLite's `total_changes()` across its commits). */
+  changes = 0n;
 
   constructor(private readonly db: BetterSqlite3.Database) {
     this.commitAll = db.transaction((writes: QueuedWrite[]) => {
       for (const w of writes) w.run();
     });
+    this.totalChanges = db.prepare("SELECT total_changes()").pluck().safeIntegers(true);
   }
 
   /** Queue `run` (synchronous SQL) for the next group commit; resolves once it is durable. */
@@ -41,6 +45,7 @@ export class WriteBatcher {
     const writes = this.queue;
     if (writes.length === 0) return;
     this.queue = [];
+    const before = this.totalChanges.get() as bigint;
     try {
       this.commitAll(writes);
       for (const w of writes) w.resolve();
@@ -55,6 +60,8 @@ export class WriteBatcher {
         }
       }
     }
+    // Synchronous with the commits above: nothing else can have written in between.
+    this.changes += (this.totalChanges.get() as bigint) - before;
   }
 
   get pending(): number {
