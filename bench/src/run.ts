@@ -567,10 +567,13 @@ async function quick(): Promise<void> {
         );
       }
     }
+    await sleep(3000); // let the requests cut off at the end of the last round settle first
     for (const live of subjects) {
+      const meter = new CpuMeter({ proxy: live.proxyPid as number });
       const run = await cannon(live.target, 1, SETTINGS.latencySecondsPerRound * 2);
+      const cpu = meter.stop().cpuSeconds.proxy ?? 0;
       log(
-        `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms`,
+        `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms, ${((cpu * 1e6) / run.latenciesMs.length).toFixed(0)} µs CPU/request`,
       );
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;

@@ -100,7 +100,7 @@ describe("SQLite adapter", () => {
       unreconciled: false,
       at: 2,
     });
-    expect(await store.chatAccount("app00001", "alice")).toBe(cached); // the same object: no re-read
+    expect(await store.chatAccount("app00001", "alice")).toBe(cached); // the same object: still cached
     await store.lowerCap(c.id, 500_000n, 3);
     const fresh = await store.chatAccount("app00001", "alice");
     expect(fresh).not.toBe(cached);
