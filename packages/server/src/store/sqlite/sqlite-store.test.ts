@@ -29,6 +29,19 @@ const connectAlice = (
     now,
   });
 
+/** A reservation draft for `id` on a connection's account, paid by funding row `fundingId`. */
+const reservationDraft = (id: string, account: string, fundingId: string) => ({
+  id,
+  account,
+  period: "2026-11",
+  appId: "app00001",
+  fundingId,
+  model: "m",
+  stream: false,
+  createdAt: 0,
+  deadlineAt: 1,
+});
+
 describe("SQLite adapter", () => {
   it("rebuilds its budget counters from the file after a restart: settled usage and open reservations", async () => {
     const file = tempFile();
@@ -36,18 +49,14 @@ describe("SQLite adapter", () => {
     await createTestApp(first);
     const c = await connectAlice(first, 1000n, "fnd_a0000000");
     const account = `c:${c.id}`;
-    const draft = {
-      account,
-      period: "2026-11",
-      appId: "app00001",
-      fundingId: "fnd_a0000000",
-      model: "m",
-      stream: false,
-      createdAt: 0,
-      deadlineAt: 1,
-    };
-    const a = await first.admit({ ...draft, id: "r1" }, 1000n, () => 300n, "inst_a", 10);
-    await first.admit({ ...draft, id: "r2" }, 1000n, () => 200n, "inst_a", 10);
+    const a = await first.admit(
+      reservationDraft("r1", account, "fnd_a0000000"),
+      1000n,
+      () => 300n,
+      "inst_a",
+      10,
+    );
+    await first.admit(reservationDraft("r2", account, "fnd_a0000000"), 1000n, () => 200n, "inst_a", 10);
     if (!a.admitted) throw new Error("not admitted");
     await first.settle(a.reservation, {
       costNano: 250n,
@@ -75,17 +84,7 @@ describe("SQLite adapter", () => {
     const c = await connectAlice(store, 1_000_000n, "fnd_a0000000");
     const cached = await store.chatAccount("app00001", "alice");
     const admitted = await store.admit(
-      {
-        id: "req_cache",
-        account: `c:${c.id}`,
-        period: "2026-11",
-        appId: "app00001",
-        fundingId: "fnd_a0000000",
-        model: "m",
-        stream: false,
-        createdAt: 0,
-        deadlineAt: 1,
-      },
+      reservationDraft("req_cache", `c:${c.id}`, "fnd_a0000000"),
       1_000_000n,
       () => 100n,
       "inst",
@@ -152,17 +151,7 @@ describe("SQLite adapter", () => {
     const first = await connectAlice(store, 100n, "fnd_p0000001", "p@example.com");
     const payerId = first.payerId;
     const account = `c:${first.id}`;
-    const draft = {
-      account,
-      period: "2026-11",
-      appId: "app00001",
-      fundingId: "fnd_p0000001",
-      model: "m",
-      stream: false,
-      createdAt: 0,
-      deadlineAt: 1,
-    };
-    const a = await store.admit({ ...draft, id: "r1" }, 100n, () => 80n, "inst", 10);
+    const a = await store.admit(reservationDraft("r1", account, "fnd_p0000001"), 100n, () => 80n, "inst", 10);
     if (!a.admitted) throw new Error("not admitted");
     await store.settle(a.reservation, {
       costNano: 80n,
