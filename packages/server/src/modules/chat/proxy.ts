@@ -11,6 +11,7 @@
  * Bytes are forwarded as they arrive (single reader, back-pressure respected); only the usage event is
  * sniffed inline.
  */
+import type { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
@@ -632,34 +633,38 @@ function readUpTo(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const stop = () => {
-      body.off("data", onData);
-      body.off("end", onEnd);
-      body.off("error", onError);
-      body.off("close", onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= limit) return;
-      body.pause();
-      stop();
-      resolve({ chunks, ended: false });
-    };
-    const onEnd = () => {
-      stop();
-      resolve({ chunks, ended: true });
-    };
-    const onError = (error: unknown) => {
-      stop();
-      reject(error);
-    };
-    const onClose = () => onError(new Error("the upstream body closed before its end"));
-    body.on("data", onData);
-    body.on("end", onEnd);
-    body.on("error", onError);
-    body.on("close", onClose);
+    const stop = listen(body, {
+      data: (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size <= limit) return;
+        body.pause();
+        stop();
+        resolve({ chunks, ended: false });
+      },
+      end: () => {
+        stop();
+        resolve({ chunks, ended: true });
+      },
+      error: (error: unknown) => {
+        stop();
+        reject(error);
+      },
+      close: () => {
+        stop();
+        reject(new Error("the upstream body closed before its end"));
+      },
+    });
   });
+}
+
+/** Adds each listener to `emitter`; the function returned removes them all again. */
+function listen(emitter: EventEmitter, listeners: Record<string, (arg: never) => void>): () => void {
+  const entries = Object.entries(listeners) as [string, (...args: unknown[]) => void][];
+  for (const [event, listener] of entries) emitter.on(event, listener);
+  return () => {
+    for (const [event, listener] of entries) emitter.off(event, listener);
+  };
 }
 
 async function readBounded(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
@@ -689,47 +694,42 @@ function forwardBody(
   onChunk: (chunk: Buffer) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (res.destroyed) {
+      reject(new Error("client closed"));
+      return;
+    }
     let stall: NodeJS.Timeout | undefined;
     let done = false;
     const stop = (error?: unknown) => {
       if (done) return;
       done = true;
       clearTimeout(stall);
-      body.off("data", onData);
-      body.off("end", onEnd);
-      body.off("error", stop);
-      body.off("close", onBodyClose);
-      res.off("drain", onDrain);
-      res.off("close", onClientClose);
+      stopBody();
+      stopClient();
       if (error === undefined) resolve();
       else reject(error);
     };
-    const onData = (chunk: Buffer) => {
-      onChunk(chunk);
-      if (res.write(chunk) || stall !== undefined) return;
-      body.pause();
-      stall = setTimeout(() => {
-        res.destroy();
-        stop(new Error("client write stalled"));
-      }, stallMs);
-    };
-    const onDrain = () => {
-      clearTimeout(stall);
-      stall = undefined;
-      body.resume();
-    };
-    const onEnd = () => stop();
-    const onBodyClose = () => stop(new Error("the upstream body closed before its end"));
-    const onClientClose = () => stop(new Error("client closed"));
-    if (res.destroyed) {
-      stop(new Error("client closed"));
-      return;
-    }
-    body.on("data", onData);
-    body.on("end", onEnd);
-    body.on("error", stop);
-    body.on("close", onBodyClose);
-    res.on("drain", onDrain);
-    res.on("close", onClientClose);
+    const stopBody = listen(body, {
+      data: (chunk: Buffer) => {
+        onChunk(chunk);
+        if (res.write(chunk) || stall !== undefined) return;
+        body.pause();
+        stall = setTimeout(() => {
+          res.destroy();
+          stop(new Error("client write stalled"));
+        }, stallMs);
+      },
+      end: () => stop(),
+      error: (error: unknown) => stop(error),
+      close: () => stop(new Error("the upstream body closed before its end")),
+    });
+    const stopClient = listen(res, {
+      drain: () => {
+        clearTimeout(stall);
+        stall = undefined;
+        body.resume();
+      },
+      close: () => stop(new Error("client closed")),
+    });
   });
 }
