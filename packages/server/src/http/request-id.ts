@@ -9,5 +9,7 @@ import { randomUUID } from "node:crypto";
  * grown database made each group commit write (and first read) a page per row.
  */
 export function newRequestId(now = Date.now()): string {
-  return `req_${now.toString(16).padStart(12, "0")}${randomUUID().replaceAll("-", "").slice(0, 20)}`;
+  // The UUID's fully random digits only (8 + 12): its version and variant digits sit in between.
+  const uuid = randomUUID();
+  return `req_${now.toString(16).padStart(12, "0")}${uuid.slice(0, 8)}${uuid.slice(24)}`;
 }

@@ -239,9 +239,10 @@ export function renderUpstreamBody(
   appId: string,
   appUserId: string,
 ): string {
-  // A copy, then fields set on it. Object.assign, not `{ ...body }`: adding properties to a spread copy
-  // costs ≈ 3.5 µs more per request on Node 20 (V8 builds a fresh hidden class each time).
-  const body: Record<string, unknown> = Object.assign({}, request.body);
+  // A copy, then fields set on it. Not `{ ...body }`: adding properties to a spread copy costs ≈ 3.5 µs
+  // more per request on Node 20 (V8 builds a fresh hidden class each time). A null prototype, so that a
+  // caller's own "__proto__" key is copied as a key, as JSON.parse made it, not taken as a prototype.
+  const body: Record<string, unknown> = Object.assign(Object.create(null), request.body);
   if (body.max_completion_tokens !== undefined && body.max_completion_tokens !== null) {
     body.max_completion_tokens = outTokens;
     if (body.max_tokens !== undefined && body.max_tokens !== null) body.max_tokens = outTokens;
@@ -251,7 +252,7 @@ export function renderUpstreamBody(
   if (request.stream) {
     // Deprecated upstream (usage is always sent) but harmless, and it guards against older behaviour.
     const options = body.stream_options && typeof body.stream_options === "object" ? body.stream_options : {};
-    body.stream_options = Object.assign({}, options, { include_usage: true });
+    body.stream_options = Object.assign(Object.create(null), options, { include_usage: true });
   }
   // OpenRouter isolates abuse per `user`; a stable pseudonym keeps one user's block off the whole key.
   if (body.user === undefined) body.user = pseudonymousUser(appId, appUserId);

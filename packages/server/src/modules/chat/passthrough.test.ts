@@ -259,6 +259,77 @@ describe("JSON passthrough", () => {
     expect(entry?.amountNano).toBe(123_457n); // rounded up to the nano
   });
 
+  /** A JSON answer of `size` bytes whose usage costs 1,000 nano-USD. */
+  const jsonOf = (size: number) => {
+    const usage = { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8, cost: 0.000001, is_byok: false };
+    const shape = (content: string) =>
+      JSON.stringify({ id: "gen-x", choices: [{ message: { content } }], usage });
+    return shape("y".repeat(size - shape("").length));
+  };
+
+  const readAndSettle = async (post: Awaited<ReturnType<typeof wattfareIn>>, body: string) => {
+    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
+    expect(await res.text()).toBe(body);
+    await h?.app.chat.proxy.drain();
+    expect((await (h as Harness).store.ledger())[0]?.amountNano).toBe(1_000n);
+  };
+
+  it("forwards a body past the buffer whose rest arrives later, after the first part was written", async () => {
+    const body = jsonOf(8000);
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-x" });
+      res.write(body.slice(0, 3000));
+      setTimeout(() => res.end(body.slice(3000)), 20);
+    });
+    upstreamClose = upstream.close;
+    await readAndSettle(await wattfareIn(upstream, { WATTFARE_NONSTREAM_BUFFER_BYTES: "1024" }), body);
+  });
+
+  it("forwards a body past the buffer that arrived whole, ended before the rest was forwarded", async () => {
+    const body = jsonOf(4000);
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-x" });
+      res.end(body);
+    });
+    upstreamClose = upstream.close;
+    await readAndSettle(await wattfareIn(upstream, { WATTFARE_NONSTREAM_BUFFER_BYTES: "1024" }), body);
+  });
+
+  it("stops the upstream of a body past the buffer when its client stops reading", async () => {
+    const chunk = Buffer.from("y".repeat(64 * 1024));
+    let upstreamClosedEarly = false;
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-x" });
+      res.write('{"id":"gen-x","choices":[{"message":{"content":"');
+      res.on("close", () => {
+        upstreamClosedEarly = !res.writableFinished;
+      });
+      let written = 0;
+      const pump = () => {
+        while (written < 2048) {
+          written++;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end('"}}]}');
+      };
+      pump();
+    }, "0.000004");
+    upstreamClose = upstream.close;
+    const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
+    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read(); // then never again
+    for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(upstreamClosedEarly).toBe(true);
+    const harness = h as Harness;
+    await harness.app.chat.proxy.drain();
+    harness.clock.advance(60_000);
+    await harness.app.chat.reconciler.tick();
+    expect((await harness.store.ledger())[0]?.amountNano).toBe(4_000n);
+    expect(await harness.store.openReservations()).toHaveLength(0);
+    await reader.cancel().catch(() => undefined);
+  });
+
   it("sends a small body in one write with its content-length", async () => {
     ch = await createChatHarness();
     await ch.connect("alice", 1);

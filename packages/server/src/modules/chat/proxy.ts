@@ -503,7 +503,9 @@ export class ChatProxy {
       if (!clientGone()) res.end();
       return { cost: usageCost(tail.toString("utf8")), settled: false };
     } catch {
-      // Broken or abandoned mid-body: the generation id must be durable so the cost can be reconciled.
+      // Broken or abandoned mid-body: stop reading (a paused body would hold its upstream socket), and
+      // make the generation id durable so the cost can be reconciled.
+      discardBody(upstream.body);
       await runBefore(undefined);
       if (!res.headersSent && !clientGone()) {
         res.writeHead(502, {
@@ -685,7 +687,8 @@ async function readBounded(body: Dispatcher.ResponseData["body"], max: number): 
  * Forwards `body` to `res` as it arrives, pausing the upstream while the client's buffer is full, with
  * plain events (one set of listeners per response, not a promise per chunk). `onChunk` sees each chunk
  * before it is written. Resolves at the body's end; rejects when the body fails, the client goes away,
- * or the client does not drain for `stallMs` (it is then cut off).
+ * or the client does not drain for `stallMs` (it is then cut off). The body may already have been read
+ * from (and paused, or even ended) by `readUpTo`, or have failed while nobody listened.
  */
 function forwardBody(
   body: Dispatcher.ResponseData["body"],
@@ -694,8 +697,12 @@ function forwardBody(
   onChunk: (chunk: Buffer) => void,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (res.destroyed) {
-      reject(new Error("client closed"));
+    if (body.readableEnded) {
+      resolve();
+      return;
+    }
+    if (body.destroyed || res.destroyed) {
+      reject(body.errored ?? new Error(res.destroyed ? "client closed" : "the upstream body closed early"));
       return;
     }
     let stall: NodeJS.Timeout | undefined;
@@ -709,15 +716,18 @@ function forwardBody(
       if (error === undefined) resolve();
       else reject(error);
     };
+    /** The client's buffer is full: hold the upstream back until it drains, for `stallMs` at most. */
+    const holdBack = () => {
+      body.pause();
+      stall = setTimeout(() => {
+        res.destroy();
+        stop(new Error("client write stalled"));
+      }, stallMs);
+    };
     const stopBody = listen(body, {
       data: (chunk: Buffer) => {
         onChunk(chunk);
-        if (res.write(chunk) || stall !== undefined) return;
-        body.pause();
-        stall = setTimeout(() => {
-          res.destroy();
-          stop(new Error("client write stalled"));
-        }, stallMs);
+        if (!res.write(chunk) && stall === undefined) holdBack();
       },
       end: () => stop(),
       error: (error: unknown) => stop(error),
@@ -731,5 +741,8 @@ function forwardBody(
       },
       close: () => stop(new Error("client closed")),
     });
+    // A body paused by an earlier reader does not restart by itself when listened to.
+    if (res.writableNeedDrain) holdBack();
+    else body.resume();
   });
 }

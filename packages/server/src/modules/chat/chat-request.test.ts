@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { parseChatRequest, renderUpstreamBody } from "./chat-request.js";
+
+const render = (body: string, outTokens = 100) =>
+  JSON.parse(renderUpstreamBody(parseChatRequest(Buffer.from(body)), outTokens, "app1", "alice")) as Record<
+    string,
+    unknown
+  >;
+
+describe("renderUpstreamBody", () => {
+  it("forwards the caller's body with max_tokens as admitted and a pseudonymous user", () => {
+    const out = render('{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.5}');
+    expect(out).toMatchObject({ model: "m", temperature: 0.5, max_tokens: 100 });
+    expect(out.user).toMatch(/^wf_[0-9a-f]{32}$/);
+  });
+
+  it("asks for usage on a stream, keeping the caller's other stream options", () => {
+    const out = render(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"x":1}}',
+    );
+    expect(out.stream_options).toEqual({ x: 1, include_usage: true });
+  });
+
+  it("keeps a caller's own __proto__ key a plain key, so the pseudonymous user is still set", () => {
+    const out = render(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"__proto__":{"user":"spoof"}}',
+    );
+    expect(out.user).toMatch(/^wf_/);
+    expect(Object.hasOwn(out, "__proto__")).toBe(true);
+  });
+
+  it("does not change the parsed request it renders from", () => {
+    const request = parseChatRequest(
+      Buffer.from('{"model":"m","messages":[{"role":"user","content":"hi"}]}'),
+    );
+    renderUpstreamBody(request, 100, "app1", "alice");
+    expect(request.body).toEqual({ model: "m", messages: [{ role: "user", content: "hi" }] });
+  });
+});
