@@ -18,7 +18,6 @@ import { registerHealthRoutes } from "./modules/health/index.js";
 import { registerPayerRoutes } from "./modules/payers/index.js";
 import { registerSessionRoutes } from "./modules/sessions/index.js";
 
-
 declare module "fastify" {
   interface FastifyInstance {
     chat: Chat;
