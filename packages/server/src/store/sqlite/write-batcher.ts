@@ -18,8 +18,7 @@ export class WriteBatcher {
   private scheduled: NodeJS.Immediate | undefined;
   private readonly commitAll: (writes: QueuedWrite[]) => void;
   private readonly totalChanges: BetterSqlite3.Statement;
-  /** Rows this batcher has changed so far (SQLite's `total_changes()` across its commits). */
-  changes = 0n;
+  private changed = 0n;
 
   constructor(private readonly db: BetterSqlite3.Database) {
     this.commitAll = db.transaction((writes: QueuedWrite[]) => {
@@ -61,7 +60,12 @@ export class WriteBatcher {
       }
     }
     // Synchronous with the commits above: nothing else can have written in between.
-    this.changes += (this.totalChanges.get() as bigint) - before;
+    this.changed += (this.totalChanges.get() as bigint) - before;
+  }
+
+  /** Rows this batcher has changed so far (SQLite's `total_changes()` across its commits). */
+  get changes(): bigint {
+    return this.changed;
   }
 
   get pending(): number {
