@@ -43,7 +43,7 @@ import {
   targetRows,
 } from "./report.js";
 import { SimProcess } from "./sim-control.js";
-import { percentile } from "./stats.js";
+import { median as medianOf, percentile } from "./stats.js";
 import {
   checkLedger,
   installPeers,
@@ -576,11 +576,15 @@ async function quick(): Promise<void> {
         `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms, ${((cpu * 1e6) / run.latenciesMs.length).toFixed(0)} µs CPU/request`,
       );
     }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const median = (xs: number[]) => medianOf(xs) ?? 0;
     const cpuRatio = median(perRequest.get("wattfare") ?? []) / median(perRequest.get("bare") ?? []);
     const rateRatio = median(rates.get("wattfare") ?? []) / median(rates.get("bare") ?? []);
+    // Rounds run back to back, so a round's ratio is less disturbed by the machine's drift than medians.
+    const paired = (of: Map<SubjectId, number[]>) =>
+      median((of.get("wattfare") ?? []).map((w, i) => w / ((of.get("bare") ?? [])[i] ?? Number.NaN)));
     process.stdout.write(
-      `median CPU/request: bare ${median(perRequest.get("bare") ?? []).toFixed(0)} µs, Wattfare ${median(perRequest.get("wattfare") ?? []).toFixed(0)} µs (${cpuRatio.toFixed(2)}×); throughput ratio ${rateRatio.toFixed(2)}×\n`,
+      `median CPU/request: bare ${median(perRequest.get("bare") ?? []).toFixed(0)} µs, Wattfare ${median(perRequest.get("wattfare") ?? []).toFixed(0)} µs (${cpuRatio.toFixed(2)}×); throughput ratio ${rateRatio.toFixed(2)}×\n` +
+        `median of per-round ratios: CPU ${paired(perRequest).toFixed(2)}×, throughput ${paired(rates).toFixed(2)}×\n`,
     );
   } finally {
     await Promise.all(subjects.map(stopLive));
