@@ -99,6 +99,71 @@ async function wattfareIn(front: { apiUrl: string }, env: Record<string, string>
 
 const usageEvent = `data: {"id":"gen-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"cost":1.1e-7,"is_byok":false}}\n\n`;
 
+/** Writes `chunk` `count` times as fast as the reader takes it, then ends with `closing`. */
+function pump(
+  res: http.ServerResponse,
+  chunk: Buffer,
+  count: number,
+  closing: string,
+  onBlocked: () => void = () => undefined,
+): () => number {
+  let written = 0;
+  const next = () => {
+    while (written < count) {
+      written++;
+      if (!res.write(chunk)) {
+        onBlocked();
+        res.once("drain", next);
+        return;
+      }
+    }
+    res.end(closing);
+  };
+  next();
+  return () => written;
+}
+
+/**
+ * An upstream answers `opening`, then far more than a client buffers, then `closing`; the client reads
+ * once and never again. Wattfare must cut it off after the stall limit, stop the upstream, and reconcile
+ * the request from /generation (0.000004 USD), since the answer's own usage never arrived.
+ */
+async function expectStalledClientCutOffAndReconciled(answer: {
+  contentType: string;
+  opening: string;
+  chunk: Buffer;
+  closing: string;
+  stream: boolean;
+}) {
+  let upstreamClosedEarly = false;
+  const upstream = await scriptedUpstream((_req, res) => {
+    res.writeHead(200, { "content-type": answer.contentType, "x-generation-id": "gen-stall" });
+    res.on("close", () => {
+      upstreamClosedEarly = !res.writableFinished;
+    });
+    res.write(answer.opening);
+    pump(res, answer.chunk, 2048, answer.closing);
+  }, "0.000004");
+  upstreamClose = upstream.close;
+  const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
+  const res = await post({
+    model: "test/model",
+    messages: [{ role: "user", content: "hi" }],
+    stream: answer.stream,
+  });
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  await reader.read(); // then never again
+  for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(upstreamClosedEarly).toBe(true);
+  const harness = h as Harness;
+  await harness.app.chat.proxy.drain();
+  harness.clock.advance(60_000);
+  await harness.app.chat.reconciler.tick();
+  expect((await harness.store.ledger())[0]?.amountNano).toBe(4_000n);
+  expect(await harness.store.openReservations()).toHaveLength(0);
+  await reader.cancel().catch(() => undefined);
+}
+
 describe("SSE passthrough", () => {
   it("delivers the upstream's bytes unchanged, however they are split, and meters the usage event", async () => {
     // Comment lines, CRLF, an event split mid-line and mid-UTF-8 character, several events per write.
@@ -146,23 +211,14 @@ describe("SSE passthrough", () => {
     const chunk = Buffer.from(
       `data: ${JSON.stringify({ choices: [{ delta: { content: "x".repeat(16 * 1024) } }] })}\n\n`,
     );
-    let written = 0;
+    let written = () => 0;
     let blocked = false;
     const total = 4096; // 64 MiB if nothing pushed back
     const upstream = await scriptedUpstream((_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-bp" });
-      const pump = () => {
-        while (written < total) {
-          written++;
-          if (!res.write(chunk)) {
-            blocked = true;
-            res.once("drain", pump);
-            return;
-          }
-        }
-        res.end(usageEvent);
-      };
-      pump();
+      written = pump(res, chunk, total, usageEvent, () => {
+        blocked = true;
+      });
     });
     upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
@@ -176,58 +232,39 @@ describe("SSE passthrough", () => {
     // Do not read for a while: give the upstream every chance to push everything.
     for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 2));
     expect(blocked).toBe(true);
-    expect(written * chunk.length).toBeLessThan(24 * 1024 * 1024);
+    expect(written() * chunk.length).toBeLessThan(24 * 1024 * 1024);
     let bytes = 0;
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       bytes += value.length;
     }
-    expect(written).toBe(total);
+    expect(written()).toBe(total);
     expect(bytes).toBeGreaterThan((total - 10) * chunk.length);
   });
 });
 
 describe("a client that stops reading", () => {
-  it("is cut off after the stall limit, the upstream is stopped, and the request is reconciled", async () => {
-    const chunk = Buffer.from(
-      `data: ${JSON.stringify({ choices: [{ delta: { content: "z".repeat(16 * 1024) } }] })}\n\n`,
-    );
-    let upstreamClosedEarly = false;
-    const upstream = await scriptedUpstream((_req, res) => {
-      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-stall" });
-      let written = 0;
-      res.on("close", () => {
-        upstreamClosedEarly = !res.writableFinished;
-      });
-      const pump = () => {
-        while (written < 4096) {
-          written++;
-          if (!res.write(chunk)) return void res.once("drain", pump);
-        }
-        res.end(usageEvent);
-      };
-      pump();
-    }, "0.000004");
-    upstreamClose = upstream.close;
-    const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
-    const res = await post({
-      model: "test/model",
-      messages: [{ role: "user", content: "hi" }],
+  it("is cut off mid-stream after the stall limit, the upstream is stopped, and the request is reconciled", async () => {
+    await expectStalledClientCutOffAndReconciled({
+      contentType: "text/event-stream",
+      opening: "",
+      chunk: Buffer.from(
+        `data: ${JSON.stringify({ choices: [{ delta: { content: "z".repeat(16 * 1024) } }] })}\n\n`,
+      ),
+      closing: usageEvent,
       stream: true,
     });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    await reader.read(); // then never again
-    for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(upstreamClosedEarly).toBe(true);
-    const harness = h as Harness;
-    await harness.app.chat.proxy.drain();
-    harness.clock.advance(60_000);
-    await harness.app.chat.reconciler.tick();
-    const [entry] = await harness.store.ledger();
-    expect(entry?.amountNano).toBe(4_000n); // from /generation: the stream's usage event never arrived
-    expect(await harness.store.openReservations()).toHaveLength(0);
-    await reader.cancel().catch(() => undefined);
+  });
+
+  it("is cut off mid-way through a JSON body past the buffer, and the request is reconciled", async () => {
+    await expectStalledClientCutOffAndReconciled({
+      contentType: "application/json",
+      opening: '{"id":"gen-stall","choices":[{"message":{"content":"',
+      chunk: Buffer.from("y".repeat(64 * 1024)),
+      closing: '"}}]}',
+      stream: false,
+    });
   });
 });
 
@@ -293,41 +330,6 @@ describe("JSON passthrough", () => {
     });
     upstreamClose = upstream.close;
     await readAndSettle(await wattfareIn(upstream, { WATTFARE_NONSTREAM_BUFFER_BYTES: "1024" }), body);
-  });
-
-  it("stops the upstream of a body past the buffer when its client stops reading", async () => {
-    const chunk = Buffer.from("y".repeat(64 * 1024));
-    let upstreamClosedEarly = false;
-    const upstream = await scriptedUpstream((_req, res) => {
-      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-x" });
-      res.write('{"id":"gen-x","choices":[{"message":{"content":"');
-      res.on("close", () => {
-        upstreamClosedEarly = !res.writableFinished;
-      });
-      let written = 0;
-      const pump = () => {
-        while (written < 2048) {
-          written++;
-          if (!res.write(chunk)) return void res.once("drain", pump);
-        }
-        res.end('"}}]}');
-      };
-      pump();
-    }, "0.000004");
-    upstreamClose = upstream.close;
-    const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
-    const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    await reader.read(); // then never again
-    for (let i = 0; i < 200 && !upstreamClosedEarly; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(upstreamClosedEarly).toBe(true);
-    const harness = h as Harness;
-    await harness.app.chat.proxy.drain();
-    harness.clock.advance(60_000);
-    await harness.app.chat.reconciler.tick();
-    expect((await harness.store.ledger())[0]?.amountNano).toBe(4_000n);
-    expect(await harness.store.openReservations()).toHaveLength(0);
-    await reader.cancel().catch(() => undefined);
   });
 
   it("sends a small body in one write with its content-length", async () => {
