@@ -51,8 +51,20 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** Resolves once `url` answers anything at all; rejects if the process exits first or time runs out. */
+/**
+ * Resolves once `url` answers anything at all. Rejects if the process exits first or time runs out, and
+ * then stops the process, so a subject that failed to start leaves nothing running.
+ */
 async function waitForHttp(url: string, child: ChildProcess, logFile: string): Promise<void> {
+  try {
+    await pollHttp(url, child, logFile);
+  } catch (error) {
+    await stopProcess(child);
+    throw error;
+  }
+}
+
+async function pollHttp(url: string, child: ChildProcess, logFile: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     if (child.exitCode !== null)
@@ -113,12 +125,7 @@ export async function startBareProxy(
     logFile,
   );
   const base = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHttp(`${base}/`, child, logFile);
-  } catch (error) {
-    await stopProcess(child);
-    throw error;
-  }
+  await waitForHttp(`${base}/`, child, logFile);
   return {
     target: { chatUrl: `${base}/api/v1/chat/completions`, headers: { authorization: `Bearer ${simKey}` } },
     pid: child.pid,
@@ -210,12 +217,7 @@ async function setUpAndServe(
   const logFile = path.join(workDir, `wattfare-${port}.log`);
   const child = spawnLogged([...nodeArgs, WATTFARE_BIN, "serve"], logFile, { env });
   const base = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHttp(`${base}/healthz`, child, logFile);
-  } catch (error) {
-    await stopProcess(child);
-    throw error;
-  }
+  await waitForHttp(`${base}/healthz`, child, logFile);
   return {
     target: {
       chatUrl: `${base}/api/v1/chat/completions`,
@@ -314,12 +316,7 @@ export async function startPortkey(
   const logFile = path.join(workDir, `portkey-${port}.log`);
   const child = spawnLogged([PORTKEY_ENTRY, `--port=${port}`, "--headless"], logFile, { cwd: PEERS_DIR });
   const base = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHttp(`${base}/`, child, logFile);
-  } catch (error) {
-    await stopProcess(child);
-    throw error;
-  }
+  await waitForHttp(`${base}/`, child, logFile);
   return {
     target: {
       chatUrl: `${base}/v1/chat/completions`,
