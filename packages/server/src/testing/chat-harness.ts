@@ -8,7 +8,7 @@ import { type SimulatorOptions, startSimulator } from "@wattfare/openrouter-sim"
 import OpenAI from "openai";
 import { usdToNano } from "../money.js";
 import { encryptFundingKey, fundingKeyFingerprint } from "../security/index.js";
-import { createHarness, type Harness, type ManualClock } from "./harness.js";
+import { createHarness, type Harness, type ManualClock, postChat } from "./harness.js";
 
 type Simulator = Awaited<ReturnType<typeof startSimulator>>;
 
@@ -115,11 +115,7 @@ export async function createChatHarness(
       }
     },
     post(body, headers = {}) {
-      return fetch(`${url}/api/v1/chat/completions`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json", ...headers },
-        body: typeof body === "string" ? body : JSON.stringify(body),
-      });
+      return postChat(url, secretKey, body, { headers });
     },
   };
 }

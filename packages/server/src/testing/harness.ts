@@ -12,6 +12,24 @@ import { MemoryRateLimitStore } from "../ratelimit/index.js";
 import { createKeyRing } from "../security/index.js";
 import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
 
+/**
+ * POST /api/v1/chat/completions as an app's backend would, with its secret key. `body` is sent as is
+ * when it is a string, else as JSON.
+ */
+export function postChat(
+  url: string,
+  secretKey: string,
+  body: unknown,
+  options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(`${url}/api/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${secretKey}`, "content-type": "application/json", ...options.headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
 export const TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
 
 export class ManualClock implements Clock {

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
-import { ManualClock } from "../../testing/harness.js";
+import { ManualClock, postChat } from "../../testing/harness.js";
 
 let h: ChatHarness;
 afterEach(async () => h?.close());
@@ -35,12 +35,7 @@ async function expectExact(key: string): Promise<void> {
 
 /** A chat request as alice that the test can abort. */
 function abortable(body: Record<string, unknown>, controller: AbortController): Promise<Response> {
-  return fetch(`${h.url}/api/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${h.secretKey}`, "content-type": "application/json", ...U },
-    body: JSON.stringify(body),
-    signal: controller.signal,
-  });
+  return postChat(h.url, h.secretKey, body, { headers: U, signal: controller.signal });
 }
 
 /** Reads an SSE response until `stopAfter` content chunks, then aborts; returns the text seen. */

@@ -6,7 +6,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
-import { createHarness, type Harness } from "../../testing/harness.js";
+import { createHarness, type Harness, postChat } from "../../testing/harness.js";
 
 const CATALOGUE = JSON.stringify({
   data: [
@@ -85,15 +85,9 @@ async function wattfareIn(front: { apiUrl: string }, env: Record<string, string>
     now: h.clock.now(),
   });
   return (body: unknown, signal?: AbortSignal) =>
-    fetch(`${url}/api/v1/chat/completions`, {
+    postChat(url, secretKey, body, {
+      headers: { "x-wattfare-user": "alice" },
       ...(signal ? { signal } : {}),
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${secretKey}`,
-        "content-type": "application/json",
-        "x-wattfare-user": "alice",
-      },
-      body: JSON.stringify(body),
     });
 }
 

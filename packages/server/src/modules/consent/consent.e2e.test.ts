@@ -12,6 +12,7 @@ import path from "node:path";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser } from "../../testing/browser.js";
+import { postChat } from "../../testing/harness.js";
 import { createPayerHarness, type PayerHarness } from "../../testing/payer-harness.js";
 
 const PASSWORD = "correct horse battery staple";
@@ -169,16 +170,17 @@ async function connectionsFromPage(
 }
 
 function chat(headers: Record<string, string>, body: Record<string, unknown> = {}) {
-  return fetch(`${h.url}/api/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${app.secretKey}`, "content-type": "application/json", ...headers },
-    body: JSON.stringify({
+  return postChat(
+    h.url,
+    app.secretKey,
+    {
       model: "openai/gpt-4o-mini",
       messages: [{ role: "user", content: "Write one line." }],
       max_tokens: 16,
       ...body,
-    }),
-  });
+    },
+    { headers },
+  );
 }
 
 async function chatStatus(headers: Record<string, string>, body: Record<string, unknown> = {}) {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { usdToNano } from "../../money.js";
+import { postChat } from "../../testing/harness.js";
 import { createPayerHarness, type InjectBrowser, type PayerHarness } from "../../testing/payer-harness.js";
 import { approveGrant } from "../grants/index.js";
 
@@ -51,16 +52,17 @@ async function connect(p: Payer, capUsd: number): Promise<{ appUserId: string; c
 }
 
 function chat(headers: Record<string, string>, body: Record<string, unknown> = {}) {
-  return fetch(`${h.url}/api/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${app.secretKey}`, "content-type": "application/json", ...headers },
-    body: JSON.stringify({
+  return postChat(
+    h.url,
+    app.secretKey,
+    {
       model: "openai/gpt-4o-mini",
       messages: [{ role: "user", content: "Hello there" }],
       max_tokens: 20,
       ...body,
-    }),
-  });
+    },
+    { headers },
+  );
 }
 
 async function errorOf(res: Response) {

@@ -2,6 +2,7 @@ import { decodeJwt } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { usdToNano } from "../../money.js";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
+import { postChat } from "../../testing/harness.js";
 import { approveGrant } from "./service.js";
 
 const ORIGIN = "http://localhost:5173";
@@ -126,15 +127,12 @@ describe("chat with x-wattfare-grant", () => {
     const { grantToken } = await grant({ maxUsd: 1 });
     const other = await h.createApp("Other");
     await h.store.setAppLimits(other.appId, { chatPerMinute: 1000 });
-    const res = await fetch(`${h.url}/api/v1/chat/completions`, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${other.secretKey}`,
-        "content-type": "application/json",
-        "x-wattfare-grant": grantToken,
-      },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello }),
-    });
+    const res = await postChat(
+      h.url,
+      other.secretKey,
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { headers: { "x-wattfare-grant": grantToken } },
+    );
     expect(res.status).toBe(402);
     expect(await errorOf(res)).toMatchObject({ code: "grant_invalid", message: "Unknown grant token." });
     expect((await current(grantToken, other.secretKey)).status).toBe(402);
