@@ -4,39 +4,39 @@
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { Kysely, SqliteDialect } from "kysely";
-import type {
-  AccountRef,
-  AdmitResult,
-  AppKeyRecord,
-  AppWithOrigins,
-  BudgetSnapshot,
-  ChatAccount,
-  ConnectionRecord,
-  DevConnectInput,
-  EmailTokenPurpose,
-  FundingRecord,
-  FundingState,
-  GrantAccount,
-  GrantRecord,
-  GrantUse,
-  LedgerEntry,
-  NewApp,
-  NewEmailToken,
-  NewFunding,
-  NewGrant,
-  NewPayer,
-  OAuthAttempt,
-  OutboxMessage,
-  PayerFunding,
-  PayerRecord,
-  PayerSessionRecord,
-  ReservationDecider,
-  ReservationDraft,
-  ReservationRecord,
-  Settlement,
-  Store,
+import {
+  type AccountRef,
+  type AdmitResult,
+  type AppKeyRecord,
+  type AppWithOrigins,
+  type BudgetSnapshot,
+  type ChatAccount,
+  type ConnectionRecord,
+  type DevConnectInput,
+  type EmailTokenPurpose,
+  type FundingRecord,
+  type FundingState,
+  type GrantAccount,
+  type GrantRecord,
+  type GrantUse,
+  type LedgerEntry,
+  type NewApp,
+  type NewEmailToken,
+  type NewFunding,
+  type NewGrant,
+  type NewPayer,
+  type OAuthAttempt,
+  OUTBOX_KEEP_MS,
+  type OutboxMessage,
+  type PayerFunding,
+  type PayerRecord,
+  type PayerSessionRecord,
+  type ReservationDecider,
+  type ReservationDraft,
+  type ReservationRecord,
+  type Settlement,
+  type Store,
 } from "../port.js";
-import { OUTBOX_KEEP_MS } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
@@ -187,7 +187,6 @@ export class SqliteStore implements Store {
       appKeys: db.prepare("SELECT * FROM app_keys WHERE app_id = ? ORDER BY id DESC"),
       dataVersion: db.prepare("PRAGMA data_version").pluck(),
       accountChanges: db.prepare("SELECT n FROM account_changes WHERE id = 1").pluck(),
-      totalChanges: db.prepare("SELECT total_changes()").pluck(),
       chatAccount: db.prepare(`
         SELECT c.*, ${PAYER_FUNDING_COLUMNS}
         FROM connections c
@@ -305,8 +304,8 @@ export class SqliteStore implements Store {
    *  - `data_version` is read at most once per event-loop turn: another process's change is seen from
    *    the next turn on;
    *  - the counter is read again only when this connection has written something besides the group
-   *    commit's reservation and ledger rows (`total_changes()` minus the batcher's own changes: ≈ 0.1 µs,
-   *    no transaction), so a write by this process is seen by the very next read.
+   *    commit's reservation and ledger rows (`changesByOthers()`, no transaction), so a write by this
+   *    process is seen by the very next read.
    */
   private versions(): { dataVersion: bigint; accountChanges: bigint } {
     let dataVersion = this.turnDataVersion;
@@ -317,7 +316,7 @@ export class SqliteStore implements Store {
         this.turnDataVersion = undefined;
       });
     }
-    const otherWrites = (this.stmt.totalChanges.get() as bigint) - this.batcher.changes;
+    const otherWrites = this.batcher.changesByOthers();
     const seen = this.accountChangesSeen;
     if (seen === undefined || seen.otherWrites !== otherWrites || seen.dataVersion !== dataVersion) {
       const value = this.stmt.accountChanges.get() as bigint;
