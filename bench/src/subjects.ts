@@ -261,7 +261,7 @@ export async function checkLedger(
   db.defaultSafeIntegers(true);
   const startedAt = Date.now();
   try {
-    const openCount = db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'");
+    const openCount = db.prepare("SELECT COUNT(*) AS n FROM reservations");
     let open = Number((openCount.get() as { n: bigint }).n);
     while (open > 0 && Date.now() - startedAt < timeoutMs) {
       await new Promise((resolve) => setTimeout(resolve, 250));

@@ -164,9 +164,7 @@ async function connectedSetup(
       const total = (
         db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint }
       ).t;
-      const open = (
-        db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE state = 'open'").get() as { n: bigint }
-      ).n;
+      const open = (db.prepare("SELECT COUNT(*) AS n FROM reservations").get() as { n: bigint }).n;
       return { total, open: Number(open) };
     } finally {
       db.close();

@@ -93,7 +93,6 @@ export interface ReservationDraft extends AccountRef {
 export interface ReservationRecord extends ReservationDraft {
   amountNano: bigint;
   generationId: string | null;
-  state: "open" | "settled" | "released";
   owner: string;
   leaseUntil: number;
 }
@@ -158,6 +157,8 @@ export interface LedgerEntry extends AccountRef {
   requestId: string;
   kind: "settle" | "adjust";
   appId: string;
+  /** The funding whose key paid (the hourly re-check asks `/generation` with it). */
+  fundingId: string;
   amountNano: bigint;
   generationId: string | null;
   model: string;
@@ -251,7 +252,7 @@ export interface Store {
   /** Closes the reservation with its real cost. Idempotent by reservation id. */
   settle(reservation: ReservationRecord, settlement: Settlement): Promise<void>;
   /** Closes the reservation with no charge (proven non-billing); a grant gets its use back. Idempotent. */
-  release(reservation: ReservationRecord, at: number): Promise<void>;
+  release(reservation: ReservationRecord): Promise<void>;
   /** Extends the lease of this owner's open reservations. */
   heartbeat(owner: string, leaseUntil: number): Promise<void>;
   /** Claims open reservations whose lease expired (or every other owner's, when `takeOverAll`). */
@@ -279,11 +280,7 @@ export interface Store {
    * after `since`, and have no adjustment yet: the hourly re-check asks /generation about them again.
    * Ordered by request id; `afterRequestId` pages on.
    */
-  unreconciledSince(
-    since: number,
-    limit: number,
-    afterRequestId?: string,
-  ): Promise<Array<LedgerEntry & { fundingId: string }>>;
+  unreconciledSince(since: number, limit: number, afterRequestId?: string): Promise<LedgerEntry[]>;
   /** Records the difference between the real cost and what was charged (idempotent per request). */
   adjust(entry: LedgerEntry, realCostNano: bigint, at: number): Promise<void>;
 

@@ -206,7 +206,7 @@ export class ChatProxy {
         if (ending.dispatched) this.d.reconciler.track(reservation);
         else
           await store
-            .release(reservation, clock.now())
+            .release(reservation)
             .catch((e: unknown) => this.d.logger.error({ err: e }, "release failed"));
       }
       if (ending.dispatched && !(error instanceof ApiError)) {
@@ -328,7 +328,7 @@ export class ChatProxy {
     fit: Fit,
     ending: Ending,
   ): Promise<void> {
-    const { store, clock } = this.d;
+    const { store } = this.d;
     let upstreamBody: Dispatcher.ResponseData["body"] | undefined;
     let clientGone = false;
     // A client that leaves before the upstream answered: keep waiting for the headers (bounded by
@@ -346,7 +346,7 @@ export class ChatProxy {
     if (clientGone) {
       // Gone before anything was sent upstream: nothing to bill, nobody to answer.
       ending.done = true;
-      await store.release(reservation, clock.now());
+      await store.release(reservation);
       return;
     }
     let upstream: Dispatcher.ResponseData;
@@ -358,7 +358,7 @@ export class ChatProxy {
       ending.done = true;
       if (NEVER_SENT.has(code)) {
         ending.dispatched = false;
-        await store.release(reservation, clock.now());
+        await store.release(reservation);
         throw new ApiError("upstream", "The model provider could not be reached.", { cause: error });
       }
       // Sent but unanswered: the upstream may have billed and there is no generation id to ask about.
@@ -375,7 +375,7 @@ export class ChatProxy {
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
       const text = await readBounded(upstream.body, MAX_ERROR_BODY_BYTES);
       ending.done = true;
-      await store.release(reservation, clock.now()); // non-2xx before the body: nothing was billed
+      await store.release(reservation); // non-2xx before the body: nothing was billed
       throw await this.upstreamError(upstream, text, funding);
     }
 

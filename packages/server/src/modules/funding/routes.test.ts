@@ -166,13 +166,13 @@ describe("reconnecting and removing", () => {
     const first = (await current(payerId))!;
     h.store.db
       .prepare(
-        `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano, state, owner,
-          lease_until, created_at, deadline_at) VALUES ('req_open', 'c:x', '2026-11', 'app', ?, 'm', 0, 1, 'open', 'o', 0, 0, 0)`,
+        `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano, owner,
+          lease_until, created_at, deadline_at) VALUES ('req_open', 'c:x', '2026-11', 'app', ?, 'm', 0, 1, 'o', 0, 0, 0)`,
       )
       .run(first.id);
     await paste(browser, h.sim.control.createKey());
     expect((await h.store.getFunding(first.id))?.keyBlob).toBe(first.keyBlob);
-    h.store.db.prepare("UPDATE reservations SET state = 'settled' WHERE id = 'req_open'").run();
+    h.store.db.prepare("DELETE FROM reservations WHERE id = 'req_open'").run(); // closed
     await paste(browser, h.sim.control.createKey());
     expect((await h.store.getFunding(first.id))?.keyBlob).toBe("erased");
   });

@@ -229,7 +229,7 @@ export class SqliteConsentQueries {
                l.created_at
         FROM ledger l LEFT JOIN apps a ON a.id = l.app_id
         WHERE l.kind = 'settle' AND l.account IN (SELECT account FROM accounts)
-        ORDER BY l.id DESC LIMIT @limit`)
+        ORDER BY l.created_at DESC, l.request_id DESC LIMIT @limit`)
       .all({ payerId, limit }) as Row[];
     return rows.map((r) => ({
       requestId: text(r.request_id),

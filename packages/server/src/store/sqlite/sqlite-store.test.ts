@@ -1,8 +1,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { describe, expect, it } from "vitest";
 import { storeContract } from "../contract.js";
+import { openSqlite } from "./database.js";
+import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { openSqliteStore, type SqliteStore } from "./sqlite-store.js";
 
 storeContract("sqlite (memory)", () => openSqliteStore(":memory:"));
@@ -179,6 +182,50 @@ describe("SQLite adapter", () => {
     const other = await connectAlice(store, 100n, "fnd_o0000001", "other@example.com", 4);
     expect(other.id).not.toBe(first.id);
     expect((await store.budget({ account: `c:${other.id}`, period: "2026-11" }, 100n)).settledNano).toBe(0n);
+    await store.close();
+  });
+
+  it("migrates a 0005 database to open-only reservations and a ledger that carries each row's funding id", async () => {
+    const file = tempFile();
+    const db = openSqlite(file);
+    const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: db }) });
+    const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => SQLITE_MIGRATIONS } });
+    const to0005 = await migrator.migrateTo("0005_account_changes");
+    if (to0005.error) throw to0005.error;
+    const reservation = db.prepare(
+      `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano, generation_id,
+         state, owner, lease_until, created_at, deadline_at, closed_at)
+       VALUES (?, 'c:con_a', '2026-11', 'app00001', ?, 'm', 0, ?, ?, ?, 'inst_old', 5, ?, 99, NULL)`,
+    );
+    reservation.run("req_settled", "fnd_old", 500n, "gen-settled", "settled", 1);
+    reservation.run("req_released", "fnd_old", 400n, null, "released", 2);
+    reservation.run("req_open", "fnd_new", 300n, "gen-open", "open", 3);
+    const ledger = db.prepare(
+      `INSERT INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id, model,
+         prompt_tokens, completion_tokens, unreconciled, created_at)
+       VALUES ('req_settled', ?, 'c:con_a', '2026-11', 'app00001', ?, 'gen-settled', 'm', NULL, NULL, ?, ?)`,
+    );
+    ledger.run("settle", 500n, 1, 10);
+    ledger.run("adjust", -120n, 0, 20);
+    db.prepare(
+      "INSERT INTO usage (account, period, settled_nano, requests) VALUES ('c:con_a', '2026-11', 380, 1)",
+    ).run();
+    await kysely.destroy();
+
+    const store = await openSqliteStore(file);
+    const open = await store.openReservations();
+    expect(open.map((r) => [r.id, r.fundingId, r.amountNano, r.generationId, r.owner])).toEqual([
+      ["req_open", "fnd_new", 300n, "gen-open", "inst_old"],
+    ]);
+    expect((await store.ledger()).map((e) => [e.requestId, e.kind, e.fundingId, e.amountNano])).toEqual([
+      ["req_settled", "settle", "fnd_old", 500n],
+      ["req_settled", "adjust", "fnd_old", -120n],
+    ]);
+    expect(await store.budget({ account: "c:con_a", period: "2026-11" }, 1000n)).toEqual({
+      capNano: 1000n,
+      settledNano: 380n,
+      reservedNano: 300n,
+    });
     await store.close();
   });
 

@@ -89,13 +89,15 @@ function toReservation(r: Row): ReservationRecord {
     stream: n(r.stream) === 1,
     amountNano: big(r.amount_nano),
     generationId: (r.generation_id as string | null) ?? null,
-    state: str(r.state) as ReservationRecord["state"],
     owner: str(r.owner),
     leaseUntil: n(r.lease_until),
     createdAt: n(r.created_at),
     deadlineAt: n(r.deadline_at),
   };
 }
+
+/** Ledger rows in the order they were written (an adjustment comes after its settlement). */
+const LEDGER_ORDER = "created_at, request_id, kind DESC";
 
 function toLedger(r: Row): LedgerEntry {
   return {
@@ -104,6 +106,7 @@ function toLedger(r: Row): LedgerEntry {
     account: str(r.account),
     period: str(r.period),
     appId: str(r.app_id),
+    fundingId: str(r.funding_id),
     amountNano: big(r.amount_nano),
     generationId: (r.generation_id as string | null) ?? null,
     model: str(r.model),
@@ -197,8 +200,8 @@ export class SqliteStore implements Store {
       // Positional parameters on the hot path: binding a named-parameter object costs ≈ 2 µs more per row.
       insertReservation: db.prepare(`
         INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano,
-          generation_id, state, owner, lease_until, created_at, deadline_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, 'open', ?, ?, ?, ?)`),
+          generation_id, owner, lease_until, created_at, deadline_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
       setGenerationId: db.prepare("UPDATE reservations SET generation_id = ? WHERE id = ?"),
       useGrant: db.prepare("UPDATE grants SET uses = uses + 1 WHERE id = ?"),
       refundGrantUse: db.prepare("UPDATE grants SET uses = uses - 1 WHERE id = ? AND uses > 0"),
@@ -208,23 +211,22 @@ export class SqliteStore implements Store {
         JOIN payers p ON p.id = g.payer_id
         LEFT JOIN funding f ON f.payer_id = g.payer_id AND f.replaced_at IS NULL
         WHERE g.token_hash = ?`),
-      closeReservation: db.prepare(
-        "UPDATE reservations SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'",
-      ),
+      // The table holds open reservations only: closing one deletes it (the ledger keeps what was charged).
+      closeReservation: db.prepare("DELETE FROM reservations WHERE id = ?"),
       insertLedger: db.prepare(`
-        INSERT OR IGNORE INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id,
-          model, prompt_tokens, completion_tokens, unreconciled, created_at)
-        VALUES (?, 'settle', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+        INSERT OR IGNORE INTO ledger (request_id, kind, account, period, app_id, funding_id, amount_nano,
+          generation_id, model, prompt_tokens, completion_tokens, unreconciled, created_at)
+        VALUES (?, 'settle', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       addUsage: db.prepare(`
         INSERT INTO usage (account, period, settled_nano, requests) VALUES (?, ?, ?, 1)
         ON CONFLICT (account, period) DO UPDATE SET settled_nano = settled_nano + excluded.settled_nano,
           requests = requests + 1`),
-      heartbeat: db.prepare("UPDATE reservations SET lease_until = ? WHERE owner = ? AND state = 'open'"),
+      heartbeat: db.prepare("UPDATE reservations SET lease_until = ? WHERE owner = ?"),
       expired: db.prepare(
-        "SELECT * FROM reservations WHERE state = 'open' AND (lease_until <= ? OR (? = 1 AND owner <> ?)) ORDER BY created_at LIMIT ?",
+        "SELECT * FROM reservations WHERE lease_until <= ? OR (? = 1 AND owner <> ?) ORDER BY created_at LIMIT ?",
       ),
-      claim: db.prepare("UPDATE reservations SET owner = ?, lease_until = ? WHERE id = ? AND state = 'open'"),
-      openReservations: db.prepare("SELECT * FROM reservations WHERE state = 'open' ORDER BY created_at"),
+      claim: db.prepare("UPDATE reservations SET owner = ?, lease_until = ? WHERE id = ?"),
+      openReservations: db.prepare("SELECT * FROM reservations ORDER BY created_at"),
       setFundingState: db.prepare(
         "UPDATE funding SET state = ?, limit_remaining_nano = ?, checked_at = ? WHERE id = ?",
       ),
@@ -575,7 +577,6 @@ export class SqliteStore implements Store {
       deadlineAt: draft.deadlineAt,
       amountNano: amount,
       generationId: null,
-      state: "open",
       owner,
       leaseUntil,
     };
@@ -630,13 +631,14 @@ export class SqliteStore implements Store {
     if (!this.closeInMemory(reservation)) return;
     this.book.get(reservation).settled += s.costNano;
     await this.batcher.enqueue(() => {
-      const closed = this.stmt.closeReservation.run("settled", s.at, reservation.id);
+      const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes === 0) return;
       this.stmt.insertLedger.run(
         reservation.id,
         reservation.account,
         reservation.period,
         reservation.appId,
+        reservation.fundingId,
         s.costNano,
         s.generationId ?? reservation.generationId,
         reservation.model,
@@ -649,13 +651,13 @@ export class SqliteStore implements Store {
     });
   }
 
-  async release(reservation: ReservationRecord, at: number): Promise<void> {
+  async release(reservation: ReservationRecord): Promise<void> {
     if (!this.closeInMemory(reservation)) return;
     // A grant's use is consumed at admission and refunded on a proven release.
     const grantId = reservation.account.startsWith("g:") ? reservation.account.slice(2) : null;
     if (grantId !== null) this.grantUses.set(grantId, Math.max(0, this.grantUsesOf(grantId) - 1));
     await this.batcher.enqueue(() => {
-      const closed = this.stmt.closeReservation.run("released", at, reservation.id);
+      const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes > 0 && grantId !== null) this.stmt.refundGrantUse.run(grantId);
     });
   }
@@ -789,21 +791,17 @@ export class SqliteStore implements Store {
     return (this.stmt.openReservations.all() as Row[]).map(toReservation);
   }
 
-  async unreconciledSince(
-    since: number,
-    limit: number,
-    afterRequestId = "",
-  ): Promise<Array<LedgerEntry & { fundingId: string }>> {
+  async unreconciledSince(since: number, limit: number, afterRequestId = ""): Promise<LedgerEntry[]> {
     const rows = this.db
       .prepare(
-        `SELECT l.*, r.funding_id FROM ledger l JOIN reservations r ON r.id = l.request_id
+        `SELECT l.* FROM ledger l
          WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
            AND l.request_id > ?
            AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.request_id = l.request_id AND a.kind = 'adjust')
          ORDER BY l.request_id LIMIT ?`,
       )
       .all(since, afterRequestId, limit) as Row[];
-    return rows.map((r) => ({ ...toLedger(r), fundingId: str(r.funding_id) }));
+    return rows.map(toLedger);
   }
 
   async adjust(entry: LedgerEntry, realCostNano: bigint, at: number): Promise<void> {
@@ -813,15 +811,16 @@ export class SqliteStore implements Store {
       applied = false; // a batch that rolled back is retried write by write: count only the committed run
       const inserted = this.db
         .prepare(
-          `INSERT OR IGNORE INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id,
-             model, prompt_tokens, completion_tokens, unreconciled, created_at)
-           VALUES (?, 'adjust', ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?)`,
+          `INSERT OR IGNORE INTO ledger (request_id, kind, account, period, app_id, funding_id, amount_nano,
+             generation_id, model, prompt_tokens, completion_tokens, unreconciled, created_at)
+           VALUES (?, 'adjust', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, ?)`,
         )
         .run(
           entry.requestId,
           entry.account,
           entry.period,
           entry.appId,
+          entry.fundingId,
           delta,
           entry.generationId,
           entry.model,
@@ -839,8 +838,10 @@ export class SqliteStore implements Store {
   async ledger(filter: { account?: string } = {}): Promise<LedgerEntry[]> {
     const rows =
       filter.account === undefined
-        ? this.db.prepare("SELECT * FROM ledger ORDER BY id").all()
-        : this.db.prepare("SELECT * FROM ledger WHERE account = ? ORDER BY id").all(filter.account);
+        ? this.db.prepare(`SELECT * FROM ledger ORDER BY ${LEDGER_ORDER}`).all()
+        : this.db
+            .prepare(`SELECT * FROM ledger WHERE account = ? ORDER BY ${LEDGER_ORDER}`)
+            .all(filter.account);
     return (rows as Row[]).map(toLedger);
   }
 
@@ -1096,7 +1097,7 @@ export class SqliteStore implements Store {
     this.db
       .prepare(`
         UPDATE funding SET key_blob = ? WHERE payer_id = ? AND replaced_at IS NOT NULL AND key_blob <> ?
-          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id AND r.state = 'open')`)
+          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id)`)
       .run(ERASED_KEY_BLOB, payerId, ERASED_KEY_BLOB);
   }
 
