@@ -293,9 +293,8 @@ class JsonScanner {
     }
     let found: string | undefined;
     for (;;) {
-      const key = this.memberKey();
       // Last occurrence wins, as in JSON.parse — even if it no longer holds a number.
-      if (key === wanted) found = this.valueAt(path, depth + 1);
+      if (this.memberKeyIs(wanted)) found = this.valueAt(path, depth + 1);
       else this.skipValue();
       this.skipWhitespace();
       const next = this.s.charCodeAt(this.i++);
@@ -304,21 +303,35 @@ class JsonScanner {
     }
   }
 
-  /** Consumes `"key"` `:` (with whitespace) and returns the unescaped key. */
-  private memberKey(): string {
+  /** Consumes `"key"` `:` (with whitespace) and tells whether the unescaped key is `wanted`. */
+  private memberKeyIs(wanted: string): boolean {
     this.skipWhitespace();
     const start = this.i;
     const hasEscape = this.string();
-    const raw = this.s.slice(start, this.i);
+    const end = this.i;
+    this.skipColon();
+    // Escaped keys are rare and short; JSON.parse of an already-validated string literal is exact.
+    if (hasEscape) return JSON.parse(this.s.slice(start, end)) === wanted;
+    // Compared in place: no substring per key (this runs on every request's usage object).
+    return end - start - 2 === wanted.length && this.s.startsWith(wanted, start + 1);
+  }
+
+  /** Consumes a key that is not needed: `"key"` `:` (with whitespace). */
+  private skipMemberKey(): void {
+    this.skipWhitespace();
+    this.string();
+    this.skipColon();
+  }
+
+  private skipColon(): void {
     this.skipWhitespace();
     if (this.s.charCodeAt(this.i++) !== COLON) throw new InvalidJson();
-    // Escaped keys are rare and short; JSON.parse of an already-validated string literal is exact.
-    return hasEscape ? (JSON.parse(raw) as string) : raw.slice(1, -1);
   }
 
   /** Consumes any value, iteratively: the stack holds the closing bracket of each open container. */
   private skipValue(): void {
-    const closers: number[] = [];
+    // Allocated only on entering a container: most skipped values are scalars.
+    let closers: number[] | undefined;
     for (;;) {
       // Expecting a value.
       this.skipWhitespace();
@@ -330,8 +343,9 @@ class JsonScanner {
         if (this.s.charCodeAt(this.i) === close) {
           this.i++;
         } else {
+          closers ??= [];
           closers.push(close);
-          if (close === CLOSE_BRACE) this.memberKey();
+          if (close === CLOSE_BRACE) this.skipMemberKey();
           continue;
         }
       } else {
@@ -339,14 +353,14 @@ class JsonScanner {
       }
       // A value ended: close containers until one continues with another element.
       for (;;) {
-        const close = closers.at(-1);
+        const close = closers?.at(-1);
         if (close === undefined) return;
         this.skipWhitespace();
         const next = this.s.charCodeAt(this.i++);
         if (next === close) {
-          closers.pop();
+          closers?.pop();
         } else if (next === COMMA) {
-          if (close === CLOSE_BRACE) this.memberKey();
+          if (close === CLOSE_BRACE) this.skipMemberKey();
           break;
         } else {
           throw new InvalidJson();

@@ -4,9 +4,17 @@
  */
 export type Period = string;
 
+/** The last month asked about, as [from, to) in ms: every request asks, and it is nearly always this one. */
+let lastPeriod = { period: "", fromMs: 0, toMs: 0 };
+
 export function periodOf(ms: number): Period {
+  if (ms >= lastPeriod.fromMs && ms < lastPeriod.toMs) return lastPeriod.period;
   const d = new Date(ms);
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
+  const year = d.getUTCFullYear();
+  const month = d.getUTCMonth();
+  const period = `${year}-${String(month + 1).padStart(2, "0")}`;
+  lastPeriod = { period, fromMs: Date.UTC(year, month, 1), toMs: Date.UTC(year, month + 1, 1) };
+  return period;
 }
 
 /** Unix seconds; `end` is exclusive (the first second of the next month). */

@@ -198,7 +198,7 @@ export interface Store {
   getApp(appId: string): Promise<AppWithOrigins | undefined>;
   listApps(): Promise<AppWithOrigins[]>;
   /** Keys usable at `now`: current ones and those still inside a rotation grace period. */
-  activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]>;
+  activeAppKeys(appId: string, now: number): Promise<readonly AppKeyRecord[]>;
   /** Adds a new current key and schedules every other live key to expire at `oldExpiresAt`. */
   rotateAppKey(
     appId: string,

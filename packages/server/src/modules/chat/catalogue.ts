@@ -99,14 +99,23 @@ export class ModelCatalogue {
     private readonly clock: Clock,
   ) {}
 
-  async get(): Promise<Catalogue> {
+  /**
+   * The cached copy without waiting (stale ones start a background refresh), or undefined before the
+   * first fetch. The hot path uses it to skip an await per request; get() when it is undefined.
+   */
+  cached(): Catalogue | undefined {
     const cached = this.current;
-    if (cached && this.clock.now() - cached.fetchedAt < this.ttlMs) return cached.catalogue;
-    if (cached) {
+    if (cached === undefined) return undefined;
+    if (this.clock.now() - cached.fetchedAt >= this.ttlMs) {
       // Stale: refresh in the background, answer now with the last good copy.
       void this.refresh().catch(() => undefined);
-      return cached.catalogue;
     }
+    return cached.catalogue;
+  }
+
+  async get(): Promise<Catalogue> {
+    const cached = this.cached();
+    if (cached) return cached;
     try {
       return await this.refresh();
     } catch (error) {

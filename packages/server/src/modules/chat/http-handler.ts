@@ -12,7 +12,13 @@ import { toApiError } from "../../http/error-handler.js";
 import { H } from "../../http/headers.js";
 import { newRequestId } from "../../http/request-id.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE } from "../../http/validation.js";
-import { chatGrantKey, chatUserKey, type RateRule, RL_CHAT } from "../../ratelimit/index.js";
+import {
+  chatGrantKey,
+  chatUserKey,
+  type RateDecision,
+  type RateRule,
+  RL_CHAT,
+} from "../../ratelimit/index.js";
 import { authenticateSecretKey } from "../apps/index.js";
 import { resolveGrant } from "../grants/index.js";
 import type { ChatCaller, ChatProxy } from "./proxy.js";
@@ -39,9 +45,8 @@ export function createChatHttpHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = deps.config.limits.chatBodyBytes;
 
-  /** RL_CHAT, keyed per user or per grant (separate namespaces). */
-  const enforceChatLimit = async (key: string, rule: RateRule, now: number) => {
-    const decision = await deps.rateLimits.hit(key, rule, now);
+  /** RL_CHAT's verdict, keyed per user or per grant (separate namespaces). */
+  const enforce = (decision: RateDecision, rule: RateRule) => {
     if (!decision.allowed) {
       throw new ApiError("rate_limited", `Too many chat requests (${rule.limit}/minute).`, {
         headers: { [H.retryAfter]: String(decision.retryAfterSeconds) },
@@ -57,10 +62,11 @@ export function createChatHttpHandler(
     if (user !== undefined && grant !== undefined) {
       throw new ApiError("invalid_request", `Send either ${H.user} or ${H.grant}, not both.`);
     }
-    const rule = { limit: app.chatPerMinute ?? RL_CHAT.limit, windowMs: RL_CHAT.windowMs };
+    const rule =
+      app.chatPerMinute === null ? RL_CHAT : { limit: app.chatPerMinute, windowMs: RL_CHAT.windowMs };
     if (grant !== undefined) {
       const account = await resolveGrant(deps, app.id, grant, now);
-      await enforceChatLimit(chatGrantKey(app.id, account.grant.id), rule, now);
+      enforce(await deps.rateLimits.hit(chatGrantKey(app.id, account.grant.id), rule, now), rule);
       return { app, kind: "grant", grant: account };
     }
     if (user === undefined) {
@@ -71,7 +77,7 @@ export function createChatHttpHandler(
     if (!APP_USER_ID.test(user)) {
       throw new ApiError("invalid_request", `${H.user} ${APP_USER_ID_MESSAGE}.`, { param: H.user });
     }
-    await enforceChatLimit(chatUserKey(app.id, user), rule, now);
+    enforce(await deps.rateLimits.hit(chatUserKey(app.id, user), rule, now), rule);
     return { app, kind: "user", appUserId: user };
   };
 

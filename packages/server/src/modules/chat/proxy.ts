@@ -26,6 +26,7 @@ import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type {
   AccountRef,
   AppRecord,
+  ChatAccount,
   FundingRecord,
   GrantAccount,
   GrantUse,
@@ -138,12 +139,17 @@ export class ChatProxy {
     const { config, store, clock } = this.d;
     const chat = parseChatRequest(raw);
     const now = clock.now();
-    const account = await this.payerAccount(caller, now);
+    // Awaits only where the answer may not be at hand (each await costs a promise and a suspended frame).
+    const account =
+      caller.kind === "grant"
+        ? grantPayerAccount(caller.grant)
+        : connectionPayerAccount(await store.chatAccount(caller.app.id, caller.appUserId), caller, now);
     if (account.paused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
-    const funding = await this.usableFunding(account);
+    const funding =
+      account.funding?.state === "ok" ? account.funding : await this.usableFunding(account.funding);
     // Decrypt before admitting: a key that cannot be read must fail here, with nothing reserved.
     const fundingKey = this.readableFundingKey(funding);
-    const catalogue = await this.d.catalogue.get();
+    const catalogue = this.d.catalogue.cached() ?? (await this.d.catalogue.get());
     const plan = planAdmission(chat, catalogue, {
       defaultMaxTokens: config.limits.defaultMaxTokens,
       clampOff: request.headers[H.clamp] === "off",
@@ -231,40 +237,8 @@ export class ChatProxy {
     }
   }
 
-  private async payerAccount(caller: ChatCaller, now: number): Promise<PayerAccount> {
-    if (caller.kind === "grant") {
-      const { grant, payerPaused, funding } = caller.grant;
-      const ref = grantAccountRef(grant.id);
-      return {
-        account: ref.account,
-        period: ref.period,
-        capNano: grant.maxNano,
-        paused: payerPaused,
-        funding,
-        grantUse: { grantId: grant.id, maxUses: grant.maxUses },
-        pseudonymOf: `grant:${grant.id}`,
-      };
-    }
-    const account = await this.d.store.chatAccount(caller.app.id, caller.appUserId);
-    if (!account) {
-      throw new ApiError(
-        "not_connected",
-        "This user has not connected a budget. Open the consent popup to connect.",
-      );
-    }
-    return {
-      account: connectionAccount(account.connection.id),
-      period: periodOf(now),
-      capNano: account.connection.capNano,
-      paused: account.payerPaused,
-      funding: account.funding,
-      pseudonymOf: caller.appUserId,
-    };
-  }
-
   /** The payer's funding if it can be used now; re-checks an `insufficient` key that may have been topped up. */
-  private async usableFunding(account: PayerAccount): Promise<FundingRecord> {
-    const funding = account.funding;
+  private async usableFunding(funding: FundingRecord | null): Promise<FundingRecord> {
     if (!funding)
       throw new ApiError("funding_invalid", "The payer has no funding source; they need to connect one.");
     if (funding.state === "ok") return funding;
@@ -412,10 +386,7 @@ export class ChatProxy {
       res,
       headers,
       () => clientGone,
-      async (cost) => {
-        if (cost) await this.settle(reservation, cost, generationId ?? null);
-        else await persistGenerationId();
-      },
+      (cost) => (cost ? this.settle(reservation, cost, generationId ?? null) : persistGenerationId()),
     );
     res.off("close", onClose);
     if (outcome.settled) return;
@@ -473,10 +444,10 @@ export class ChatProxy {
     const limit = this.d.config.limits.nonStreamBufferBytes;
     const stallMs = this.d.config.upstream.clientWriteStallMs;
     let before = false;
-    const runBefore = async (cost: UsageCost | undefined) => {
-      if (before) return;
+    const runBefore = (cost: UsageCost | undefined): Promise<void> | undefined => {
+      if (before) return undefined;
       before = true;
-      await beforeBody(cost);
+      return beforeBody(cost);
     };
     try {
       const head = await readUpTo(upstream.body, limit);
@@ -553,7 +524,8 @@ export class ChatProxy {
     return mapped.error;
   }
 
-  private async settle(
+  /** Never rejects: a failed write leaves the reservation open in the store, for the reconciler. */
+  private settle(
     reservation: ReservationRecord,
     cost: UsageCost,
     generationId: string | null,
@@ -561,19 +533,19 @@ export class ChatProxy {
     if (cost.costNano > reservation.amountNano) {
       this.d.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
     }
-    try {
-      await this.d.store.settle(reservation, {
+    return this.d.store
+      .settle(reservation, {
         costNano: cost.costNano,
         generationId: generationId ?? reservation.generationId,
         promptTokens: cost.promptTokens,
         completionTokens: cost.completionTokens,
         unreconciled: false,
         at: this.d.clock.now(),
+      })
+      .catch((error: unknown) => {
+        // The reservation row is still open in the store: the reconciler will settle it after a restart.
+        this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
       });
-    } catch (error) {
-      // The reservation row is still open in the store: the reconciler will settle it after a restart.
-      this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
-    }
   }
 
   private async settleAtBound(reservation: ReservationRecord): Promise<void> {
@@ -586,6 +558,40 @@ export class ChatProxy {
       at: this.d.clock.now(),
     });
   }
+}
+
+function grantPayerAccount({ grant, payerPaused, funding }: GrantAccount): PayerAccount {
+  const ref = grantAccountRef(grant.id);
+  return {
+    account: ref.account,
+    period: ref.period,
+    capNano: grant.maxNano,
+    paused: payerPaused,
+    funding,
+    grantUse: { grantId: grant.id, maxUses: grant.maxUses },
+    pseudonymOf: `grant:${grant.id}`,
+  };
+}
+
+function connectionPayerAccount(
+  account: ChatAccount | undefined,
+  caller: { appUserId: string },
+  now: number,
+): PayerAccount {
+  if (!account) {
+    throw new ApiError(
+      "not_connected",
+      "This user has not connected a budget. Open the consent popup to connect.",
+    );
+  }
+  return {
+    account: connectionAccount(account.connection.id),
+    period: periodOf(now),
+    capNano: account.connection.capNano,
+    paused: account.payerPaused,
+    funding: account.funding,
+    pseudonymOf: caller.appUserId,
+  };
 }
 
 function refusal(
@@ -662,10 +668,10 @@ function readUpTo(
 
 /** Adds each listener to `emitter`; the function returned removes them all again. */
 function listen(emitter: EventEmitter, listeners: Record<string, (arg: never) => void>): () => void {
-  const entries = Object.entries(listeners) as [string, (...args: unknown[]) => void][];
-  for (const [event, listener] of entries) emitter.on(event, listener);
+  // for…in, not Object.entries: no arrays per call (this runs for every response).
+  for (const event in listeners) emitter.on(event, listeners[event] as (...args: unknown[]) => void);
   return () => {
-    for (const [event, listener] of entries) emitter.off(event, listener);
+    for (const event in listeners) emitter.off(event, listeners[event] as (...args: unknown[]) => void);
   };
 }
 

@@ -138,6 +138,13 @@ const PAYER_FUNDING_COLUMNS = `p.paused AS payer_paused,
   f.source AS f_source, f.state AS f_state, f.limit_remaining_nano AS f_limit_remaining_nano,
   f.checked_at AS f_checked_at, f.created_at AS f_created_at`;
 
+/** An app as the hot path reads it; `expiring` when a key has an expiry (a rotation is in progress). */
+interface CachedApp {
+  app: AppWithOrigins | undefined;
+  keys: AppKeyRecord[];
+  expiring: boolean;
+}
+
 export interface SqliteStoreOptions {
   /** Path to the database file, or ":memory:" for tests. */
   file: string;
@@ -158,10 +165,13 @@ export class SqliteStore implements Store {
    * unchanged (it moves when another connection — the CLI — commits) and cleared by this process's own
    * app writes, so a change made anywhere applies to the very next request.
    */
-  private readonly appCache = new Map<string, { app: AppWithOrigins | undefined; keys: AppKeyRecord[] }>();
+  private readonly appCache = new Map<string, CachedApp>();
   private appCacheVersion: bigint | undefined;
   private readonly accountCache = new Map<string, ChatAccount | undefined>();
-  private accountCacheVersion = "";
+  private accountCacheVersion: { dataVersion: bigint | undefined; changes: bigint | undefined } = {
+    dataVersion: undefined,
+    changes: undefined,
+  };
   /** See versions(). */
   private turnDataVersion: bigint | undefined;
   private accountChangesSeen: { value: bigint; otherWrites: bigint; dataVersion: bigint } | undefined;
@@ -309,27 +319,34 @@ export class SqliteStore implements Store {
    *    commit's reservation and ledger rows (`changesByOthers()`, no transaction), so a write by this
    *    process is seen by the very next read.
    */
-  private versions(): { dataVersion: bigint; accountChanges: bigint } {
+  private dataVersion(): bigint {
     let dataVersion = this.turnDataVersion;
     if (dataVersion === undefined) {
       dataVersion = this.stmt.dataVersion.get() as bigint;
       this.turnDataVersion = dataVersion;
-      setImmediate(() => {
-        this.turnDataVersion = undefined;
-      });
+      setImmediate(this.forgetDataVersion);
     }
-    const otherWrites = this.batcher.changesByOthers();
-    const seen = this.accountChangesSeen;
-    if (seen === undefined || seen.otherWrites !== otherWrites || seen.dataVersion !== dataVersion) {
-      const value = this.stmt.accountChanges.get() as bigint;
-      this.accountChangesSeen = { value, otherWrites, dataVersion };
-      return { dataVersion, accountChanges: value };
-    }
-    return { dataVersion, accountChanges: seen.value };
+    return dataVersion;
   }
 
-  private cachedApp(appId: string): { app: AppWithOrigins | undefined; keys: AppKeyRecord[] } {
-    const version = this.versions().dataVersion;
+  private readonly forgetDataVersion = () => {
+    this.turnDataVersion = undefined;
+  };
+
+  /** The account-change counter as of `dataVersion` (see above). */
+  private accountChanges(dataVersion: bigint): bigint {
+    const otherWrites = this.batcher.changesByOthers();
+    const seen = this.accountChangesSeen;
+    if (seen !== undefined && seen.otherWrites === otherWrites && seen.dataVersion === dataVersion) {
+      return seen.value;
+    }
+    const value = this.stmt.accountChanges.get() as bigint;
+    this.accountChangesSeen = { value, otherWrites, dataVersion };
+    return value;
+  }
+
+  private cachedApp(appId: string): CachedApp {
+    const version = this.dataVersion();
     if (version !== this.appCacheVersion || this.appCache.size > 10_000) {
       this.appCache.clear();
       this.appCacheVersion = version;
@@ -344,7 +361,11 @@ export class SqliteStore implements Store {
         createdAt: n(k.created_at),
         expiresAt: nOrNull(k.expires_at),
       }));
-      entry = { app: r ? this.appWithOrigins(r) : undefined, keys };
+      entry = {
+        app: r ? this.appWithOrigins(r) : undefined,
+        keys,
+        expiring: keys.some((k) => k.expiresAt !== null),
+      };
       this.appCache.set(appId, entry);
     }
     return entry;
@@ -363,8 +384,10 @@ export class SqliteStore implements Store {
     return rows.map((r) => this.appWithOrigins(r));
   }
 
-  async activeAppKeys(appId: string, now: number): Promise<AppKeyRecord[]> {
-    return this.cachedApp(appId).keys.filter((k) => k.expiresAt === null || k.expiresAt > now);
+  async activeAppKeys(appId: string, now: number): Promise<readonly AppKeyRecord[]> {
+    const { keys, expiring } = this.cachedApp(appId);
+    // Usually no key expires (no rotation in progress): the cached list itself, not a copy per request.
+    return expiring ? keys.filter((k) => k.expiresAt === null || k.expiresAt > now) : keys;
   }
 
   async rotateAppKey(
@@ -503,11 +526,16 @@ export class SqliteStore implements Store {
    * process — bumps the counter, so a revoke, a cap change or a pause applies to the very next request.
    */
   async chatAccount(appId: string, appUserId: string): Promise<ChatAccount | undefined> {
-    const { dataVersion, accountChanges } = this.versions();
-    const version = `${dataVersion}:${accountChanges}`;
-    if (version !== this.accountCacheVersion || this.accountCache.size >= 10_000) {
+    const dataVersion = this.dataVersion();
+    const changes = this.accountChanges(dataVersion);
+    const version = this.accountCacheVersion;
+    if (
+      version.dataVersion !== dataVersion ||
+      version.changes !== changes ||
+      this.accountCache.size >= 10_000
+    ) {
       this.accountCache.clear();
-      this.accountCacheVersion = version;
+      this.accountCacheVersion = { dataVersion, changes };
     }
     const key = `${appId}\u0000${appUserId}`;
     if (this.accountCache.has(key)) return this.accountCache.get(key);
