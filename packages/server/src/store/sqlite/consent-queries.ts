@@ -224,8 +224,8 @@ export class SqliteConsentQueries {
       .prepare(`${PAYER_ACCOUNTS}
         SELECT l.request_id, l.app_id, COALESCE(a.name, l.app_id) AS app_name,
                substr(l.account, 1, 2) = 'g:' AS via_grant, l.model, l.prompt_tokens, l.completion_tokens,
-               l.amount_nano + COALESCE((SELECT x.amount_nano FROM ledger x
-                 WHERE x.request_id = l.request_id AND x.kind = 'adjust'), 0) AS amount,
+               l.amount_nano + COALESCE((SELECT x.amount_nano FROM ledger x WHERE x.account = l.account
+                 AND x.period = l.period AND x.request_id = l.request_id AND x.kind = 'adjust'), 0) AS amount,
                l.created_at
         FROM ledger l LEFT JOIN apps a ON a.id = l.app_id
         WHERE l.kind = 'settle' AND l.account IN (SELECT account FROM accounts)

@@ -254,8 +254,10 @@ const m0005_account_changes: Migration = {
  * pages. `reservations` now holds only the open ones, keyed by the time-ordered request id without a
  * separate rowid (closing deletes the row; the ledger is the record of what was charged, and a
  * release charged nothing), so the table stays a few pages that every commit already holds. `ledger`
- * is keyed by (request_id, kind) without a rowid and carries its funding id, which the hourly re-check
- * needs once the reservation is gone. Closed reservations' rows are not kept.
+ * is one B-tree keyed by (account, period, request_id, kind) — every reader asks by account — with no
+ * rowid and no index the hot path has to maintain: the hourly re-check finds its rows through a partial
+ * index of the rare `unreconciled` ones. It carries its funding id, which that re-check needs once the
+ * reservation is gone. Closed reservations' rows are not kept.
  */
 const m0006_lean_hot_path: Migration = {
   async up(db: Kysely<unknown>) {
@@ -274,7 +276,7 @@ const m0006_lean_hot_path: Migration = {
         completion_tokens INTEGER,
         unreconciled INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL,
-        PRIMARY KEY (request_id, kind)
+        PRIMARY KEY (account, period, request_id, kind)
       ) STRICT, WITHOUT ROWID`,
       sql`INSERT INTO ledger_v2 (request_id, kind, account, period, app_id, funding_id, amount_nano, generation_id,
             model, prompt_tokens, completion_tokens, unreconciled, created_at)
@@ -283,7 +285,7 @@ const m0006_lean_hot_path: Migration = {
           FROM ledger l LEFT JOIN reservations r ON r.id = l.request_id`,
       sql`DROP TABLE ledger`,
       sql`ALTER TABLE ledger_v2 RENAME TO ledger`,
-      sql`CREATE INDEX ledger_by_account ON ledger(account, period)`,
+      sql`CREATE INDEX ledger_unreconciled ON ledger(request_id) WHERE unreconciled = 1`,
       sql`CREATE TABLE open_reservations (
         id TEXT PRIMARY KEY,
         account TEXT NOT NULL,

@@ -229,6 +229,26 @@ describe("SQLite adapter", () => {
     await store.close();
   });
 
+  it("keeps the ledger to one B-tree on the hot path; the re-check reads the unreconciled rows through a partial index", async () => {
+    const store = await openSqliteStore(":memory:");
+    const indexes = store.db
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger'")
+      .all() as { name: string; sql: string | null }[];
+    // A settled row with unreconciled = 0 touches no index: only the partial one exists.
+    expect(indexes.map((i) => [i.name, i.sql?.includes("WHERE unreconciled = 1")])).toEqual([
+      ["ledger_unreconciled", true],
+    ]);
+    const recheckPlan = store.db
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT l.* FROM ledger l
+         WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= 0
+           AND l.request_id > '' ORDER BY l.request_id LIMIT 10`,
+      )
+      .all() as { detail: string }[];
+    expect(recheckPlan.map((r) => r.detail).join(" | ")).toContain("USING INDEX ledger_unreconciled");
+    await store.close();
+  });
+
   it("opens the database in WAL mode with synchronous=NORMAL", async () => {
     const file = tempFile();
     const store = await openSqliteStore(file);

@@ -825,7 +825,8 @@ export class SqliteStore implements Store {
         `SELECT l.* FROM ledger l
          WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
            AND l.request_id > ?
-           AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.request_id = l.request_id AND a.kind = 'adjust')
+           AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
+             AND a.request_id = l.request_id AND a.kind = 'adjust')
          ORDER BY l.request_id LIMIT ?`,
       )
       .all(since, afterRequestId, limit) as Row[];
