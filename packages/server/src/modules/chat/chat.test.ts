@@ -51,6 +51,24 @@ describe("chat completions through the official openai client", () => {
     await expectExact(key);
   });
 
+  it("names each answer's request id in x-request-id, the key of its ledger entry (JSON and stream)", async () => {
+    await h.connect("alice", 5);
+    const json = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    await json.text();
+    const stream = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true },
+      { "x-wattfare-user": "alice" },
+    );
+    await stream.text();
+    await h.drain();
+    const ids = [json, stream].map((r) => r.headers.get("x-request-id"));
+    expect(ids.every((id) => /^req_[0-9a-f]{32}$/.test(id ?? ""))).toBe(true);
+    expect((await h.store.ledger()).map((e) => e.requestId)).toEqual(ids);
+  });
+
   it("lists the upstream catalogue at /models", async () => {
     await h.connect("alice", 5);
     const models = await h.openai("alice").models.list();

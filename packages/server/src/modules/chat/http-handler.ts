@@ -124,7 +124,8 @@ export function createChatHttpHandler(
 
   return (req, res) => {
     const id = newRequestId();
-    res.setHeader(H.requestId, id);
+    // Every response names the request id in the headers object given to writeHead (here and in the
+    // proxy), never through an earlier setHeader: that would send writeHead down Node's slower merge path.
     serve(req, res, id).catch((error: unknown) => {
       const apiError = toApiError(error);
       if (apiError.status >= 500) deps.logger.error({ err: error, requestId: id }, "chat request failed");
@@ -136,6 +137,7 @@ export function createChatHttpHandler(
       const unread = !req.complete;
       const headers = Object.assign({}, apiError.headers, {
         "content-type": "application/json; charset=utf-8",
+        [H.requestId]: id,
       });
       if (unread) headers.connection = "close";
       res.writeHead(apiError.status, headers);

@@ -56,6 +56,19 @@ export class Upstream {
     });
   }
 
+  private readonly titles = new Map<string, string>();
+
+  /** headerSafe(app name), remembered: one regex pass per app, not per request. */
+  private titleOf(name: string): string {
+    let title = this.titles.get(name);
+    if (title === undefined) {
+      title = headerSafe(name);
+      if (this.titles.size >= 1000) this.titles.clear();
+      this.titles.set(name, title);
+    }
+    return title;
+  }
+
   /** POST /chat/completions with the payer's key. The caller owns (and must consume or destroy) the body. */
   chat(body: string, fundingKey: string, title: string): Promise<Dispatcher.ResponseData> {
     return this.pool.request({
@@ -65,7 +78,7 @@ export class Upstream {
         authorization: `Bearer ${fundingKey}`,
         "content-type": "application/json",
         "http-referer": this.options.referer,
-        "x-title": headerSafe(title),
+        "x-title": this.titleOf(title),
       },
       body,
     });
