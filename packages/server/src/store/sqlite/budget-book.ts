@@ -11,18 +11,19 @@ interface Counters {
 }
 
 export class BudgetBook {
-  private readonly counters = new Map<string, Counters>();
-
-  private static key(ref: AccountRef): string {
-    return `${ref.account}\u0000${ref.period}`;
-  }
+  /** account → period → counters: nested, so a lookup builds no key string (four per request). */
+  private readonly counters = new Map<string, Map<string, Counters>>();
 
   get(ref: AccountRef): Counters {
-    const key = BudgetBook.key(ref);
-    let c = this.counters.get(key);
+    let periods = this.counters.get(ref.account);
+    if (!periods) {
+      periods = new Map();
+      this.counters.set(ref.account, periods);
+    }
+    let c = periods.get(ref.period);
     if (!c) {
       c = { settled: 0n, reserved: 0n };
-      this.counters.set(key, c);
+      periods.set(ref.period, c);
     }
     return c;
   }
