@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCatalogue } from "./catalogue.js";
+import { ModelCatalogue, parseCatalogue } from "./catalogue.js";
 
 const model = (pricing: Record<string, unknown>, maxOut: number | null = 1000) =>
   JSON.stringify({ data: [{ id: "m/x", pricing, top_provider: { max_completion_tokens: maxOut } }] });
@@ -41,5 +41,30 @@ describe("the price catalogue", () => {
 
   it("rounds prices up to the pico-dollar", () => {
     expect(parseCatalogue(model({ prompt: "1e-13", completion: "0" })).byId.get("m/x")?.inputPico).toBe(1n);
+  });
+});
+
+describe("the cached catalogue", () => {
+  it("has nothing before the first fetch, serves a fresh copy without fetching, and a stale one while refreshing it", async () => {
+    let now = 0;
+    let fetches = 0;
+    const prices = ["0.000001", "0.000003"];
+    const catalogue = new ModelCatalogue(
+      async () => model({ prompt: prices[fetches++] ?? "0.000009", completion: "0" }),
+      1000,
+      { now: () => now },
+    );
+    expect(catalogue.cached()).toBeUndefined();
+    expect((await catalogue.get()).byId.get("m/x")?.inputPico).toBe(1_000_000n);
+    now = 999;
+    expect(catalogue.cached()?.byId.get("m/x")?.inputPico).toBe(1_000_000n);
+    expect(fetches).toBe(1);
+    now = 1000;
+    // Stale: answered at once with the last good copy, one refresh started behind it.
+    expect(catalogue.cached()?.byId.get("m/x")?.inputPico).toBe(1_000_000n);
+    expect(fetches).toBe(2);
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the refresh lands within this turn
+    expect(catalogue.cached()?.byId.get("m/x")?.inputPico).toBe(3_000_000n);
+    expect(fetches).toBe(2);
   });
 });

@@ -3,7 +3,19 @@
  * Never edit a shipped migration: add the next number. Money columns are INTEGER nano-USD, read back as
  * BigInt (the database is opened with safe integers), times are INTEGER unix milliseconds.
  */
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from "kysely";
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  SqliteAdapter,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  sql,
+} from "kysely";
 
 const m0001_initial: Migration = {
   async up(db: Kysely<unknown>) {
@@ -327,6 +339,46 @@ class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
     return SQLITE_MIGRATIONS;
   }
+}
+
+class TransactionalDdlAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class ImmediateTransactionDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+}
+
+/**
+ * SQLite runs DDL inside transactions, but Kysely's SQLite adapter says it does not, so its migrator
+ * would commit each statement of a migration on its own: a crash — or another process's commit — in the
+ * middle of a table rebuild could lose rows or leave a database no server can start on. With this
+ * dialect the migrator applies every pending migration and records it in one transaction, begun
+ * IMMEDIATE so that it holds the write lock from the start (a deferred one cannot turn its read snapshot
+ * into a write after someone else commits).
+ */
+export class MigratingSqliteDialect extends SqliteDialect {
+  constructor(private readonly dialectConfig: SqliteDialectConfig) {
+    super(dialectConfig);
+  }
+
+  override createAdapter(): SqliteAdapter {
+    return new TransactionalDdlAdapter();
+  }
+
+  override createDriver(): SqliteDriver {
+    return new ImmediateTransactionDriver(this.dialectConfig);
+  }
+}
+
+/** Names of the migrations this database has not had yet. */
+export async function pendingMigrations(db: Kysely<unknown>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticProvider() });
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
 }
 
 export async function migrateToLatest(db: Kysely<unknown>): Promise<string[]> {

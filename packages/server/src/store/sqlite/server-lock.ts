@@ -1,7 +1,8 @@
 /**
  * One server per SQLite file (its in-memory budget counters are the authority). A pid file next to the
  * database, created exclusively; a stale one (its process is gone, e.g. after kill -9) is taken over.
- * The CLI does not take the lock, so it works while the server runs.
+ * The CLI does not take the lock, so it works while the server runs — on the same schema: it does not
+ * migrate a database a live server is using (see liveServerPid()).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -21,8 +22,29 @@ function processAlive(pid: number): boolean {
   }
 }
 
+const lockPathOf = (dbPath: string) => `${dbPath}.server.pid`;
+
+/** The pid in the lock file, if that process is alive and is not this one. */
+function liveHolder(lockPath: string): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(lockPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  const holder = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)
+    ? holder
+    : undefined;
+}
+
+/** The pid of another live Wattfare server serving `dbPath`, if there is one. */
+export function liveServerPid(dbPath: string): number | undefined {
+  return liveHolder(lockPathOf(dbPath));
+}
+
 export function acquireServerLock(dbPath: string): ServerLock {
-  const lockPath = `${dbPath}.server.pid`;
+  const lockPath = lockPathOf(dbPath);
   fs.mkdirSync(path.dirname(lockPath), { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -40,8 +62,8 @@ export function acquireServerLock(dbPath: string): ServerLock {
       };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number.parseInt(fs.readFileSync(lockPath, "utf8").trim(), 10);
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      const holder = liveHolder(lockPath);
+      if (holder !== undefined) {
         throw new ServerLockError(
           `another Wattfare server (pid ${holder}) is already serving ${dbPath}; stop it first, or use the CLI alongside it`,
         );

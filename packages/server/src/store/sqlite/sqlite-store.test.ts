@@ -45,6 +45,34 @@ const reservationDraft = (id: string, account: string, fundingId: string) => ({
   deadlineAt: 1,
 });
 
+/** A database at migration 0005 (before the lean hot-path tables) holding a settled, a released and an open reservation. */
+async function database0005(file: string): Promise<void> {
+  const db = openSqlite(file);
+  const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: db }) });
+  const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => SQLITE_MIGRATIONS } });
+  const to0005 = await migrator.migrateTo("0005_account_changes");
+  if (to0005.error) throw to0005.error;
+  const reservation = db.prepare(
+    `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano, generation_id,
+         state, owner, lease_until, created_at, deadline_at, closed_at)
+       VALUES (?, 'c:con_a', '2026-11', 'app00001', ?, 'm', 0, ?, ?, ?, 'inst_old', 5, ?, 99, NULL)`,
+  );
+  reservation.run("req_settled", "fnd_old", 500n, "gen-settled", "settled", 1);
+  reservation.run("req_released", "fnd_old", 400n, null, "released", 2);
+  reservation.run("req_open", "fnd_new", 300n, "gen-open", "open", 3);
+  const ledger = db.prepare(
+    `INSERT INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id, model,
+         prompt_tokens, completion_tokens, unreconciled, created_at)
+       VALUES ('req_settled', ?, 'c:con_a', '2026-11', 'app00001', ?, 'gen-settled', 'm', NULL, NULL, ?, ?)`,
+  );
+  ledger.run("settle", 500n, 1, 10);
+  ledger.run("adjust", -120n, 0, 20);
+  db.prepare(
+    "INSERT INTO usage (account, period, settled_nano, requests) VALUES ('c:con_a', '2026-11', 380, 1)",
+  ).run();
+  await kysely.destroy();
+}
+
 describe("SQLite adapter", () => {
   it("rebuilds its budget counters from the file after a restart: settled usage and open reservations", async () => {
     const file = tempFile();
@@ -187,30 +215,7 @@ describe("SQLite adapter", () => {
 
   it("migrates a 0005 database to open-only reservations and a ledger that carries each row's funding id", async () => {
     const file = tempFile();
-    const db = openSqlite(file);
-    const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: db }) });
-    const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => SQLITE_MIGRATIONS } });
-    const to0005 = await migrator.migrateTo("0005_account_changes");
-    if (to0005.error) throw to0005.error;
-    const reservation = db.prepare(
-      `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano, generation_id,
-         state, owner, lease_until, created_at, deadline_at, closed_at)
-       VALUES (?, 'c:con_a', '2026-11', 'app00001', ?, 'm', 0, ?, ?, ?, 'inst_old', 5, ?, 99, NULL)`,
-    );
-    reservation.run("req_settled", "fnd_old", 500n, "gen-settled", "settled", 1);
-    reservation.run("req_released", "fnd_old", 400n, null, "released", 2);
-    reservation.run("req_open", "fnd_new", 300n, "gen-open", "open", 3);
-    const ledger = db.prepare(
-      `INSERT INTO ledger (request_id, kind, account, period, app_id, amount_nano, generation_id, model,
-         prompt_tokens, completion_tokens, unreconciled, created_at)
-       VALUES ('req_settled', ?, 'c:con_a', '2026-11', 'app00001', ?, 'gen-settled', 'm', NULL, NULL, ?, ?)`,
-    );
-    ledger.run("settle", 500n, 1, 10);
-    ledger.run("adjust", -120n, 0, 20);
-    db.prepare(
-      "INSERT INTO usage (account, period, settled_nano, requests) VALUES ('c:con_a', '2026-11', 380, 1)",
-    ).run();
-    await kysely.destroy();
+    await database0005(file);
 
     const store = await openSqliteStore(file);
     const open = await store.openReservations();
@@ -227,6 +232,54 @@ describe("SQLite adapter", () => {
       reservedNano: 300n,
     });
     await store.close();
+  });
+
+  it("applies a migration whole or not at all: a failing statement leaves the 0005 tables and rows as they were", async () => {
+    const file = tempFile();
+    await database0005(file);
+    const blocker = openSqlite(file);
+    blocker.exec("CREATE TABLE open_reservations (x)"); // 0006 creates this table after rebuilding the ledger
+    blocker.close();
+    await expect(openSqliteStore(file)).rejects.toThrow(/open_reservations already exists/);
+
+    const db = openSqlite(file);
+    const columns = (table: string) =>
+      (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name);
+    expect(columns("ledger")).toContain("id");
+    expect(columns("ledger")).not.toContain("funding_id");
+    expect(columns("reservations")).toContain("state");
+    expect(db.prepare("SELECT COUNT(*) FROM reservations").pluck().get()).toBe(3n);
+    expect(db.prepare("SELECT COUNT(*) FROM ledger").pluck().get()).toBe(2n);
+    expect(db.prepare("SELECT name FROM kysely_migration ORDER BY name").pluck().all()).not.toContain(
+      "0006_lean_hot_path",
+    );
+    db.exec("DROP TABLE open_reservations");
+    db.close();
+
+    const store = await openSqliteStore(file);
+    expect((await store.openReservations()).map((r) => r.id)).toEqual(["req_open"]);
+    expect((await store.ledger()).map((e) => e.fundingId)).toEqual(["fnd_old", "fnd_old"]);
+    await store.close();
+  });
+
+  it("does not migrate a database another live server is serving, but opens it once that server is gone", async () => {
+    const file = tempFile();
+    await database0005(file);
+    // A live process other than this one holds the server lock (the runner that started this test).
+    fs.writeFileSync(`${file}.server.pid`, String(process.ppid));
+    await expect(openSqliteStore(file)).rejects.toThrow(
+      new RegExp(
+        `server \\(pid ${process.ppid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path pending\\)`,
+      ),
+    );
+    fs.writeFileSync(`${file}.server.pid`, "2147483646"); // no such process: a stale lock after kill -9
+    const store = await openSqliteStore(file);
+    await store.close();
+    // Up to date, the CLI opens the file beside a live server, as it always could.
+    fs.writeFileSync(`${file}.server.pid`, String(process.ppid));
+    const cli = await openSqliteStore(file);
+    expect(await cli.openReservations()).toHaveLength(1);
+    await cli.close();
   });
 
   it("keeps the ledger to one B-tree on the hot path; the re-check reads the unreconciled rows through a partial index", async () => {

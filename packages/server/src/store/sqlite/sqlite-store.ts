@@ -3,7 +3,7 @@
  * statements and the group-commit WriteBatcher, with the BudgetBook as the in-memory admission authority.
  */
 import type BetterSqlite3 from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely } from "kysely";
 import {
   type AccountRef,
   type AdmitResult,
@@ -41,7 +41,8 @@ import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
 import { openSqlite } from "./database.js";
-import { migrateToLatest } from "./migrations.js";
+import { MigratingSqliteDialect, migrateToLatest, pendingMigrations } from "./migrations.js";
+import { liveServerPid, ServerLockError } from "./server-lock.js";
 import { WriteBatcher } from "./write-batcher.js";
 
 type Row = Record<string, unknown>;
@@ -156,6 +157,7 @@ export class SqliteStore implements Store {
   readonly kind = "sqlite" as const;
   readonly db: BetterSqlite3.Database;
   readonly kysely: Kysely<unknown>;
+  private readonly file: string;
   private readonly batcher: WriteBatcher;
   private readonly book = new BudgetBook();
   /** Open reservations known to this process, so a settlement is applied to the counters exactly once. */
@@ -185,7 +187,8 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.db = openSqlite(options.file);
-    this.kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: this.db }) });
+    this.file = options.file;
+    this.kysely = new Kysely<unknown>({ dialect: new MigratingSqliteDialect({ database: this.db }) });
     this.batcher = new WriteBatcher(this.db);
     if (options.backgroundCheckpoints === true && options.file !== ":memory:") {
       this.checkpointer = new BackgroundCheckpointer(this.db, options.file);
@@ -243,7 +246,21 @@ export class SqliteStore implements Store {
     };
   }
 
+  /**
+   * Applies pending migrations, all in one transaction. Refuses while another live server serves this
+   * file: it runs the old schema's statements and would fail on the new one (`wattfare serve` migrates
+   * when it starts, after taking the lock).
+   */
   async migrate(): Promise<string[]> {
+    const server = this.file === ":memory:" ? undefined : liveServerPid(this.file);
+    if (server !== undefined) {
+      const pending = await pendingMigrations(this.kysely);
+      if (pending.length > 0) {
+        throw new ServerLockError(
+          `a Wattfare server (pid ${server}) is serving ${this.file} on an older schema; stop it before migrating (${pending.join(", ")} pending)`,
+        );
+      }
+    }
     const applied = await migrateToLatest(this.kysely);
     this.stmt = this.prepare();
     this.rebuildBook();
@@ -661,7 +678,7 @@ export class SqliteStore implements Store {
     await this.batcher.enqueue(() => {
       const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes === 0) return;
-      this.stmt.insertLedger.run(
+      const entered = this.stmt.insertLedger.run(
         reservation.id,
         reservation.account,
         reservation.period,
@@ -675,7 +692,8 @@ export class SqliteStore implements Store {
         s.unreconciled ? 1 : 0,
         s.at,
       );
-      this.stmt.addUsage.run(reservation.account, reservation.period, s.costNano);
+      // The month's usage is the sum of its ledger: an entry that already existed adds nothing.
+      if (entered.changes > 0) this.stmt.addUsage.run(reservation.account, reservation.period, s.costNano);
     });
   }
 
@@ -824,7 +842,7 @@ export class SqliteStore implements Store {
       .prepare(
         `SELECT l.* FROM ledger l
          WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
-           AND l.request_id > ?
+           AND l.funding_id <> '' AND l.request_id > ?
            AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
              AND a.request_id = l.request_id AND a.kind = 'adjust')
          ORDER BY l.request_id LIMIT ?`,
