@@ -2,7 +2,8 @@
  * The one closed table of error codes, the one error class and the one error body shape.
  *
  * Reference codes come from the public API reference; the rest are Wattfare extensions (DESIGN.md
- * "Errors and limits"). The SDK imports `ERROR_CODES` from here so the two can never drift.
+ * "Errors and limits"). The SDK keeps its own copy (it must not depend on the server at run time);
+ * packages/sdk/src/core/errors.test.ts compares the two tables, so they cannot drift.
  */
 import { H } from "./http/headers.js";
 
