@@ -71,6 +71,9 @@ export function safeReturnTo(
     return fallback;
   }
   if (url.origin !== config.publicUrl) return fallback;
+  // The parser resolves `.` and `..` segments: `/.//evil.example` becomes the path `//evil.example`,
+  // which a browser would read as another host. Check what is returned, not only what came in.
+  if (url.pathname.startsWith("//")) return fallback;
   return `${url.pathname}${url.search}`;
 }
 
