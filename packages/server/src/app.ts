@@ -38,6 +38,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Per-request info lines cost throughput on the hot path; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => newRequestId(),
+    // Per-client limits (sign-in, sign-up, resets, consent exchanges) key on request.ip: behind a
+    // reverse proxy that must be the client's address from X-Forwarded-For, not the proxy's.
+    trustProxy: deps.config.trustProxy,
     bodyLimit: deps.config.limits.otherBodyBytes,
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false },

@@ -67,6 +67,16 @@ describe("loadConfig", () => {
     );
   });
 
+  it("trusts X-Forwarded-For only from the listed proxies, never from a hop count or every peer", () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ WATTFARE_TRUST_PROXY: "10.0.0.0/8, loopback,fd00::/8,192.0.2.7" }).trustProxy).toBe(
+      "10.0.0.0/8,loopback,fd00::/8,192.0.2.7",
+    );
+    for (const value of ["true", "*", "2", "10.0.0.0/33", "::1/129", "proxy.example", "10.0.0.1/8/1", ""]) {
+      expect(problemsOf({ WATTFARE_TRUST_PROXY: value }).join("\n")).toMatch(/WATTFARE_TRUST_PROXY/);
+    }
+  });
+
   it("refuses a public URL with a path", () => {
     expect(problemsOf({ WATTFARE_PUBLIC_URL: "https://w.example/app" })[0]).toContain("without a path");
   });

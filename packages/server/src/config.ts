@@ -3,6 +3,7 @@
  * Every knob is a `WATTFARE_*` variable (plus HOST, PORT, LOG_LEVEL, NODE_ENV) and is listed in
  * docs/self-hosting.md. Bad config fails at start with every problem named at once.
  */
+import { isIP } from "node:net";
 import path from "node:path";
 import { z } from "zod";
 
@@ -39,6 +40,7 @@ const envSchema = z.object({
   WATTFARE_UPSTREAM_URL: urlString.default(DEFAULT_UPSTREAM_URL),
   WATTFARE_OPENROUTER_AUTH_URL: urlString.default(DEFAULT_OPENROUTER_AUTH_URL),
   WATTFARE_METRICS_TOKEN: z.string().min(16).optional(),
+  WATTFARE_TRUST_PROXY: z.string().min(1).optional(),
   WATTFARE_MAX_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(1000),
   WATTFARE_DEFAULT_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(10),
   WATTFARE_DEFAULT_MAX_TOKENS: intFrom(16, 1_000_000).default(4096),
@@ -80,6 +82,11 @@ export interface Config {
   readonly upstreamUrl: string;
   readonly openRouterAuthUrl: string;
   readonly metricsToken: string | undefined;
+  /**
+   * The reverse proxies whose `X-Forwarded-For` names the client (Fastify's `trustProxy`): addresses,
+   * CIDRs or `loopback`/`linklocal`/`uniquelocal`, comma-separated; false = the socket's address.
+   */
+  readonly trustProxy: string | false;
   readonly limits: {
     readonly maxMonthlyUsd: number;
     readonly defaultMonthlyUsd: number;
@@ -124,6 +131,33 @@ export class ConfigError extends Error {
 }
 
 export const MIN_SECRET_BYTES = 32;
+
+const PROXY_PRESETS = new Set(["loopback", "linklocal", "uniquelocal"]);
+
+/** An address or CIDR: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`. */
+function isAddressOrCidr(text: string): boolean {
+  const [address = "", prefix, extra] = text.split("/");
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * WATTFARE_TRUST_PROXY: unset → false (per-client limits key on the socket's address); else a
+ * comma-separated list of the proxies' addresses, CIDRs or presets, whose `X-Forwarded-For` then names
+ * the client. Hop counts and "trust every peer" are refused: they cannot tell a proxy from a client,
+ * so any client could choose the address its limits are counted under.
+ */
+function parseTrustProxy(value: string | undefined, problems: string[]): string | false {
+  if (value === undefined) return false;
+  const items = value.split(",").map((item) => item.trim());
+  if (items.every((item) => PROXY_PRESETS.has(item) || isAddressOrCidr(item))) return items.join(",");
+  problems.push(
+    "WATTFARE_TRUST_PROXY: must list your reverse proxies' addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8,loopback); hop counts and trusting every peer are refused because any client could then pick the address it is rate-limited under",
+  );
+  return false;
+}
 
 /**
  * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
@@ -176,6 +210,8 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
     problems.push("WATTFARE_DEFAULT_MONTHLY_USD: must not exceed WATTFARE_MAX_MONTHLY_USD");
   }
 
+  const trustProxy = parseTrustProxy(e.WATTFARE_TRUST_PROXY, problems);
+
   const publicUrl = new URL(e.WATTFARE_PUBLIC_URL ?? `http://localhost:${e.PORT === 0 ? 8787 : e.PORT}`);
   if (publicUrl.pathname !== "/" || publicUrl.search !== "" || publicUrl.hash !== "") {
     problems.push("WATTFARE_PUBLIC_URL: must be an origin (scheme://host[:port]) without a path");
@@ -198,6 +234,7 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
     upstreamUrl: e.WATTFARE_UPSTREAM_URL.replace(/\/+$/, ""),
     openRouterAuthUrl: e.WATTFARE_OPENROUTER_AUTH_URL,
     metricsToken: e.WATTFARE_METRICS_TOKEN,
+    trustProxy,
     limits: Object.freeze({
       maxMonthlyUsd: e.WATTFARE_MAX_MONTHLY_USD,
       defaultMonthlyUsd: e.WATTFARE_DEFAULT_MONTHLY_USD,

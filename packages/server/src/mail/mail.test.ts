@@ -60,6 +60,32 @@ describe("OutboxMail", () => {
     expect(production.text()).toContain("WATTFARE_SMTP_URL is not set");
     expect(production.text()).not.toContain("t0k3n");
   });
+
+  it("keeps no live link in the outbox in production, where nothing is delivered without SMTP", async () => {
+    const stored: Omit<OutboxMessage, "id">[] = [];
+    const port = createMailPort(
+      loadConfig(
+        {
+          NODE_ENV: "production",
+          WATTFARE_SERVER_SECRET: TEST_SECRET,
+          WATTFARE_PUBLIC_URL: "https://pay.example",
+        },
+        "/tmp",
+      ),
+      { addOutboxMessage: async (m) => void stored.push(m) },
+      new ManualClock(5),
+      captureLogger().logger,
+    );
+    await port.send(message);
+    expect(stored).toEqual([
+      {
+        to: message.to,
+        subject: message.subject,
+        text: "Open [link withheld: this server has no WATTFARE_SMTP_URL, so it delivers no mail]",
+        createdAt: 5,
+      },
+    ]);
+  });
 });
 
 describe("SmtpMail", () => {

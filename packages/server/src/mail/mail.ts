@@ -3,7 +3,9 @@
  *
  * - `SmtpMail` (nodemailer) when `WATTFARE_SMTP_URL` is set — production.
  * - `OutboxMail` otherwise: each message goes to the `mail_outbox` table, where tests read it; outside
- *   production the message is also printed to the log so a developer can click the link.
+ *   production the message is also printed to the log so a developer can click the link. In production
+ *   (no SMTP configured: nothing is delivered) its links are withheld, so the table never holds a live
+ *   reset or verification token.
  */
 import { createTransport, type Transporter } from "nodemailer";
 import type { Logger } from "pino";
@@ -24,6 +26,8 @@ export interface MailPort {
   close(): Promise<void>;
 }
 
+const WITHHELD_LINK = "[link withheld: this server has no WATTFARE_SMTP_URL, so it delivers no mail]";
+
 /** Development and tests: messages land in the store's outbox (and, outside production, the log). */
 export class OutboxMail implements MailPort {
   constructor(
@@ -31,10 +35,18 @@ export class OutboxMail implements MailPort {
     private readonly clock: Clock,
     /** Set outside production only: message bodies carry one-time links, which must never reach production logs. */
     private readonly devLog: Logger | undefined,
+    /** Production without SMTP: store the message with its links replaced, as nobody will receive it. */
+    private readonly withholdLinks = false,
   ) {}
 
   async send(message: MailMessage): Promise<void> {
-    await this.store.addOutboxMessage({ ...message, createdAt: this.clock.now() });
+    const text = this.withholdLinks ? message.text.replace(/https?:\/\/\S+/g, WITHHELD_LINK) : message.text;
+    await this.store.addOutboxMessage({
+      to: message.to,
+      subject: message.subject,
+      text,
+      createdAt: this.clock.now(),
+    });
     this.devLog?.info(
       { mailTo: message.to, subject: message.subject },
       `mail (outbox, development only):\n${message.text}`,
@@ -85,5 +97,7 @@ export function createMailPort(
       "WATTFARE_SMTP_URL is not set: payer emails go to the mail_outbox table and are not delivered",
     );
   }
-  return new OutboxMail(store, clock, config.production ? undefined : logger);
+  return config.production
+    ? new OutboxMail(store, clock, undefined, true)
+    : new OutboxMail(store, clock, logger);
 }
