@@ -195,6 +195,36 @@ describe("SlidingLog", () => {
     );
   });
 
+  it("agrees with a plain sorted list while thousands of entries grow, wrap around and drain", () => {
+    const rule = { limit: 2_000, windowMs: 1_000 };
+    const sliding = SlidingLog.empty();
+    let list: number[] = [];
+    let now = 0;
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let largest = 0;
+    let rejected = 0;
+    for (let i = 0; i < 40_000; i++) {
+      // Mostly bursts within a millisecond; rarely a pause that empties the window or a step back.
+      const r = random();
+      now +=
+        r < 0.9 ? 0 : r < 0.9995 ? Math.floor(random() * 2) : r < 0.9998 ? 1_500 : -Math.floor(random() * 50);
+      list = list.filter((t) => t > now - rule.windowMs);
+      const allowed = list.length < rule.limit;
+      if (allowed) list = [...list, now].sort((a, b) => a - b);
+      else rejected++;
+      largest = Math.max(largest, list.length);
+      expect(sliding.hit(rule, now).allowed).toBe(allowed);
+      if (i % 997 === 0) expect(sliding.toArray()).toEqual(list);
+    }
+    expect(sliding.toArray()).toEqual(list);
+    expect(largest).toBe(rule.limit); // it grew to the limit…
+    expect(rejected).toBeGreaterThan(0); // …was full, and drained after pauses
+  });
+
   it("reports its window as empty once the newest request is windowMs old", () => {
     const sliding = SlidingLog.empty();
     expect(sliding.isEmptyAt(0, 1_000)).toBe(true);
