@@ -56,23 +56,16 @@ export function assertValidHit(rule: RateRule, now: number): void {
 }
 
 /**
- * A log kept sorted ascending in a ring buffer of doubles: appending and pruning move an index, so both
- * are O(1) even for limits in the millions, and the timestamps live outside the JavaScript heap (a
- * `Float64Array`), where the garbage collector neither scans nor copies them. (As a plain array, an app
- * with a limit of a million a minute kept a ~3 MB array that was spliced and regrown on the heap; the
- * proxy's major-GC time showed it.) Capacity doubles when full and halves when three quarters are
- * unused, so memory stays O(live).
+ * A log kept sorted ascending, with the entries before `start` already out of the window. Moving
+ * `start` instead of shifting makes pruning amortised O(1) per hit even for limits in the millions;
+ * the dead prefix is cut off once it is at least as long as the live part, so memory stays O(live).
  */
 export class SlidingLog {
-  private buf: Float64Array;
-  /** Index in `buf` of the oldest live entry. */
-  private head = 0;
-  private size: number;
+  private times: number[];
+  private start = 0;
 
-  private constructor(sortedTimes: readonly number[]) {
-    this.buf = new Float64Array(capacityFor(sortedTimes.length));
-    this.buf.set(sortedTimes);
-    this.size = sortedTimes.length;
+  private constructor(sortedTimes: number[]) {
+    this.times = sortedTimes;
   }
 
   static empty(): SlidingLog {
@@ -88,7 +81,7 @@ export class SlidingLog {
   hit(rule: RateRule, now: number): HitOutcome {
     assertValidHit(rule, now);
     this.prune(now - rule.windowMs);
-    const count = this.size;
+    const count = this.times.length - this.start;
     if (count < rule.limit) {
       this.insert(now);
       return { allowed: true, retryAfterSeconds: 0, remaining: rule.limit - count - 1 };
@@ -97,34 +90,32 @@ export class SlidingLog {
     // count − limit leaves. That is the oldest entry, unless the rule was lowered while the log was
     // fuller than the new limit; then waiting for the oldest alone would promise a retry that fails.
     // With limit 0 no slot ever frees up, and one window is the honest hint.
-    const waitMs = rule.limit === 0 ? rule.windowMs : this.at(count - rule.limit) + rule.windowMs - now;
+    const freeing = this.times[this.start + count - rule.limit];
+    const waitMs = freeing === undefined ? rule.windowMs : freeing + rule.windowMs - now;
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), remaining: 0 };
   }
 
   /** True when no counted request lies within `windowMs` of `now`: the log is as good as absent. */
   isEmptyAt(now: number, windowMs: number): boolean {
-    return this.size === 0 || this.at(this.size - 1) <= now - windowMs;
+    const newest = this.start < this.times.length ? this.times.at(-1) : undefined;
+    return newest === undefined || newest <= now - windowMs;
   }
 
   /** The live entries, ascending. */
   toArray(): number[] {
-    return Array.from({ length: this.size }, (_, i) => this.at(i));
-  }
-
-  /** The i-th live entry, oldest first. */
-  private at(i: number): number {
-    return this.buf[(this.head + i) & (this.buf.length - 1)] as number;
+    return this.times.slice(this.start);
   }
 
   /** Drops entries at or before `cutoff`: a request exactly `windowMs` old has left the window. */
   private prune(cutoff: number): void {
-    const mask = this.buf.length - 1;
-    while (this.size > 0 && (this.buf[this.head] as number) <= cutoff) {
-      this.head = (this.head + 1) & mask;
-      this.size--;
+    const times = this.times;
+    let start = this.start;
+    while (start < times.length && times[start]! <= cutoff) start++;
+    if (start > 0 && start >= times.length - start) {
+      times.splice(0, start);
+      start = 0;
     }
-    if (this.buf.length > MIN_CAPACITY && this.size <= this.buf.length >>> 2)
-      this.resize(this.buf.length >>> 1);
+    this.start = start;
   }
 
   /**
@@ -132,32 +123,19 @@ export class SlidingLog {
    * clock), so the log stays sorted and pruning stays a prefix operation.
    */
   private insert(now: number): void {
-    if (this.size === this.buf.length) this.resize(this.buf.length * 2);
-    const mask = this.buf.length - 1;
-    let i = this.size;
-    // Shift the (rare) newer entries one place up until `now` fits; an in-order append shifts none.
-    while (i > 0 && this.at(i - 1) > now) {
-      this.buf[(this.head + i) & mask] = this.at(i - 1);
-      i--;
+    const times = this.times;
+    const last = times.at(-1);
+    if (last === undefined || last <= now) {
+      times.push(now);
+      return;
     }
-    this.buf[(this.head + i) & mask] = now;
-    this.size++;
+    let lo = this.start;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (times[mid]! <= now) lo = mid + 1;
+      else hi = mid;
+    }
+    times.splice(lo, 0, now);
   }
-
-  /** Moves the live entries to a new buffer of `capacity` (a power of two), oldest first at 0. */
-  private resize(capacity: number): void {
-    const next = new Float64Array(capacity);
-    for (let i = 0; i < this.size; i++) next[i] = this.at(i);
-    this.buf = next;
-    this.head = 0;
-  }
-}
-
-const MIN_CAPACITY = 8;
-
-/** The smallest power of two ≥ `n`, at least MIN_CAPACITY. */
-function capacityFor(n: number): number {
-  let capacity = MIN_CAPACITY;
-  while (capacity < n) capacity *= 2;
-  return capacity;
 }
