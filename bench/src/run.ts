@@ -9,6 +9,8 @@
  *
  * `npm run bench -- --quick`: only (b) and (c), c=64 rounds interleaved, CPU per request printed (≈ 40 s):
  * the loop for trying an optimization. It writes nothing; the full run is the record.
+ *
+ * `npm run bench -- --compare <git ref>`: this tree's Wattfare side by side with the ref's (compare.ts).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -25,6 +27,7 @@ import {
   streamFailures,
   summarizeStreams,
 } from "./aggregate.js";
+import { compareWithRef } from "./compare.js";
 import { cannon, concurrentStreams, streams, type Target } from "./load.js";
 import { CpuMeter, rssBytes } from "./proc.js";
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from "./profile.js";
@@ -592,10 +595,15 @@ async function quick(): Promise<void> {
 }
 
 const { values } = parseArgs({
-  options: { profile: { type: "boolean", default: false }, quick: { type: "boolean", default: false } },
+  options: {
+    profile: { type: "boolean", default: false },
+    quick: { type: "boolean", default: false },
+    compare: { type: "string" },
+  },
 });
 try {
-  if (values.profile) await profile();
+  if (values.compare !== undefined) await compareWithRef(values.compare);
+  else if (values.profile) await profile();
   else if (values.quick) await quick();
   else await benchmark();
 } catch (error) {

@@ -17,7 +17,8 @@ import type { SimProcess } from "./sim-control.js";
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, "../..");
-const WATTFARE_BIN = path.join(REPO_ROOT, "packages/server/bin/wattfare.js");
+/** The bin of the Wattfare under test: this tree's, or another build's (`--compare`). */
+export const WATTFARE_BIN = path.join(REPO_ROOT, "packages/server/bin/wattfare.js");
 const BARE_PROXY = path.join(here, "bare-proxy.js");
 export const PEERS_DIR = path.join(REPO_ROOT, "bench/peers");
 const PORTKEY_ENTRY = path.join(PEERS_DIR, "node_modules/@portkey-ai/gateway/build/start-server.js");
@@ -152,8 +153,8 @@ function wattfareEnv(dataDir: string, upstreamUrl: string, port: number): NodeJS
   };
 }
 
-async function wattfareCli(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, [WATTFARE_BIN, ...args], { env, timeout: 30_000 });
+async function wattfareCli(bin: string, env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, [bin, ...args], { env, timeout: 30_000 });
   return stdout;
 }
 
@@ -169,12 +170,13 @@ export async function startWattfare(
   simKey: string,
   workDir: string,
   nodeArgs: string[] = [],
+  bin = WATTFARE_BIN,
 ): Promise<RunningWattfare> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "wattfare-bench-"));
   const port = await freePort();
   const env = wattfareEnv(dataDir, sim.apiUrl, port);
   try {
-    return await setUpAndServe(env, dataDir, port, simKey, workDir, nodeArgs);
+    return await setUpAndServe(bin, env, dataDir, port, simKey, workDir, nodeArgs);
   } catch (error) {
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
@@ -182,6 +184,7 @@ export async function startWattfare(
 }
 
 async function setUpAndServe(
+  bin: string,
   env: NodeJS.ProcessEnv,
   dataDir: string,
   port: number,
@@ -190,7 +193,7 @@ async function setUpAndServe(
   nodeArgs: string[],
 ): Promise<RunningWattfare> {
   const app = JSON.parse(
-    await wattfareCli(env, [
+    await wattfareCli(bin, env, [
       "apps",
       "create",
       "--name",
@@ -200,8 +203,8 @@ async function setUpAndServe(
       "--json",
     ]),
   ) as { appId: string; secretKey: string };
-  await wattfareCli(env, ["apps", "limits", app.appId, "--chat-per-minute", "1000000"]);
-  await wattfareCli(env, [
+  await wattfareCli(bin, env, ["apps", "limits", app.appId, "--chat-per-minute", "1000000"]);
+  await wattfareCli(bin, env, [
     "dev",
     "connect",
     "--app",
@@ -215,7 +218,7 @@ async function setUpAndServe(
     "--json",
   ]);
   const logFile = path.join(workDir, `wattfare-${port}.log`);
-  const child = spawnLogged([...nodeArgs, WATTFARE_BIN, "serve"], logFile, { env });
+  const child = spawnLogged([...nodeArgs, bin, "serve"], logFile, { env });
   const base = `http://127.0.0.1:${port}`;
   await waitForHttp(`${base}/healthz`, child, logFile);
   return {

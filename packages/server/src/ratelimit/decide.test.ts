@@ -195,7 +195,7 @@ describe("SlidingLog", () => {
     );
   });
 
-  it("agrees with a plain sorted list while thousands of entries grow, wrap around and drain", () => {
+  it("agrees with a plain sorted list through thousands of live entries, drains and clock steps back", () => {
     const rule = { limit: 2_000, windowMs: 1_000 };
     const sliding = SlidingLog.empty();
     let list: number[] = [];
