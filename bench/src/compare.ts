@@ -10,9 +10,9 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cannon, type Target } from "./load.js";
-import { CpuMeter } from "./proc.js";
-import { SimProcess } from "./sim-control.js";
+import { cannon, cannonWithCpu, type Target } from "./load.js";
+import { log } from "./log.js";
+import { type SimProcess, startBesideSimulator } from "./sim-control.js";
 import { median, percentile } from "./stats.js";
 import { REPO_ROOT, type RunningSubject, startBareProxy, startWattfare } from "./subjects.js";
 
@@ -30,8 +30,6 @@ interface Side {
   cpuPerRequest: number[];
   latenciesMs: number[];
 }
-
-const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
 /** Checks `ref` out into a temporary worktree, installs and builds it; returns the worktree. */
 function buildRef(ref: string): string {
@@ -59,15 +57,11 @@ async function start(
   label: string,
   starter: (sim: SimProcess, key: string) => Promise<RunningSubject>,
 ): Promise<Side> {
-  const sim = await SimProcess.start();
-  try {
-    const running = await starter(sim, await sim.createKey(`compare ${label}`));
+  const { sim, subject } = await startBesideSimulator(label, async (sim, key) => {
     await sim.setTiming({ ttftMs: 0, interTokenMs: 0, responseTokens: 16 });
-    return { label, sim, running, cpuPerRequest: [], latenciesMs: [] };
-  } catch (error) {
-    await sim.stop();
-    throw error;
-  }
+    return starter(sim, key);
+  });
+  return { label, sim, running: subject, cpuPerRequest: [], latenciesMs: [] };
 }
 
 const fixed = (value: number | undefined, digits: number) =>
@@ -86,9 +80,13 @@ export async function compareWithRef(ref: string): Promise<void> {
     for (const side of sides) await cannon(target(side), CONNECTIONS, WARMUP_SECONDS);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const side of round % 2 === 0 ? [...sides].reverse() : sides) {
-        const meter = new CpuMeter({ proxy: side.running.pid });
-        const run = await cannon(target(side), CONNECTIONS, ROUND_SECONDS);
-        side.cpuPerRequest.push(((meter.stop().cpuSeconds.proxy ?? 0) * 1e6) / run.latenciesMs.length);
+        const { cpuPerRequestUs } = await cannonWithCpu(
+          target(side),
+          side.running.pid,
+          CONNECTIONS,
+          ROUND_SECONDS,
+        );
+        side.cpuPerRequest.push(cpuPerRequestUs);
       }
       log(
         `round ${round}/${ROUNDS}: ${sides.map((s) => `${s.label} ${fixed(s.cpuPerRequest.at(-1), 0)} µs`).join(", ")}`,

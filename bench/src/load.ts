@@ -12,7 +12,7 @@ import {
   type StreamBatch,
   type StreamSample,
 } from "./aggregate.js";
-import { rssBytes } from "./proc.js";
+import { CpuMeter, rssBytes } from "./proc.js";
 
 /** Where and how to send chat requests to one subject. */
 export interface Target {
@@ -73,6 +73,19 @@ export async function cannon(target: Target, connections: number, seconds: numbe
     non2xx,
     status429,
   };
+}
+
+/** A `cannon` run and the proxy process's CPU time over it, in µs per completed request. */
+export async function cannonWithCpu(
+  target: Target,
+  proxyPid: number,
+  connections: number,
+  seconds: number,
+): Promise<{ run: RawCannon; cpuPerRequestUs: number }> {
+  const meter = new CpuMeter({ proxy: proxyPid });
+  const run = await cannon(target, connections, seconds);
+  const cpuSeconds = meter.stop().cpuSeconds.proxy ?? 0;
+  return { run, cpuPerRequestUs: (cpuSeconds * 1e6) / run.latenciesMs.length };
 }
 
 async function streamOnce(

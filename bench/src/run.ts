@@ -28,7 +28,8 @@ import {
   summarizeStreams,
 } from "./aggregate.js";
 import { compareWithRef } from "./compare.js";
-import { cannon, concurrentStreams, streams, type Target } from "./load.js";
+import { cannon, cannonWithCpu, concurrentStreams, streams, type Target } from "./load.js";
+import { log } from "./log.js";
 import { CpuMeter, rssBytes } from "./proc.js";
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from "./profile.js";
 import {
@@ -45,7 +46,7 @@ import {
   type Throughput,
   targetRows,
 } from "./report.js";
-import { SimProcess } from "./sim-control.js";
+import { SimProcess, startBesideSimulator } from "./sim-control.js";
 import { median as medianOf, percentile } from "./stats.js";
 import {
   checkLedger,
@@ -91,7 +92,6 @@ function portablePaths(text: string): string {
     .replaceAll(`${REPO_ROOT}/`, "")
     .replace(/\/tmp\/wattfare-bench-[^\s"|)]*/g, "<tmp>");
 }
-const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
@@ -112,19 +112,14 @@ interface Live {
 }
 
 async function launch(id: SubjectId, label: string, workDir: string, start: Starter | null): Promise<Live> {
-  const sim = await SimProcess.start();
-  try {
-    const simKey = await sim.createKey(`bench ${label}`);
-    const running = start === null ? null : await start(sim, simKey, workDir);
-    const target: Target = running?.target ?? {
-      chatUrl: `${sim.apiUrl}/chat/completions`,
-      headers: { authorization: `Bearer ${simKey}` },
-    };
-    return { id, label, sim, running, target, proxyPid: running?.pid ?? null, failed: null };
-  } catch (error) {
-    await sim.stop();
-    throw error;
-  }
+  const { sim, simKey, subject } = await startBesideSimulator(label, async (sim, simKey) =>
+    start === null ? null : start(sim, simKey, workDir),
+  );
+  const target: Target = subject?.target ?? {
+    chatUrl: `${sim.apiUrl}/chat/completions`,
+    headers: { authorization: `Bearer ${simKey}` },
+  };
+  return { id, label, sim, running: subject, target, proxyPid: subject?.pid ?? null, failed: null };
 }
 
 async function stopLive(live: Live): Promise<void> {
@@ -559,24 +554,30 @@ async function quick(): Promise<void> {
     const rates = new Map<SubjectId, number[]>();
     for (let round = 1; round <= 5; round++) {
       for (const live of subjects) {
-        const meter = new CpuMeter({ proxy: live.proxyPid as number });
-        const run = await cannon(live.target, c, SETTINGS.throughputSecondsPerRound);
-        const cpu = meter.stop().cpuSeconds.proxy ?? 0;
+        const { run, cpuPerRequestUs } = await cannonWithCpu(
+          live.target,
+          live.proxyPid as number,
+          c,
+          SETTINGS.throughputSecondsPerRound,
+        );
         const ok = run.latenciesMs.length;
-        perRequest.set(live.id, [...(perRequest.get(live.id) ?? []), (cpu * 1e6) / ok]);
+        perRequest.set(live.id, [...(perRequest.get(live.id) ?? []), cpuPerRequestUs]);
         rates.set(live.id, [...(rates.get(live.id) ?? []), ok / run.wallSeconds]);
         log(
-          `round ${round} ${live.label}: ${Math.round(ok / run.wallSeconds)} req/s, ${((cpu * 1e6) / ok).toFixed(0)} µs CPU/request, ${run.errors + run.non2xx} failed`,
+          `round ${round} ${live.label}: ${Math.round(ok / run.wallSeconds)} req/s, ${cpuPerRequestUs.toFixed(0)} µs CPU/request, ${run.errors + run.non2xx} failed`,
         );
       }
     }
     await sleep(3000); // let the requests cut off at the end of the last round settle first
     for (const live of subjects) {
-      const meter = new CpuMeter({ proxy: live.proxyPid as number });
-      const run = await cannon(live.target, 1, SETTINGS.latencySecondsPerRound * 2);
-      const cpu = meter.stop().cpuSeconds.proxy ?? 0;
+      const { run, cpuPerRequestUs } = await cannonWithCpu(
+        live.target,
+        live.proxyPid as number,
+        1,
+        SETTINGS.latencySecondsPerRound * 2,
+      );
       log(
-        `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms, ${((cpu * 1e6) / run.latenciesMs.length).toFixed(0)} µs CPU/request`,
+        `${live.label}: c=1 p50 ${percentile(run.latenciesMs, 0.5)?.toFixed(3)} ms, p99 ${percentile(run.latenciesMs, 0.99)?.toFixed(3)} ms, ${cpuPerRequestUs.toFixed(0)} µs CPU/request`,
       );
     }
     const median = (xs: number[]) => medianOf(xs) ?? 0;

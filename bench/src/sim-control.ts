@@ -83,3 +83,21 @@ export class SimProcess {
     });
   }
 }
+
+/**
+ * A simulator process of its own and a subject started in front of it (`start` gets the simulator and a
+ * fresh key of it); when the subject cannot start, the simulator is stopped again.
+ */
+export async function startBesideSimulator<T>(
+  label: string,
+  start: (sim: SimProcess, simKey: string) => Promise<T>,
+): Promise<{ sim: SimProcess; simKey: string; subject: T }> {
+  const sim = await SimProcess.start();
+  try {
+    const simKey = await sim.createKey(`bench ${label}`);
+    return { sim, simKey, subject: await start(sim, simKey) };
+  } catch (error) {
+    await sim.stop();
+    throw error;
+  }
+}
