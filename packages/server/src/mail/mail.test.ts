@@ -9,6 +9,17 @@ import { createMailPort, OutboxMail, SmtpMail } from "./mail.js";
 
 const message = { to: "alice@example.com", subject: "Hello", text: "Open https://pay.example/x?token=t0k3n" };
 
+/** Production, with no WATTFARE_SMTP_URL. */
+const productionConfig = () =>
+  loadConfig(
+    {
+      NODE_ENV: "production",
+      WATTFARE_SERVER_SECRET: TEST_SECRET,
+      WATTFARE_PUBLIC_URL: "https://pay.example",
+    },
+    "/tmp",
+  );
+
 function captureLogger() {
   const lines: string[] = [];
   const logger = pino(
@@ -42,19 +53,7 @@ describe("OutboxMail", () => {
     expect(dev.text()).toContain("token=t0k3n");
 
     const production = captureLogger();
-    const port = createMailPort(
-      loadConfig(
-        {
-          NODE_ENV: "production",
-          WATTFARE_SERVER_SECRET: TEST_SECRET,
-          WATTFARE_PUBLIC_URL: "https://pay.example",
-        },
-        "/tmp",
-      ),
-      store,
-      new ManualClock(),
-      production.logger,
-    );
+    const port = createMailPort(productionConfig(), store, new ManualClock(), production.logger);
     expect(port).toBeInstanceOf(OutboxMail);
     await port.send(message);
     expect(production.text()).toContain("WATTFARE_SMTP_URL is not set");
@@ -64,14 +63,7 @@ describe("OutboxMail", () => {
   it("keeps no live link in the outbox in production, where nothing is delivered without SMTP", async () => {
     const stored: Omit<OutboxMessage, "id">[] = [];
     const port = createMailPort(
-      loadConfig(
-        {
-          NODE_ENV: "production",
-          WATTFARE_SERVER_SECRET: TEST_SECRET,
-          WATTFARE_PUBLIC_URL: "https://pay.example",
-        },
-        "/tmp",
-      ),
+      productionConfig(),
       { addOutboxMessage: async (m) => void stored.push(m) },
       new ManualClock(5),
       captureLogger().logger,

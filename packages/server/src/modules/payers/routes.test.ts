@@ -206,49 +206,36 @@ describe("sign-up, sign-in and sign-out", () => {
   });
 
   it("counts sign-in attempts per client address behind a listed reverse proxy, per proxy address otherwise", async () => {
+    /** A failed sign-in, for an unknown email, by the client the proxy names `forwardedFor`. */
+    const signInFrom = (browser: InjectBrowser, forwardedFor: string, email = "nobody@example.com") =>
+      browser.post(
+        "/signin",
+        { email, password: "wrong password" },
+        { headers: { "x-forwarded-for": forwardedFor } },
+      );
     const attempts = async (harness: PayerHarness, forwardedFor: string) => {
       const browser = harness.browser();
       await browser.get("/signin");
       // Distinct emails: only the per-address limit (100 per 15 minutes) can trip.
       for (let i = 0; i < PAYER_RATE_RULES.signInPerIp.limit; i++) {
-        const res = await browser.post(
-          "/signin",
-          { email: `nobody${i}@example.com`, password: "wrong password" },
-          { headers: { "x-forwarded-for": forwardedFor } },
-        );
-        expect(res.statusCode).toBe(401);
+        expect((await signInFrom(browser, forwardedFor, `nobody${i}@example.com`)).statusCode).toBe(401);
       }
       return browser;
     };
     const proxied = await createPayerHarness({ env: { WATTFARE_TRUST_PROXY: "loopback" } });
     try {
       const first = await attempts(proxied, "203.0.113.1");
-      const blocked = await first.post(
-        "/signin",
-        { email: "nobody@example.com", password: "x" },
-        { headers: { "x-forwarded-for": "203.0.113.1" } },
-      );
-      expect(blocked.statusCode).toBe(429);
+      expect((await signInFrom(first, "203.0.113.1")).statusCode).toBe(429);
       // Another client behind the same proxy keeps its own allowance.
       const neighbour = proxied.browser();
       await neighbour.get("/signin");
-      const other = await neighbour.post(
-        "/signin",
-        { email: "nobody@example.com", password: "x" },
-        { headers: { "x-forwarded-for": "203.0.113.2" } },
-      );
-      expect(other.statusCode).toBe(401);
+      expect((await signInFrom(neighbour, "203.0.113.2")).statusCode).toBe(401);
     } finally {
       await proxied.close();
     }
     // Without WATTFARE_TRUST_PROXY the header is ignored: a client cannot pick its own address.
     const first = await attempts(h, "203.0.113.1");
-    const spoofed = await first.post(
-      "/signin",
-      { email: "nobody@example.com", password: "x" },
-      { headers: { "x-forwarded-for": "203.0.113.99" } },
-    );
-    expect(spoofed.statusCode).toBe(429);
+    expect((await signInFrom(first, "203.0.113.99")).statusCode).toBe(429);
   });
 
   it("throttles sign-in per email after 10 attempts with 429 and Retry-After, even for the right password", async () => {
