@@ -9,3 +9,8 @@ export const H = {
   retryAfter: "retry-after",
   generationId: "x-generation-id",
 } as const;
+
+/** A header's value, the first one when it came more than once (node:http and undici give arrays then). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

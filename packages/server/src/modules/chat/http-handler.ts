@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AppDeps } from "../../deps.js";
 import { ApiError, errorBody } from "../../errors.js";
 import { toApiError } from "../../http/error-handler.js";
-import { H } from "../../http/headers.js";
+import { H, headerValue } from "../../http/headers.js";
 import { newRequestId } from "../../http/request-id.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE } from "../../http/validation.js";
 import {
@@ -30,10 +30,6 @@ export function isChatRequest(req: IncomingMessage): boolean {
   if (req.method !== "POST" || req.url === undefined) return false;
   const q = req.url.indexOf("?");
   return (q === -1 ? req.url : req.url.slice(0, q)) === CHAT_PATH;
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
@@ -57,8 +53,8 @@ export function createChatHttpHandler(
   const callerOf = async (req: IncomingMessage): Promise<ChatCaller> => {
     const now = deps.clock.now();
     const app = await authenticateSecretKey(deps.store, req.headers.authorization, now);
-    const user = single(req.headers[H.user]);
-    const grant = single(req.headers[H.grant]);
+    const user = headerValue(req.headers[H.user]);
+    const grant = headerValue(req.headers[H.grant]);
     if (user !== undefined && grant !== undefined) {
       throw new ApiError("invalid_request", `Send either ${H.user} or ${H.grant}, not both.`);
     }

@@ -19,7 +19,7 @@ import type { Dispatcher } from "undici";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import { ApiError } from "../../errors.js";
-import { H } from "../../http/headers.js";
+import { H, headerValue } from "../../http/headers.js";
 import type { Nano } from "../../money.js";
 import { periodOf } from "../../period.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
@@ -623,10 +623,6 @@ function usageCost(text: string): UsageCost | undefined {
     // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
     return undefined;
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
