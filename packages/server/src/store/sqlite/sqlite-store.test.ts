@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { storeContract } from "../contract.js";
 import { openSqlite } from "./database.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
-import { openSqliteStore, type SqliteStore } from "./sqlite-store.js";
+import { openSqliteStore, type SqliteStore, UNRECONCILED_SINCE_SQL } from "./sqlite-store.js";
 
 storeContract("sqlite (memory)", () => openSqliteStore(":memory:"));
 
@@ -291,13 +291,9 @@ describe("SQLite adapter", () => {
     expect(indexes.map((i) => [i.name, i.sql?.includes("WHERE unreconciled = 1")])).toEqual([
       ["ledger_unreconciled", true],
     ]);
-    const recheckPlan = store.db
-      .prepare(
-        `EXPLAIN QUERY PLAN SELECT l.* FROM ledger l
-         WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= 0
-           AND l.request_id > '' ORDER BY l.request_id LIMIT 10`,
-      )
-      .all() as { detail: string }[];
+    const recheckPlan = store.db.prepare(`EXPLAIN QUERY PLAN ${UNRECONCILED_SINCE_SQL}`).all(0, "", 10) as {
+      detail: string;
+    }[];
     expect(recheckPlan.map((r) => r.detail).join(" | ")).toContain("USING INDEX ledger_unreconciled");
     await store.close();
   });

@@ -97,6 +97,17 @@ function toReservation(r: Row): ReservationRecord {
   };
 }
 
+/**
+ * The hourly re-check's query (params: since, afterRequestId, limit); it reads through the partial
+ * index of unreconciled rows, which its test pins.
+ */
+export const UNRECONCILED_SINCE_SQL = `SELECT l.* FROM ledger l
+  WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
+    AND l.funding_id <> '' AND l.request_id > ?
+    AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
+      AND a.request_id = l.request_id AND a.kind = 'adjust')
+  ORDER BY l.request_id LIMIT ?`;
+
 /** Ledger rows in the order they were written (an adjustment comes after its settlement). */
 const LEDGER_ORDER = "created_at, request_id, kind DESC";
 
@@ -838,16 +849,7 @@ export class SqliteStore implements Store {
   }
 
   async unreconciledSince(since: number, limit: number, afterRequestId = ""): Promise<LedgerEntry[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT l.* FROM ledger l
-         WHERE l.kind = 'settle' AND l.unreconciled = 1 AND l.generation_id IS NOT NULL AND l.created_at >= ?
-           AND l.funding_id <> '' AND l.request_id > ?
-           AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
-             AND a.request_id = l.request_id AND a.kind = 'adjust')
-         ORDER BY l.request_id LIMIT ?`,
-      )
-      .all(since, afterRequestId, limit) as Row[];
+    const rows = this.db.prepare(UNRECONCILED_SINCE_SQL).all(since, afterRequestId, limit) as Row[];
     return rows.map(toLedger);
   }
 
