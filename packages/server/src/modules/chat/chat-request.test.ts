@@ -14,6 +14,46 @@ describe("renderUpstreamBody", () => {
     expect(out.user).toMatch(/^wf_[0-9a-f]{32}$/);
   });
 
+  it("forwards the caller's own bytes, adding only its fields, when the body sets none of them", () => {
+    const body =
+      '{ "model": "m", "messages": [{"role":"user","content":"h\\u00e9"}], "seed": 12345678901234567890 }\n';
+    const sent = renderUpstreamBody(parseChatRequest(Buffer.from(body)), 100, "app1", "alice");
+    expect(
+      sent.startsWith(
+        '{ "model": "m", "messages": [{"role":"user","content":"h\\u00e9"}], "seed": 12345678901234567890 ,',
+      ),
+    ).toBe(true);
+    expect(JSON.parse(sent)).toMatchObject({
+      model: "m",
+      max_tokens: 100,
+      user: expect.stringMatching(/^wf_/),
+    });
+  });
+
+  it("asks for usage on a stream, spliced in when the caller set no stream options", () => {
+    const out = render('{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}');
+    expect(out).toMatchObject({ stream: true, max_tokens: 100, stream_options: { include_usage: true } });
+  });
+
+  it("sets the caller's own max_tokens, max_completion_tokens and user fields in place, once each", () => {
+    const sent = renderUpstreamBody(
+      parseChatRequest(
+        Buffer.from(
+          '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9000,"max_tokens":5000}',
+        ),
+      ),
+      100,
+      "app1",
+      "alice",
+    );
+    expect(sent.match(/"max_tokens"/g)).toHaveLength(1);
+    expect(JSON.parse(sent)).toMatchObject({ max_tokens: 100 });
+    const withBoth = render(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":50,"max_tokens":50,"user":"mine"}',
+    );
+    expect(withBoth).toMatchObject({ max_completion_tokens: 100, max_tokens: 100, user: "mine" });
+  });
+
   it("asks for usage on a stream, keeping the caller's other stream options", () => {
     const out = render(
       '{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"x":1}}',
