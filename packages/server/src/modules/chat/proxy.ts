@@ -11,11 +11,9 @@
  * Bytes are forwarded as they arrive (single reader, back-pressure respected); only the usage event is
  * sniffed inline.
  */
-import type { EventEmitter } from "node:events";
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
-import type { Dispatcher } from "undici";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import { ApiError } from "../../errors.js";
@@ -40,9 +38,10 @@ import type { ModelCatalogue } from "./catalogue.js";
 import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
 import type { Reconciler } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
-import { discardBody, type Upstream } from "./upstream.js";
+import type { Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
-import { costFromUsageObject, findUsageObject, type UsageCost } from "./usage.js";
+import type { UpstreamResponse } from "./upstream-response.js";
+import { costInBody, costInText, type UsageCost } from "./usage.js";
 
 /** Re-check an `insufficient` key at most this often: the payer may have topped up. */
 const INSUFFICIENT_RECHECK_MS = 30_000;
@@ -303,15 +302,14 @@ export class ChatProxy {
     ending: Ending,
   ): Promise<void> {
     const { store } = this.d;
-    let upstreamBody: Dispatcher.ResponseData["body"] | undefined;
+    let upstream: UpstreamResponse | undefined;
     let clientGone = false;
     // A client that leaves before the upstream answered: keep waiting for the headers (bounded by
-    // headersTimeout) so the generation id can be reconciled, then stop the upstream at once —
-    // destroying the body aborts the request (no AbortController needed on the hot path).
+    // headersTimeout) so the generation id can be reconciled, then stop the upstream at once.
     const onClose = () => {
       if (res.writableFinished) return;
       clientGone = true;
-      if (upstreamBody) discardBody(upstreamBody);
+      upstream?.discard();
     };
     res.once("close", onClose);
     // The client may already be gone (it left while we were admitting): `close` will not fire again.
@@ -323,7 +321,6 @@ export class ChatProxy {
       await store.release(reservation);
       return;
     }
-    let upstream: Dispatcher.ResponseData;
     try {
       ending.dispatched = true;
       upstream = await this.d.upstream.chat(body, fundingKey, caller.app.name);
@@ -342,12 +339,8 @@ export class ChatProxy {
         headers: noRetry,
       });
     }
-    // The client may leave (aborting the body) before anything reads it; readers still see the error.
-    upstream.body.on("error", () => undefined);
-    upstreamBody = upstream.body;
-
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-      const text = await readBounded(upstream.body, MAX_ERROR_BODY_BYTES);
+      const text = await upstream.readText(MAX_ERROR_BODY_BYTES);
       ending.done = true;
       await store.release(reservation); // non-2xx before the body: nothing was billed
       throw await this.upstreamError(upstream, text, funding);
@@ -359,7 +352,7 @@ export class ChatProxy {
       generationId === undefined ? Promise.resolve() : store.recordGenerationId(reservation.id, generationId);
     if (clientGone) {
       ending.done = true;
-      discardBody(upstream.body);
+      upstream.discard();
       this.d.reconciler.track(reservation);
       await persistGenerationId();
       return;
@@ -396,7 +389,7 @@ export class ChatProxy {
 
   /** SSE: forward every chunk as it arrives, sniff the usage event, respect back-pressure. */
   private async pipeStream(
-    upstream: Dispatcher.ResponseData,
+    upstream: UpstreamResponse,
     res: ServerResponse,
     headers: Record<string, string>,
     clientGone: () => boolean,
@@ -408,7 +401,7 @@ export class ChatProxy {
     const sniffer = new SseUsageSniffer();
     let failed = false;
     try {
-      await forwardBody(upstream.body, res, this.d.config.upstream.clientWriteStallMs, (chunk) =>
+      await upstream.forwardTo(res, this.d.config.upstream.clientWriteStallMs, (chunk) =>
         sniffer.push(chunk),
       );
     } catch {
@@ -423,10 +416,10 @@ export class ChatProxy {
       }
       res.end();
     } else {
-      discardBody(upstream.body);
+      upstream.discard();
     }
     const event = sniffer.lastUsageEvent;
-    return event === undefined ? undefined : usageCost(event);
+    return event === undefined ? undefined : costInText(event);
   }
 
   /**
@@ -435,7 +428,7 @@ export class ChatProxy {
    * byte is written, with the cost when the whole body (and so its usage) is already known.
    */
   private async pipeJson(
-    upstream: Dispatcher.ResponseData,
+    upstream: UpstreamResponse,
     res: ServerResponse,
     headers: Record<string, string>,
     clientGone: () => boolean,
@@ -450,10 +443,10 @@ export class ChatProxy {
       return beforeBody(cost);
     };
     try {
-      const head = await readUpTo(upstream.body, limit);
+      const head = await upstream.readUpTo(limit);
       if (head.ended) {
         const whole = head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks);
-        const cost = usageCost(whole.toString("utf8"));
+        const cost = costInBody(whole);
         await runBefore(cost);
         if (!clientGone()) {
           headers["content-length"] = String(whole.length);
@@ -468,15 +461,15 @@ export class ChatProxy {
       const first = Buffer.concat(head.chunks);
       let tail = first.subarray(-TAIL_BYTES);
       res.write(first);
-      await forwardBody(upstream.body, res, stallMs, (chunk) => {
+      await upstream.forwardTo(res, stallMs, (chunk) => {
         tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
       });
       if (!clientGone()) res.end();
-      return { cost: usageCost(tail.toString("utf8")), settled: false };
+      return { cost: costInBody(tail), settled: false };
     } catch {
       // Broken or abandoned mid-body: stop reading (a paused body would hold its upstream socket), and
       // make the generation id durable so the cost can be reconciled.
-      discardBody(upstream.body);
+      upstream.discard();
       await runBefore(undefined);
       if (!res.headersSent && !clientGone()) {
         res.writeHead(502, {
@@ -499,7 +492,7 @@ export class ChatProxy {
   }
 
   private async upstreamError(
-    upstream: Dispatcher.ResponseData,
+    upstream: UpstreamResponse,
     text: string,
     funding: FundingRecord,
   ): Promise<ApiError> {
@@ -612,139 +605,4 @@ function refusal(
     );
   }
   return new ApiError("budget_exceeded", "Spending cap reached for this period.");
-}
-
-/** The cost in a response body's (or stream event's) `usage` object, if it has one. */
-function usageCost(text: string): UsageCost | undefined {
-  try {
-    const usage = findUsageObject(text);
-    return usage === undefined ? undefined : costFromUsageObject(usage);
-  } catch {
-    // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
-    return undefined;
-  }
-}
-
-/**
- * Reads a body whole while it stays within `limit` bytes — the usual JSON answer — with plain events (an
- * async iterator costs more than the rest of the read). Past the limit it resolves `ended: false` with
- * the body paused and what was read so far; the caller goes on from there.
- */
-function readUpTo(
-  body: Dispatcher.ResponseData["body"],
-  limit: number,
-): Promise<{ chunks: Buffer[]; ended: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const stop = listen(body, {
-      data: (chunk: Buffer) => {
-        chunks.push(chunk);
-        size += chunk.length;
-        if (size <= limit) return;
-        body.pause();
-        stop();
-        resolve({ chunks, ended: false });
-      },
-      end: () => {
-        stop();
-        resolve({ chunks, ended: true });
-      },
-      error: (error: unknown) => {
-        stop();
-        reject(error);
-      },
-      close: () => {
-        stop();
-        reject(new Error("the upstream body closed before its end"));
-      },
-    });
-  });
-}
-
-/** Adds each listener to `emitter`; the function returned removes them all again. */
-function listen(emitter: EventEmitter, listeners: Record<string, (arg: never) => void>): () => void {
-  // for…in, not Object.entries: no arrays per call (this runs for every response).
-  for (const event in listeners) emitter.on(event, listeners[event] as (...args: unknown[]) => void);
-  return () => {
-    for (const event in listeners) emitter.off(event, listeners[event] as (...args: unknown[]) => void);
-  };
-}
-
-async function readBounded(body: Dispatcher.ResponseData["body"], max: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      if (size < max) chunks.push(chunk.subarray(0, max - size));
-      size += chunk.length;
-    }
-  } catch {
-    // A broken error body still maps by status.
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/**
- * Forwards `body` to `res` as it arrives, pausing the upstream while the client's buffer is full, with
- * plain events (one set of listeners per response, not a promise per chunk). `onChunk` sees each chunk
- * before it is written. Resolves at the body's end; rejects when the body fails, the client goes away,
- * or the client does not drain for `stallMs` (it is then cut off). The body may already have been read
- * from (and paused, or even ended) by `readUpTo`, or have failed while nobody listened.
- */
-function forwardBody(
-  body: Dispatcher.ResponseData["body"],
-  res: ServerResponse,
-  stallMs: number,
-  onChunk: (chunk: Buffer) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (body.readableEnded) {
-      resolve();
-      return;
-    }
-    if (body.destroyed || res.destroyed) {
-      reject(body.errored ?? new Error(res.destroyed ? "client closed" : "the upstream body closed early"));
-      return;
-    }
-    let stall: NodeJS.Timeout | undefined;
-    let done = false;
-    const stop = (error?: unknown) => {
-      if (done) return;
-      done = true;
-      clearTimeout(stall);
-      stopBody();
-      stopClient();
-      if (error === undefined) resolve();
-      else reject(error);
-    };
-    /** The client's buffer is full: hold the upstream back until it drains, for `stallMs` at most. */
-    const holdBack = () => {
-      body.pause();
-      stall = setTimeout(() => {
-        res.destroy();
-        stop(new Error("client write stalled"));
-      }, stallMs);
-    };
-    const stopBody = listen(body, {
-      data: (chunk: Buffer) => {
-        onChunk(chunk);
-        if (!res.write(chunk) && stall === undefined) holdBack();
-      },
-      end: () => stop(),
-      error: (error: unknown) => stop(error),
-      close: () => stop(new Error("the upstream body closed before its end")),
-    });
-    const stopClient = listen(res, {
-      drain: () => {
-        clearTimeout(stall);
-        stall = undefined;
-        body.resume();
-      },
-      close: () => stop(new Error("client closed")),
-    });
-    // A body paused by an earlier reader does not restart by itself when listened to.
-    if (res.writableNeedDrain) holdBack();
-    else body.resume();
-  });
 }

@@ -4,6 +4,7 @@
  * reads: `headersTimeout` until the status line, `bodyTimeout` between body chunks.
  */
 import { type Dispatcher, Pool } from "undici";
+import { UpstreamResponse } from "./upstream-response.js";
 
 export interface UpstreamOptions {
   baseUrl: string;
@@ -22,10 +23,6 @@ export interface UpstreamText {
 
 const SIDE_CALL_TIMEOUT_MS = 15_000;
 
-/**
- * Stops reading an upstream body. undici's BodyReadable emits an AbortError when destroyed before its
- * end; nobody is listening any more, so swallow it instead of letting it crash the process.
- */
 /** Header values must be visible ASCII: an app name with emoji or CJK would make undici refuse the request. */
 export function headerSafe(text: string): string {
   return (
@@ -36,7 +33,11 @@ export function headerSafe(text: string): string {
   );
 }
 
-export function discardBody(body: Dispatcher.ResponseData["body"]): void {
+/**
+ * Stops reading an upstream body. undici's BodyReadable emits an AbortError when destroyed before its
+ * end; nobody is listening any more, so swallow it instead of letting it crash the process.
+ */
+function discardBody(body: Dispatcher.ResponseData["body"]): void {
   body.on("error", () => undefined);
   body.destroy();
 }
@@ -69,9 +70,9 @@ export class Upstream {
     return title;
   }
 
-  /** POST /chat/completions with the payer's key. The caller owns (and must consume or destroy) the body. */
-  chat(body: string, fundingKey: string, title: string): Promise<Dispatcher.ResponseData> {
-    return this.pool.request({
+  /** POST /chat/completions with the payer's key. The caller owns (and must read or discard) the body. */
+  chat(body: string, fundingKey: string, title: string): Promise<UpstreamResponse> {
+    return UpstreamResponse.send(this.pool, {
       method: "POST",
       path: `${this.basePath}/chat/completions`,
       headers: {

@@ -31,7 +31,8 @@ export function findUsageObject(text: string): string | undefined {
         if (end > 0) return text.slice(i, end + 1);
       }
     }
-    at = text.lastIndexOf('"usage"', at - 1);
+    // (lastIndexOf clamps a negative start to 0: a failed match at 0 must end the search.)
+    at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
   }
   return undefined;
 }
@@ -79,6 +80,29 @@ export function costFromUsageObject(usageText: string): UsageCost | undefined {
     promptTokens: tokenCount(parsed.prompt_tokens),
     completionTokens: tokenCount(parsed.completion_tokens),
   };
+}
+
+/** The cost in a response body's (or stream event's) last `usage` object, if it has a readable one. */
+export function costInText(text: string): UsageCost | undefined {
+  try {
+    const usage = findUsageObject(text);
+    return usage === undefined ? undefined : costFromUsageObject(usage);
+  } catch {
+    // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
+    return undefined;
+  }
+}
+
+const USAGE_KEY = Buffer.from('"usage"');
+
+/**
+ * `costInText` of a body still in bytes. Only the text from the last `"usage"` on is decoded — the usual
+ * body ends with its usage — and the whole body only when that was not the object.
+ */
+export function costInBody(body: Buffer): UsageCost | undefined {
+  const at = body.lastIndexOf(USAGE_KEY);
+  if (at < 0) return undefined;
+  return costInText(body.toString("utf8", at)) ?? (at > 0 ? costInText(body.toString("utf8")) : undefined);
 }
 
 /** Cost from a `/generation` record: `data.total_cost` (+ `data.upstream_inference_cost` when BYOK). */

@@ -1,0 +1,190 @@
+/**
+ * UpstreamResponse against a real undici Pool and real node:http servers on both sides: the upstream
+ * it reads from and, for `forwardTo`, the client-facing response it writes to.
+ */
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { Pool } from "undici";
+import { afterEach, describe, expect, it } from "vitest";
+import { UpstreamResponse } from "./upstream-response.js";
+
+const servers: http.Server[] = [];
+const pools: Pool[] = [];
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+async function serve(handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function send(upstream: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const pool = new Pool(await serve(upstream));
+  pools.push(pool);
+  return UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" });
+}
+
+/** Resolves when the socket closes, however it ends (an aborted upstream resets it). */
+const closed = (socket: Socket) => new Promise((resolve) => socket.once("close", resolve));
+
+const text = (chunks: Buffer[]) => Buffer.concat(chunks).toString("utf8");
+
+describe("UpstreamResponse", () => {
+  it("resolves at the headers and hands a small body whole to readUpTo", async () => {
+    const response = await send((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-1" });
+      res.end('{"ok":true}');
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["x-generation-id"]).toBe("gen-1");
+    const head = await response.readUpTo(1024);
+    expect(head.ended).toBe(true);
+    expect(text(head.chunks)).toBe('{"ok":true}');
+  });
+
+  it("ignores an informational 1xx answer and resolves with the final status", async () => {
+    const response = await send((_req, res) => {
+      res.writeEarlyHints({ link: "</style.css>; rel=preload" });
+      res.writeHead(201, { "content-type": "text/plain" });
+      res.end("made");
+    });
+    expect(response.statusCode).toBe(201);
+    expect(text((await response.readUpTo(1024)).chunks)).toBe("made");
+  });
+
+  it("rejects with the connection's error code when nothing listens", async () => {
+    const closed = await serve(() => undefined);
+    const server = servers.pop() as http.Server;
+    await new Promise((resolve) => server.close(resolve));
+    const pool = new Pool(closed);
+    pools.push(pool);
+    await expect(
+      UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }),
+    ).rejects.toMatchObject({
+      code: "ECONNREFUSED",
+    });
+  });
+
+  it("keeps what arrived before a reader and delivers it, in order, to the reader that comes later", async () => {
+    const parts = Array.from({ length: 40 }, (_, i) => `${String(i).padStart(4, "0")}${"x".repeat(4096)}`);
+    const response = await send((_req, res) => {
+      res.writeHead(200);
+      for (const part of parts) res.write(part);
+      res.end();
+    });
+    // Let the whole body arrive (and past 64 KiB, pause the upstream) before anyone reads.
+    await new Promise((resolve) => setImmediate(resolve));
+    const head = await response.readUpTo(10 * 1024 * 1024);
+    expect(head.ended).toBe(true);
+    expect(text(head.chunks)).toBe(parts.join(""));
+  });
+
+  it("hands over past its limit: readUpTo gives the head and forwardTo the rest, byte for byte", async () => {
+    const body = Array.from({ length: 300 }, (_, i) => `line ${i} ${"y".repeat(1000)}\n`).join("");
+    const response = await send((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      // In pieces, so the limit falls part-way through what has arrived.
+      let at = 0;
+      const next = () => {
+        if (at >= body.length) {
+          res.end();
+          return;
+        }
+        res.write(body.slice(at, at + 20_000), next);
+        at += 20_000;
+      };
+      next();
+    });
+    const head = await response.readUpTo(50_000);
+    expect(head.ended).toBe(false);
+    expect(text(head.chunks).length).toBeGreaterThan(50_000);
+
+    const seen: Buffer[] = [];
+    const front = await serve((_req, res) => {
+      res.writeHead(200);
+      res.write(Buffer.concat(head.chunks));
+      void response.forwardTo(res, 5_000, (chunk) => seen.push(chunk)).then(() => res.end());
+    });
+    const received = await (await fetch(front)).text();
+    expect(received).toBe(body);
+    expect(text(head.chunks) + text(seen)).toBe(body);
+  });
+
+  it("holds the upstream back while the client does not read, and cuts the client off after the stall limit", async () => {
+    let written = 0;
+    let upstreamClosed: Promise<unknown> | undefined;
+    const chunk = "z".repeat(64 * 1024);
+    const response = await send((req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      const pump = () => {
+        while (written < 64 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+        res.end();
+      };
+      upstreamClosed = closed(req.socket);
+      pump();
+    });
+    let forwarded: Promise<void> | undefined;
+    const front = await serve((_req, res) => {
+      res.writeHead(200);
+      forwarded = response.forwardTo(res, 300, () => undefined);
+    });
+    // A client that connects, reads the headers and then never reads again.
+    const client = http.request(front, { method: "GET" });
+    client.on("error", () => undefined); // it is cut off: that is the point
+    client.end();
+    const [clientRes] = (await once(client, "response")) as [http.IncomingMessage];
+    clientRes.on("error", () => undefined);
+    clientRes.pause();
+    await expect(forwarded).rejects.toThrow("client write stalled");
+    // Back-pressure reached the upstream: far less than its 64 MiB was produced.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    response.discard();
+    await upstreamClosed;
+    clientRes.destroy();
+  });
+
+  it("fails a waiting reader when discarded and aborts the upstream request", async () => {
+    let upstreamClosed: Promise<unknown> | undefined;
+    const response = await send((req, res) => {
+      upstreamClosed = closed(req.socket);
+      res.writeHead(200);
+      res.write("part of it");
+    });
+    const reading = response.readUpTo(1024);
+    response.discard();
+    await expect(reading).rejects.toThrow("discarded");
+    await upstreamClosed;
+    await expect(response.readUpTo(1024)).rejects.toThrow("discarded");
+  });
+
+  it("gives at most max bytes of the text, and what came when the body breaks off", async () => {
+    const response = await send((_req, res) => {
+      res.writeHead(500, { "content-length": "100" });
+      res.write("0123456789", () => res.destroy());
+    });
+    expect(response.statusCode).toBe(500);
+    expect(await response.readText(4)).toBe("0123");
+  });
+
+  it("rejects a reader with the upstream's failure when the body breaks off", async () => {
+    const response = await send((_req, res) => {
+      res.writeHead(200, { "content-length": "100" });
+      res.write("0123456789", () => res.destroy());
+    });
+    await expect(response.readUpTo(1024)).rejects.toMatchObject({ code: "UND_ERR_SOCKET" });
+  });
+});
