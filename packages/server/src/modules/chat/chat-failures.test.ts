@@ -219,6 +219,25 @@ describe("client aborts", () => {
     expect(generation?.completionTokens).toBeLessThan(200);
   });
 
+  it("stops the upstream stream when its generation id cannot be written, and still ends the reservation", async () => {
+    await start({ sim: { interTokenMs: 20, responseTokens: 200 } });
+    let generationId = "";
+    h.store.recordGenerationId = (_reservationId, id) => {
+      generationId = id;
+      return Promise.reject(new Error("disk full"));
+    };
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
+    expect(res.status).toBe(500);
+    await h.drain();
+    await h.reconcile();
+    expect(await h.openReservations()).toBe(0);
+    // No durable generation id, so nothing to ask /generation about: charged at the reservation, flagged.
+    const [entry] = await h.store.ledger();
+    expect(entry?.unreconciled).toBe(true);
+    // The upstream was stopped, not left paused on its connection until a timeout.
+    expect((await h.sim.control.waitForGeneration(generationId)).cancelled).toBe(true);
+  });
+
   it("meters the full response of a non-cancellable model after an abort", async () => {
     const key = await start({ sim: { interTokenMs: 5, responseTokens: 60 } });
     const controller = new AbortController();

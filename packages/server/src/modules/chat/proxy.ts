@@ -364,7 +364,12 @@ export class ChatProxy {
     if (fit.adjusted) headers[H.maxTokens] = String(fit.outTokens);
 
     if (contentType.includes("text/event-stream")) {
-      await persistGenerationId();
+      try {
+        await persistGenerationId();
+      } catch (error) {
+        upstream.discard(); // nothing will read it now: free its connection at once
+        throw error;
+      }
       const cost = await this.pipeStream(upstream, res, headers, () => clientGone);
       res.off("close", onClose);
       ending.done = true;
