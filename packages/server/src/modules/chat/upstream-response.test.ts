@@ -2,7 +2,7 @@
  * UpstreamResponse against a real undici Pool and real node:http servers on both sides: the upstream
  * it reads from and, for `forwardTo`, the client-facing response it writes to.
  */
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { Pool } from "undici";
@@ -116,6 +116,38 @@ describe("UpstreamResponse", () => {
     const received = await (await fetch(front)).text();
     expect(received).toBe(body);
     expect(text(head.chunks) + text(seen)).toBe(body);
+  });
+
+  it("stays paused when the client fills up while held chunks are handed over, and goes on at each drain", async () => {
+    const body = "w".repeat(400_000);
+    const response = await send((_req, res) => {
+      res.writeHead(200);
+      res.end(body);
+    });
+    // Nobody reads yet: past 64 KiB the upstream is paused with the chunks held.
+    while (!response.paused) await new Promise((resolve) => setImmediate(resolve));
+    // A client whose buffer is always full: every write asks the writer to wait for 'drain'.
+    const written: Buffer[] = [];
+    const client = Object.assign(new EventEmitter(), {
+      destroyed: false,
+      writableNeedDrain: false,
+      write: (chunk: Buffer) => written.push(chunk) < 0,
+      destroy: () => undefined,
+    });
+    let finished = false;
+    const forwarded = response
+      .forwardTo(client as unknown as http.ServerResponse, 60_000, () => undefined)
+      .then(() => {
+        finished = true;
+      });
+    expect(written.length).toBeGreaterThan(0);
+    expect(response.paused).toBe(true);
+    while (!finished) {
+      client.emit("drain");
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await forwarded;
+    expect(text(written)).toBe(body);
   });
 
   it("holds the upstream back while the client does not read, and cuts the client off after the stall limit", async () => {

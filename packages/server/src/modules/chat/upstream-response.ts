@@ -37,6 +37,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private error: Error | null = null;
   private reader: Reader | null = null;
   private discarded = false;
+  /** Why the upstream is paused: nobody is reading it, or its reader's client is full. */
+  private pausedFor: "holding" | "client" | null = null;
 
   private constructor(
     private readonly onStart: (response: UpstreamResponse) => void,
@@ -69,7 +71,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.onStart(this);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.discarded) return;
     if (this.reader) {
       this.reader.data(chunk);
@@ -77,7 +79,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     }
     this.held.push(chunk);
     this.heldBytes += chunk.length;
-    if (this.heldBytes > HOLD_BYTES) controller.pause();
+    if (this.heldBytes > HOLD_BYTES) this.pause("holding");
   }
 
   onResponseEnd(): void {
@@ -132,7 +134,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
           size += chunk.length;
           if (size <= limit || this.reader === null) return;
           this.reader = null;
-          this.controller?.pause();
+          this.pause("holding");
           resolve({ chunks, ended: false });
         },
         end: () => {
@@ -193,12 +195,12 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
       const onDrain = () => {
         clearTimeout(stall);
         stall = undefined;
-        this.controller?.resume();
+        this.resume();
       };
       const onClose = () => stop(new Error("client closed"));
       /** The client's buffer is full: hold the upstream back until it drains, for `stallMs` at most. */
       const holdBack = () => {
-        this.controller?.pause();
+        this.pause("client");
         stall = setTimeout(() => {
           res.destroy();
           stop(new Error("client write stalled"));
@@ -239,6 +241,22 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     if (this.reader !== reader) return;
     if (this.error !== null) reader.fail(this.error);
     else if (this.ended) reader.end();
-    else if (this.controller?.paused) this.controller.resume();
+    // Paused only because nobody was reading: go on. (Not when the reader itself held back just now.)
+    else if (this.pausedFor === "holding") this.resume();
+  }
+
+  /** True while the upstream is paused (nobody reading, or the client full). */
+  get paused(): boolean {
+    return this.pausedFor !== null;
+  }
+
+  private pause(reason: "holding" | "client"): void {
+    this.pausedFor = reason;
+    this.controller?.pause();
+  }
+
+  private resume(): void {
+    this.pausedFor = null;
+    this.controller?.resume();
   }
 }
