@@ -203,6 +203,17 @@ describe("UpstreamResponse", () => {
     await expect(response.readUpTo(1024)).rejects.toThrow("discarded");
   });
 
+  it("reads nothing after a discard, even of a body that had already ended", async () => {
+    const response = await send((_req, res) => {
+      res.writeHead(200);
+      res.end("all of it");
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    response.discard();
+    await expect(response.readUpTo(1024)).rejects.toThrow("discarded");
+    await expect(response.readText(1024)).resolves.toBe("");
+  });
+
   it("gives at most max bytes of the text, and what came when the body breaks off", async () => {
     const response = await send((_req, res) => {
       res.writeHead(500, { "content-length": "100" });

@@ -108,6 +108,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     const reader = this.reader;
     this.reader = null;
     this.held = [];
+    this.heldBytes = 0;
     if (!this.ended && this.error === null) this.controller?.abort(discarded());
     reader?.fail(discarded());
   }
@@ -118,7 +119,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
    * from there.
    */
   readUpTo(limit: number): Promise<{ chunks: Buffer[]; ended: boolean }> {
-    if (this.ended && this.error === null && this.heldBytes <= limit) {
+    if (this.ended && this.error === null && !this.discarded && this.heldBytes <= limit) {
       // The common case: the whole answer came with its headers.
       const chunks = this.held;
       this.held = [];
