@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { costInBody, costInText, findUsageObject } from "./usage.js";
+import { costFromGeneration, costInBody, costInText, findUsageObject } from "./usage.js";
 
 const body = (text: string) => Buffer.from(text, "utf8");
 
@@ -16,6 +16,23 @@ describe("reading the cost of a response", () => {
     const byok = '{"usage":{"cost":0.001,"is_byok":true,"cost_details":{"upstream_inference_cost":0.02}}}';
     expect(costInBody(body(byok))?.costNano).toBe(21_000_000n);
     expect(costInBody(body(byok.replace("true", "false")))?.costNano).toBe(1_000_000n);
+  });
+
+  it("does not take a BYOK request's fee alone for its cost when the provider's charge is missing or null", () => {
+    for (const details of [
+      '"cost_details":null',
+      '"cost_details":{"upstream_inference_cost":null}',
+      '"x":1',
+    ]) {
+      const text = `{"usage":{"cost":6.075e-7,"is_byok":true,${details}}}`;
+      expect(costInBody(body(text)), text).toBeUndefined();
+    }
+    const generation = (upstream: string) =>
+      costFromGeneration(
+        `{"data":{"total_cost":6.075e-7,"is_byok":true,"upstream_inference_cost":${upstream}}}`,
+      );
+    expect(generation("null")).toBeUndefined();
+    expect(generation("0.00001215")?.costNano).toBe(12_758n);
   });
 
   it("finds the usage object when a later 'usage' key is not one", () => {

@@ -60,7 +60,11 @@ function matchingBrace(text: string, open: number): number {
 const tokenCount = (value: unknown): number | null =>
   typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : null;
 
-/** Cost of a `usage` object's text, or undefined when it carries no cost (then reconcile upstream). */
+/**
+ * Cost of a `usage` object's text, or undefined when it does not tell the whole cost — no `cost`, or a
+ * BYOK request without the provider's `upstream_inference_cost` — so that `/generation` is asked, and
+ * failing that the reservation is charged, flagged unreconciled.
+ */
 export function costFromUsageObject(usageText: string): UsageCost | undefined {
   const costText = rawNumberField(usageText, ["cost"]);
   if (costText === undefined) return undefined;
@@ -73,7 +77,9 @@ export function costFromUsageObject(usageText: string): UsageCost | undefined {
   let costNano = parseUsdToNano(costText, "up");
   if (parsed.is_byok === true) {
     const upstream = rawNumberField(usageText, ["cost_details", "upstream_inference_cost"]);
-    if (upstream !== undefined) costNano += parseUsdToNano(upstream, "up");
+    // BYOK: `cost` is only OpenRouter's 5 % fee; without the provider's charge the cost is not known.
+    if (upstream === undefined) return undefined;
+    costNano += parseUsdToNano(upstream, "up");
   }
   return {
     costNano,
@@ -118,7 +124,8 @@ export function costFromGeneration(text: string): UsageCost | undefined {
   let costNano = parseUsdToNano(total, "up");
   if (parsed.data?.is_byok === true) {
     const upstream = rawNumberField(text, ["data", "upstream_inference_cost"]);
-    if (upstream !== undefined) costNano += parseUsdToNano(upstream, "up");
+    if (upstream === undefined) return undefined; // as for usage: the fee alone is not the cost
+    costNano += parseUsdToNano(upstream, "up");
   }
   return {
     costNano,
