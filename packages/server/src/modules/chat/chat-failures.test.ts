@@ -340,3 +340,27 @@ describe("BYOK", () => {
     expect(await h.ledgerTotal()).toBe((generation?.costNano ?? 0n) + (generation?.upstreamCostNano ?? 0n));
   });
 });
+
+describe("the funding key's cached limit", () => {
+  it("refuses on a cached key limit, then re-reads it once 30 s old and admits when it was reset", async () => {
+    await start();
+    await h.connect("bob", 5, { limit: 1 }); // the key's real limit: $1 left
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    // What Wattfare last read of the key: nearly spent, as just before a daily reset.
+    await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now());
+    const ask = () => h.post({ model: "openai/gpt-4o-mini", messages: hello }, { "x-wattfare-user": "bob" });
+
+    const refused = await ask();
+    expect(refused.status).toBe(402);
+    expect((await errorOf(refused)).code).toBe("funding_invalid");
+    expect((await h.store.getFunding(fundingId))?.limitRemainingNano).toBe(1n); // not re-read yet
+
+    h.clock.advance(30_000);
+    const admitted = await ask();
+    expect(admitted.status).toBe(200);
+    await admitted.arrayBuffer();
+    expect((await h.store.getFunding(fundingId))?.limitRemainingNano).toBe(1_000_000_000n);
+    await h.drain();
+    expect(await h.openReservations()).toBe(0);
+  });
+});

@@ -23,6 +23,7 @@ import { periodOf } from "../../period.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type {
   AccountRef,
+  AdmitResult,
   AppRecord,
   ChatAccount,
   FundingRecord,
@@ -35,7 +36,14 @@ import { connectionAccount } from "../connections/index.js";
 import { readKeyCheck } from "../funding/index.js";
 import { grantAccountRef, grantInvalid } from "../grants/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
-import { type Fit, parseChatRequest, planAdmission, renderUpstreamBody } from "./chat-request.js";
+import {
+  type AdmissionPlan,
+  type Fit,
+  type FitRefusal,
+  parseChatRequest,
+  planAdmission,
+  renderUpstreamBody,
+} from "./chat-request.js";
 import type { Reconciler } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
 import type { Upstream } from "./upstream.js";
@@ -45,6 +53,8 @@ import { costInBody, costInText, type UsageCost } from "./usage.js";
 
 /** Re-check an `insufficient` key at most this often: the payer may have topped up. */
 const INSUFFICIENT_RECHECK_MS = 30_000;
+/** Re-read a cached key limit that refused a request at most this often: it may have reset or been raised. */
+const KEY_LIMIT_RECHECK_MS = 30_000;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const KEY_CACHE_SIZE = 10_000;
 const TAIL_BYTES = 64 * 1024;
@@ -144,7 +154,7 @@ export class ChatProxy {
         ? grantPayerAccount(caller.grant)
         : connectionPayerAccount(await store.chatAccount(caller.app.id, caller.appUserId), caller, now);
     if (account.paused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
-    const funding =
+    let funding =
       account.funding?.state === "ok" ? account.funding : await this.usableFunding(account.funding);
     // Decrypt before admitting: a key that cannot be read must fail here, with nothing reserved.
     const fundingKey = this.readableFundingKey(funding);
@@ -154,32 +164,18 @@ export class ChatProxy {
       clampOff: request.headers[H.clamp] === "off",
     });
 
-    const capNano = account.capNano;
-    const keyLimit = funding.limitRemainingNano;
-    let fit: Fit | "clamp_off" | "too_small" = "too_small";
-    let keyLimitBinding = false;
-    const admitted = await store.admit(
-      {
-        id: request.id,
-        account: account.account,
-        period: account.period,
-        appId: caller.app.id,
-        fundingId: funding.id,
-        model: chat.model,
-        stream: chat.stream,
-        createdAt: now,
-        deadlineAt: now + config.reservations.reconcileDeadlineMs,
-      },
-      capNano,
-      (headroom) => {
-        keyLimitBinding = keyLimit !== null && keyLimit < headroom;
-        fit = plan.fit(keyLimitBinding && keyLimit !== null ? keyLimit : headroom);
-        return typeof fit === "string" ? null : fit.amountNano;
-      },
-      this.d.instanceId,
-      now + config.reservations.leaseMs,
-      account.grantUse,
-    );
+    let admission = await this.admit(request, caller, plan, account, funding, now);
+    if (
+      !admission.admitted.admitted &&
+      admission.keyLimitBinding &&
+      now - (funding.checkedAt ?? 0) >= KEY_LIMIT_RECHECK_MS
+    ) {
+      // The cached key limit refused: it may have been reset (daily, weekly, monthly) or raised since.
+      funding = await this.refreshFunding(funding);
+      if (funding.state !== "ok") throw fundingInsufficient();
+      admission = await this.admit(request, caller, plan, account, funding, now);
+    }
+    const { admitted, fit, keyLimitBinding } = admission;
     if (!admitted.admitted) {
       if (caller.kind === "grant" && !keyLimitBinding) {
         throw grantInvalid(
@@ -188,7 +184,7 @@ export class ChatProxy {
       }
       throw refusal(fit, keyLimitBinding, chat.callerMaxTokens);
     }
-    const chosen = fit as unknown as Fit;
+    const chosen = fit as Fit;
     const reservation = admitted.reservation;
     const ending: Ending = { done: false, dispatched: false };
     this.inFlight.add(reservation.id);
@@ -223,6 +219,44 @@ export class ChatProxy {
     }
   }
 
+  /** One admission attempt against the cap, the funding key's cached limit and a grant's uses. */
+  private async admit(
+    request: ChatRequestContext,
+    caller: ChatCaller,
+    plan: AdmissionPlan,
+    account: PayerAccount,
+    funding: FundingRecord,
+    now: number,
+  ): Promise<{ admitted: AdmitResult; fit: Fit | FitRefusal; keyLimitBinding: boolean }> {
+    const { config, store } = this.d;
+    const keyLimit = funding.limitRemainingNano;
+    let fit: Fit | FitRefusal = "too_small";
+    let keyLimitBinding = false;
+    const admitted = await store.admit(
+      {
+        id: request.id,
+        account: account.account,
+        period: account.period,
+        appId: caller.app.id,
+        fundingId: funding.id,
+        model: plan.request.model,
+        stream: plan.request.stream,
+        createdAt: now,
+        deadlineAt: now + config.reservations.reconcileDeadlineMs,
+      },
+      account.capNano,
+      (headroom) => {
+        keyLimitBinding = keyLimit !== null && keyLimit < headroom;
+        fit = plan.fit(keyLimitBinding && keyLimit !== null ? keyLimit : headroom);
+        return typeof fit === "string" ? null : fit.amountNano;
+      },
+      this.d.instanceId,
+      now + config.reservations.leaseMs,
+      account.grantUse,
+    );
+    return { admitted, fit, keyLimitBinding };
+  }
+
   /** The decrypted funding key; a key this server cannot read needs the payer to reconnect it. */
   private readableFundingKey(funding: FundingRecord): string {
     try {
@@ -248,12 +282,13 @@ export class ChatProxy {
       const refreshed = await this.refreshFunding(funding);
       if (refreshed.state === "ok") return refreshed;
     }
-    throw new ApiError(
-      "funding_invalid",
-      funding.state === "invalid"
-        ? "The payer's funding key was rejected; they need to reconnect it."
-        : "The payer's funding has insufficient credits or hit its key limit.",
-    );
+    if (funding.state === "invalid") {
+      throw new ApiError(
+        "funding_invalid",
+        "The payer's funding key was rejected; they need to reconnect it.",
+      );
+    }
+    throw fundingInsufficient();
   }
 
   /** Reads the key's state from upstream `/key` and records it. */
@@ -592,11 +627,14 @@ function connectionPayerAccount(
   };
 }
 
-function refusal(
-  fit: Fit | "clamp_off" | "too_small",
-  keyLimitBinding: boolean,
-  callerMax: number | null,
-): ApiError {
+function fundingInsufficient(): ApiError {
+  return new ApiError(
+    "funding_invalid",
+    "The payer's funding has insufficient credits or hit its key limit.",
+  );
+}
+
+function refusal(fit: Fit | FitRefusal, keyLimitBinding: boolean, callerMax: number | null): ApiError {
   if (keyLimitBinding) {
     return new ApiError(
       "funding_invalid",
