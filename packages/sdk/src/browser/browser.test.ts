@@ -377,6 +377,28 @@ describe("requestGrant()", () => {
     expect(standIn.state.pendingGrants.size).toBe(0);
   });
 
+  it("resolves with the token the popup sent when the grant session expired before the payer approved", async () => {
+    const popup = await openPopup("Request a grant");
+    const { token } = (await sessionSentTo(popup)) as { token: string };
+    // The payer took longer than the grant session token lives (10 min; the popup may stay 30).
+    standIn.state.refused.add(token);
+    await answer(popup, "Approve");
+    const outcome = await settled();
+    expect(outcome.state).toBe("resolved");
+    expect(outcome.value).toMatch(/^gt_/);
+    expect(standIn.state.apiCalls).toContain("GET /api/v1/grants/pending");
+  });
+
+  it("rejects, and closes the popup it opened, when the grant session source throws at once", async () => {
+    const [popup] = await Promise.all([
+      page.waitForEvent("popup"),
+      page.getByRole("button", { name: "Request a grant, signed out", exact: true }).click(),
+    ]);
+    expect(await settled()).toMatchObject({ state: "rejected", message: "signed out" });
+    if (!popup.isClosed()) await popup.waitForEvent("close");
+    expect(popup.isClosed()).toBe(true);
+  });
+
   it("takes the grant from GET /grants/pending when the popup's link is lost", async () => {
     await page.evaluate(() => {
       document.hasFocus = () => false;

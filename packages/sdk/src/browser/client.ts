@@ -4,7 +4,14 @@
  * recovery from the 402s the app's backend relays. It never holds the secret key.
  */
 import { errorFields, isWattfareError, NotFoundError, PopupClosedError } from "../core/errors.js";
-import { type Fetch, HttpClient, type RequestSpec, timerSleep } from "../core/http.js";
+import {
+  type Fetch,
+  HttpClient,
+  type RequestSpec,
+  retriesOption,
+  timeoutOption,
+  timerSleep,
+} from "../core/http.js";
 import { consoleWarnings, type Logger } from "../core/logger.js";
 import type { ConnectionStatus } from "../core/types.js";
 import {
@@ -213,8 +220,8 @@ export class WattfareBrowser {
     this.#http = new HttpClient({
       apiUrl: this.baseUrl + API_PATH,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      maxRetries: options.maxRetries ?? DEFAULT_MAX_RETRIES,
+      timeoutMs: timeoutOption(options.timeoutMs) ?? DEFAULT_TIMEOUT_MS,
+      maxRetries: retriesOption(options.maxRetries) ?? DEFAULT_MAX_RETRIES,
       logger: options.logger ?? consoleWarnings,
       sleep: timerSleep,
       random: Math.random,
@@ -385,7 +392,16 @@ export class WattfareBrowser {
       const token = Promise.resolve(source()).then(tokenOf);
       return {
         session: token.then((value) => ({ token: value })),
-        check: async (result) => (await this.#takePendingGrant(await token)) ?? result?.grantToken,
+        check: async (result) => {
+          try {
+            return (await this.#takePendingGrant(await token)) ?? result?.grantToken;
+          } catch (error) {
+            // The popup may stay open 30 minutes, a grant session token lives 10: once it has expired,
+            // the grant token the popup sent (from Wattfare's own window and origin) is the answer.
+            if (result?.grantToken !== undefined && isWattfareError(error, "auth")) return result.grantToken;
+            throw error;
+          }
+        },
       };
     });
   }
@@ -455,9 +471,17 @@ export class WattfareBrowser {
     } catch (error) {
       return Promise.reject(error);
     }
+    let started: ReturnType<typeof start>;
+    try {
+      started = start();
+    } catch (error) {
+      // A token source that throws at once (rather than rejecting) must not leave the popup open.
+      popup.close();
+      return Promise.reject(error);
+    }
     const running = runConsent(
       popup,
-      { intent, ...start() },
+      { intent, ...started },
       {
         origin: this.origin,
         pollIntervalMs: this.#pollIntervalMs,

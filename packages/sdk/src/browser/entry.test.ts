@@ -105,6 +105,46 @@ describe("readChatStream", () => {
     await expect(read()).rejects.toMatchObject({ code: "upstream", message: "The provider failed." });
   });
 
+  /** An SSE answer that sends `first` and then stalls until cancelled; `cancelled` says whether it was. */
+  const stalling = (first: string) => {
+    const state = { cancelled: false };
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(`data: ${first}\n\n`));
+      },
+      cancel() {
+        state.cancelled = true;
+      },
+    });
+    return { state, response: new Response(body, { headers: { "content-type": "text/event-stream" } }) };
+  };
+
+  it("stops a stalled stream at once on stream.abort(), cancelling the body, and ends the loop quietly", async () => {
+    const { state, response } = stalling(chunk("Hel"));
+    const stream = await browser.readChatStream(response);
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const c of stream) {
+        seen.push(c.choices[0]?.delta.content ?? "");
+        stream.abort();
+      }
+    })();
+    await expect(reading).resolves.toBeUndefined();
+    expect(seen).toEqual(["Hel"]);
+    expect(state.cancelled).toBe(true);
+  });
+
+  it("stops a stalled stream when the signal given to readChatStream fires, as a user abort", async () => {
+    const { state, response } = stalling(chunk("Hel"));
+    const controller = new AbortController();
+    const stream = await browser.readChatStream(response, { signal: controller.signal });
+    const reading = (async () => {
+      for await (const _ of stream) controller.abort();
+    })();
+    await expect(reading).rejects.toBeInstanceOf(browser.APIUserAbortError);
+    expect(state.cancelled).toBe(true);
+  });
+
   it("throws an error answer as its typed error before reading anything", async () => {
     const answer = new Response(
       JSON.stringify({ error: { code: "not_connected", message: "Connect first." } }),

@@ -32,7 +32,8 @@ export async function errorFromResponse(response: Response): Promise<APIError> {
 /**
  * Reads a chat completion stream that your backend piped through from Wattfare (the SSE bytes of the
  * server SDK's `stream.toReadableStream()`). An error answer is thrown as its typed error, an error
- * event inside the stream as an `UpstreamError`. Leaving the loop early cancels the response body.
+ * event inside the stream as an `UpstreamError`. Leaving the loop early, `stream.abort()` or the `signal`
+ * cancels the response body at once, even while a read is waiting.
  *
  * @example
  * ```ts
@@ -47,21 +48,47 @@ export async function readChatStream(
   options: { signal?: AbortSignal | undefined } = {},
 ): Promise<Stream<ChatCompletionChunk>> {
   if (!response.ok) throw await errorFromResponse(response);
-  let aborted = false;
+  const { signal } = options;
+  // The page's fetch owns the request; stopping means cancelling the body. The stream's reader holds
+  // the body's lock, so it reads through a body of our own that `stop` can end at once, even while a
+  // read is waiting on the network.
+  const source = response.body?.getReader();
+  let output: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let stopped = false;
+  const body =
+    source &&
+    new ReadableStream<Uint8Array>({
+      start(controller) {
+        output = controller;
+      },
+      async pull(controller) {
+        const { value, done } = await source.read();
+        if (stopped) return;
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel: (reason) => source.cancel(reason),
+    });
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    output?.error(new DOMException("The stream was aborted.", "AbortError"));
+    source?.cancel().catch(() => undefined);
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  if (signal?.aborted) stop();
   const control: StreamControl = {
-    // The page's fetch owns the request; stopping means cancelling the body, which the reader does.
-    abort: () => {
-      aborted = true;
-    },
+    abort: stop,
     get aborted() {
-      return aborted || options.signal?.aborted === true;
+      return stopped;
     },
     get userAborted() {
-      return options.signal?.aborted === true;
+      return signal?.aborted === true;
     },
-    release: () => {},
+    release: () => signal?.removeEventListener("abort", stop),
   };
-  return new Stream<ChatCompletionChunk>(response, control);
+  const own = new Response(body ?? null, { status: response.status, headers: response.headers });
+  return new Stream<ChatCompletionChunk>(own, control);
 }
 
 /**

@@ -71,6 +71,26 @@ export interface HttpConfig {
   authorization?: (() => string) | undefined;
 }
 
+/** Timers take at most 2^31 − 1 ms; Node and browsers turn anything longer into 1 ms. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A `timeoutMs` option checked: a positive number of ms that a timer can hold (≈ 24.8 days at most). */
+export function timeoutOption(value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isFinite(value) || value <= 0 || value > MAX_TIMEOUT_MS) {
+    throw new TypeError(`timeoutMs must be a positive number of ms, at most ${MAX_TIMEOUT_MS}.`);
+  }
+  return value;
+}
+
+/** A `maxRetries` option checked: a non-negative integer. */
+export function retriesOption(value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 0)
+    throw new TypeError("maxRetries must be a non-negative integer.");
+  return value;
+}
+
 /** @internal */
 export interface RequestSpec extends RequestOptions {
   method: "GET" | "POST" | "DELETE";
@@ -163,8 +183,8 @@ export class HttpClient {
     onSuccess: (response: Response, attempt: Attempt) => Promise<R>,
   ): Promise<R> {
     const { logger } = this.#config;
-    const maxRetries = spec.maxRetries ?? this.#config.maxRetries;
-    const timeoutMs = spec.timeoutMs ?? this.#config.timeoutMs;
+    const maxRetries = retriesOption(spec.maxRetries) ?? this.#config.maxRetries;
+    const timeoutMs = timeoutOption(spec.timeoutMs) ?? this.#config.timeoutMs;
     const url = new URL(this.#config.apiUrl + spec.path);
     for (const [key, value] of Object.entries(spec.query ?? {})) url.searchParams.set(key, value);
     // Built before the loop: a header value fetch cannot send (say, a newline in a user id) is a

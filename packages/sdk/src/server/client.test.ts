@@ -113,6 +113,18 @@ describe("new Wattfare()", () => {
     expect(() => new Wattfare({ secretKey, baseUrl: "ftp://wattfare.com" })).toThrow(/https/);
   });
 
+  it("refuses a timeout no timer can hold, and retries that are not a whole number, for the client and per call", async () => {
+    const secretKey = "sk_live_abcdefgh_secret";
+    const thirtyDays = 30 * 24 * 3600 * 1000; // a timer would fire after 1 ms instead
+    expect(() => new Wattfare({ secretKey, timeoutMs: thirtyDays })).toThrow(/timeoutMs/);
+    expect(() => new Wattfare({ secretKey, timeoutMs: 0 })).toThrow(/timeoutMs/);
+    expect(() => new Wattfare({ secretKey, maxRetries: 1.5 })).toThrow(/maxRetries/);
+    const fetch = () => Promise.reject(new Error("must not be called"));
+    const client = new Wattfare({ secretKey, fetch });
+    await expect(client.status("u", { timeoutMs: thirtyDays })).rejects.toThrow(/timeoutMs/);
+    await expect(client.status("u", { maxRetries: -1 })).rejects.toThrow(/maxRetries/);
+  });
+
   it("keeps a self-hosted path prefix", () => {
     const client = new Wattfare({
       secretKey: "sk_live_abcdefgh_secret",

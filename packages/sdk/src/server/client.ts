@@ -11,7 +11,15 @@ import type {
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionCreateParamsStreaming,
 } from "../core/chat-types.js";
-import { type Fetch, HttpClient, type RequestOptions, type Sleep, timerSleep } from "../core/http.js";
+import {
+  type Fetch,
+  HttpClient,
+  type RequestOptions,
+  retriesOption,
+  type Sleep,
+  timeoutOption,
+  timerSleep,
+} from "../core/http.js";
 import { consoleWarnings, type Logger } from "../core/logger.js";
 import type { Stream } from "../core/stream.js";
 import type { ConnectionStatus, GrantStatus, GrantTerms, Session } from "../core/types.js";
@@ -223,8 +231,8 @@ export class Wattfare {
     this.#http = new HttpClient({
       apiUrl: this.baseUrl + API_PATH,
       fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-      timeoutMs: positive(options.timeoutMs, "timeoutMs") ?? DEFAULT_TIMEOUT_MS,
-      maxRetries: retries(options.maxRetries) ?? DEFAULT_MAX_RETRIES,
+      timeoutMs: timeoutOption(options.timeoutMs) ?? DEFAULT_TIMEOUT_MS,
+      maxRetries: retriesOption(options.maxRetries) ?? DEFAULT_MAX_RETRIES,
       logger,
       sleep: options.sleep ?? timerSleep,
       random: Math.random,
@@ -275,7 +283,8 @@ export class Wattfare {
    * ```
    */
   openaiOptions(options: { user: string } | { grant: string }): OpenAIClientOptions {
-    const header = "grant" in options ? { [GRANT_HEADER]: options.grant } : { [USER_HEADER]: options.user };
+    const { user, grant } = options as { user?: string | undefined; grant?: string | undefined };
+    const header = payerHeader(user, grant);
     return {
       baseURL: this.baseUrl + API_PATH,
       apiKey: this.#secretKey,
@@ -462,17 +471,12 @@ export class ChatCompletions {
     options: ChatRequestOptions,
   ): APIPromise<Stream<ChatCompletionChunk> | ChatCompletion> {
     const { user, grant, ...rest } = options;
-    if ((user === undefined) === (grant === undefined)) {
-      throw new TypeError(
-        "Pass exactly one of { user } or { grant }: whose budget pays for this completion.",
-      );
-    }
     const spec = {
       ...rest,
       method: "POST" as const,
       path: "/chat/completions",
       body: params,
-      headers: grant === undefined ? { [USER_HEADER]: user ?? "" } : { [GRANT_HEADER]: grant },
+      headers: payerHeader(user, grant),
       idempotent: false,
     };
     return params.stream === true
@@ -513,19 +517,14 @@ function normalizeBaseUrl(value: string, logger: Logger): string {
   return url.origin + path;
 }
 
+/** The header naming who pays: exactly one of a user (their connection) or a one-time grant. */
+function payerHeader(user: string | undefined, grant: string | undefined): Record<string, string> {
+  if ((user === undefined) === (grant === undefined)) {
+    throw new TypeError("Pass exactly one of { user } or { grant }: whose budget pays for this completion.");
+  }
+  return grant === undefined ? { [USER_HEADER]: user ?? "" } : { [GRANT_HEADER]: grant };
+}
+
 function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
-
-function positive(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isFinite(value) || value <= 0) throw new TypeError(`${name} must be a positive number of ms.`);
-  return value;
-}
-
-function retries(value: number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < 0)
-    throw new TypeError("maxRetries must be a non-negative integer.");
-  return value;
 }

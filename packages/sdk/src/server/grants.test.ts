@@ -127,6 +127,14 @@ describe("chat.completions.create with { grant }", () => {
       /exactly one/,
     );
   });
+
+  it("gives openaiOptions the same rule: a grant key holding undefined is no grant", () => {
+    const userAndEmptyGrant = { user: "alice", grant: undefined } as unknown as { user: string };
+    expect(wattfare.openaiOptions(userAndEmptyGrant).defaultHeaders).toEqual({ "x-wattfare-user": "alice" });
+    const both = { user: "alice", grant: "gt_x" } as unknown as { user: string };
+    expect(() => wattfare.openaiOptions(both)).toThrow(/exactly one/);
+    expect(() => wattfare.openaiOptions({} as unknown as { user: string })).toThrow(/exactly one/);
+  });
 });
 
 describe("grants.current", () => {

@@ -166,6 +166,7 @@ function appPage(wattfareUrl: string): string {
 <label for="error">Relayed error</label><input id="error" value="">
 <button id="recover">Fix it</button>
 <button id="grant">Request a grant</button>
+<button id="grant-throwing">Request a grant, signed out</button>
 <script type="module">
 import { createWattfare, sessionEndpoint } from "/sdk/browser/index.js";
 window.events = [];
@@ -203,6 +204,8 @@ document.getElementById("connect-again").onclick = () => track(wattfare.connect(
 document.getElementById("recover").onclick = () =>
   track(wattfare.recover(JSON.parse(document.getElementById("error").value)));
 document.getElementById("grant").onclick = () => track(wattfare.requestGrant());
+document.getElementById("grant-throwing").onclick = () =>
+  track(wattfare.requestGrant({ getSessionToken: () => { throw new Error("signed out"); } }));
 window.sdkReady = true;
 </script>`;
 }
