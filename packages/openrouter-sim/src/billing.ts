@@ -17,14 +17,21 @@ export interface Settlement {
   output: OutputCounts;
 }
 
+/**
+ * Zero completion insurance (OpenRouter docs): no charge when the response has no completion token and
+ * a blank finish_reason, or when its finish_reason is `error`.
+ */
+export function insured(finishReason: FinishReason | null, completionTokens: number): boolean {
+  return finishReason === "error" || (finishReason === null && completionTokens === 0);
+}
+
 export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: Outcome): Settlement {
   const output = outputOf(plan, outcome.pieces);
-  const finishedNormally = outcome.finishReason === "stop" || outcome.finishReason === "length";
   const charge = chargeFor(
     plan.model,
     { promptTokens: plan.promptTokens, images: plan.images, ...output },
     plan.account.byok,
-    !finishedNormally,
+    insured(outcome.finishReason, output.completionTokens),
   );
   sim.accounts.bill(plan.account, charge);
   const record: GenerationRecord = {

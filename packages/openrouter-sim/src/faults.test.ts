@@ -101,7 +101,8 @@ describe("faults", () => {
     expect(dataEvents(text)).toHaveLength(2);
   });
 
-  it("sends OpenRouter's mid-stream error event after N chunks, then ends, billing the tokens sent", async () => {
+  it("sends OpenRouter's mid-stream error event after N chunks, then ends, billing nothing (zero completion insurance)", async () => {
+    const billedBefore = sim.control.billedNano(key);
     sim.control.setFaults({ errorAfterChunks: 2 });
     const response = await postChat(sim, key, STREAM);
     const events = dataEvents(await response.text());
@@ -121,7 +122,9 @@ describe("faults", () => {
       completionTokens: 2,
       finishReason: "error",
       promptTokens: HI_PROMPT_TOKENS,
+      costNano: 0n,
     });
+    expect(sim.control.billedNano(key)).toBe(billedBefore);
   });
 
   it("makes the official client throw an APIError at the mid-stream error", async () => {
@@ -153,6 +156,7 @@ describe("faults", () => {
     });
     expect(completion.choices[0]!.message.content!.split(" ")).toHaveLength(4);
     expect(completion.usage!.completion_tokens).toBe(4);
+    expect((completion.usage as unknown as { cost: number }).cost).toBe(0);
   });
 
   it("never answers under hangBeforeHeaders, and bills nothing", async () => {

@@ -84,12 +84,10 @@ function emitted(atto: bigint): { value: number; text: string; nano: bigint } {
 }
 
 /**
- * Prices one generation. Zero completion insurance (OpenRouter docs): a generation that produced no
- * completion token and did not finish normally costs nothing.
+ * Prices one generation; `free` when zero completion insurance covers it (see `insured()`).
  */
-export function chargeFor(model: SimModel, counts: TokenCounts, byok: boolean, insured: boolean): Charge {
+export function chargeFor(model: SimModel, counts: TokenCounts, byok: boolean, free: boolean): Charge {
   const prices = priceTable(model);
-  const free = insured && counts.completionTokens === 0;
   const promptAtto = free ? 0n : BigInt(counts.promptTokens) * prices.prompt;
   const completionAtto = free
     ? 0n
