@@ -92,16 +92,28 @@ describe("upstream errors before the body", () => {
 
   it("treats a 403 key limit exceeded as funding_invalid", async () => {
     h = await createChatHarness();
-    const key = await h.connect("alice", 5, { limit: 0.00001 });
-    // Spend the key's own limit directly at the simulator, then try through Wattfare.
-    await fetch(`${h.sim.apiUrl}/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }),
-    }).then((r) => r.arrayBuffer());
+    const key = await h.connect("alice", 5);
+    // Spend through the key directly at the simulator, then set its limit below what it has spent.
+    const direct = () =>
+      fetch(`${h.sim.apiUrl}/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }),
+      });
+    const spent = await direct();
+    await spent.arrayBuffer();
+    expect(spent.status).toBe(200);
+    h.sim.control.setLimit(key, 0.000000001);
+    const upstream = await direct();
+    expect(upstream.status).toBe(403);
+    expect(await upstream.text()).toContain("Key limit exceeded");
+
     const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }, U);
     expect(res.status).toBe(402);
     expect((await errorOf(res)).code).toBe("funding_invalid");
+    const state = h.store.db.prepare("SELECT state FROM funding").get() as { state: string };
+    expect(state.state).toBe("insufficient");
+    expect(await h.openReservations()).toBe(0);
   });
 
   it("marks funding invalid only once /key confirms the upstream 401", async () => {
