@@ -1,11 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseChatRequest, renderUpstreamBody } from "./chat-request.js";
 
-const render = (body: string, outTokens = 100) =>
-  JSON.parse(renderUpstreamBody(parseChatRequest(Buffer.from(body)), outTokens, "app1", "alice")) as Record<
-    string,
-    unknown
-  >;
+/** The upstream body's text for a caller's body, with 100 output tokens admitted. */
+const rendered = (body: string) =>
+  renderUpstreamBody(parseChatRequest(Buffer.from(body)), 100, "app1", "alice");
+const render = (body: string) => JSON.parse(rendered(body)) as Record<string, unknown>;
 
 describe("renderUpstreamBody", () => {
   it("forwards the caller's body with max_tokens as admitted and a pseudonymous user", () => {
@@ -15,15 +14,8 @@ describe("renderUpstreamBody", () => {
   });
 
   it("forwards exactly the validated value of a key the caller sent twice, once", () => {
-    const sent = renderUpstreamBody(
-      parseChatRequest(
-        Buffer.from(
-          '{"model":"m","messages":[{"role":"user","content":"hi"}],"n":100,"n":1,"plugins":[{"id":"web"}],"plugins":null}',
-        ),
-      ),
-      100,
-      "app1",
-      "alice",
+    const sent = rendered(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"n":100,"n":1,"plugins":[{"id":"web"}],"plugins":null}',
     );
     expect(sent.match(/"n"/g)).toHaveLength(1);
     expect(sent.match(/"plugins"/g)).toHaveLength(1);
@@ -36,15 +28,8 @@ describe("renderUpstreamBody", () => {
   });
 
   it("sets the caller's own max_tokens, max_completion_tokens and user fields in place, once each", () => {
-    const sent = renderUpstreamBody(
-      parseChatRequest(
-        Buffer.from(
-          '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9000,"max_tokens":5000}',
-        ),
-      ),
-      100,
-      "app1",
-      "alice",
+    const sent = rendered(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":9000,"max_tokens":5000}',
     );
     expect(sent.match(/"max_tokens"/g)).toHaveLength(1);
     expect(JSON.parse(sent)).toMatchObject({ max_tokens: 100 });
