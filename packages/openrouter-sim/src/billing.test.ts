@@ -94,6 +94,26 @@ describe("billing", () => {
     expect(sim.control.keyState(key)).toMatchObject({ usageNano: 593n, byokUsageNano: 11_850n });
   });
 
+  it("reports a BYOK provider price as null under byokUpstreamCostNull, and still bills it", async () => {
+    const key = sim.control.createKey({ byok: true });
+    sim.control.setFaults({ byokUpstreamCostNull: true });
+    try {
+      const response = await postChat(sim, key, { model: "openai/gpt-4o-mini", messages: HI });
+      const body = (await response.json()) as { usage: Record<string, unknown> };
+      expect(body.usage).toMatchObject({
+        cost: 5.925e-7,
+        is_byok: true,
+        cost_details: { upstream_inference_cost: null },
+      });
+      const id = response.headers.get("x-generation-id") ?? "";
+      const record = await sim.control.waitForGeneration(id);
+      expect(record).toMatchObject({ upstreamCostText: null, upstreamCostNano: 11_850n });
+      expect(sim.control.billedNano(key)).toBe(12_443n);
+    } finally {
+      sim.control.resetFaults();
+    }
+  });
+
   it("bills a streaming disconnect only for the tokens already sent", async () => {
     const key = sim.control.createKey();
     const id = await disconnectAfterFirstChunk(key, "openai/gpt-4o-mini");

@@ -27,12 +27,15 @@ export function insured(finishReason: FinishReason | null, completionTokens: num
 
 export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: Outcome): Settlement {
   const output = outputOf(plan, outcome.pieces);
-  const charge = chargeFor(
+  const priced = chargeFor(
     plan.model,
     { promptTokens: plan.promptTokens, images: plan.images, ...output },
     plan.account.byok,
     insured(outcome.finishReason, output.completionTokens),
   );
+  // Billed all the same; only the report of the provider's price is missing.
+  const unreported = priced.isByok && sim.faults.byokUpstreamCostNull;
+  const charge: Charge = unreported ? { ...priced, upstreamCost: null } : priced;
   sim.accounts.bill(plan.account, charge);
   const record: GenerationRecord = {
     id: plan.id,
@@ -50,7 +53,7 @@ export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: O
     isByok: charge.isByok,
     costText: charge.costText,
     costNano: charge.costNano,
-    upstreamCostText: charge.isByok ? charge.upstreamCostText : null,
+    upstreamCostText: charge.isByok && !unreported ? charge.upstreamCostText : null,
     upstreamCostNano: charge.upstreamCostNano,
     billedNano: charge.billedNano,
     externalUser: plan.externalUser,

@@ -65,8 +65,11 @@ export interface Charge {
   costText: string;
   costNano: bigint;
   isByok: boolean;
-  /** `cost_details.upstream_inference_cost`: the provider's price (equals `cost` when not BYOK). */
-  upstreamCost: number;
+  /**
+   * `cost_details.upstream_inference_cost`: the provider's price (equals `cost` when not BYOK); null when
+   * the provider did not report it (the `byokUpstreamCostNull` fault).
+   */
+  upstreamCost: number | null;
   upstreamCostText: string;
   upstreamCostNano: bigint;
   upstreamPromptCost: number;

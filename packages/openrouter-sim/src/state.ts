@@ -24,6 +24,7 @@ export const NO_FAULTS: Readonly<Faults> = Object.freeze({
   errorAfterChunks: null,
   hangBeforeHeaders: false,
   hangAfterChunks: null,
+  byokUpstreamCostNull: false,
 });
 
 const REQUEST_HISTORY = 1000;

@@ -72,7 +72,7 @@ export interface GenerationRecord {
   costText: string;
   /** `costText` rounded up to the nano-USD. */
   costNano: bigint;
-  /** BYOK only: `upstream_inference_cost` as emitted; null otherwise. */
+  /** BYOK only: `upstream_inference_cost` as emitted; null otherwise, and under `byokUpstreamCostNull`. */
   upstreamCostText: string | null;
   /** BYOK only: `upstreamCostText` rounded up to the nano-USD; 0 otherwise. */
   upstreamCostNano: bigint;
@@ -115,6 +115,11 @@ export interface Faults {
   hangBeforeHeaders: boolean;
   /** Stop sending after N chunks and keep the socket open; bills the tokens sent once the client leaves. */
   hangAfterChunks: number | null;
+  /**
+   * BYOK generations report `upstream_inference_cost: null` (in `usage.cost_details` and `/generation`),
+   * as when the provider did not report its price. The provider's charge is still billed.
+   */
+  byokUpstreamCostNull: boolean;
 }
 
 export interface Timing {

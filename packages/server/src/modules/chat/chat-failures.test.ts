@@ -352,6 +352,22 @@ describe("BYOK", () => {
     expect(generation?.isByok).toBe(true);
     expect(await h.ledgerTotal()).toBe((generation?.costNano ?? 0n) + (generation?.upstreamCostNano ?? 0n));
   });
+
+  it("charges the reservation, flagged, never the 5 % fee alone, when the provider's cost is not reported", async () => {
+    await start();
+    const key = await h.connect("bob", 5, { byok: true });
+    h.sim.control.setFaults({ byokUpstreamCostNull: true });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, { "x-wattfare-user": "bob" });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    await h.drain();
+    await h.reconcile();
+    expect(await h.openReservations()).toBe(0);
+    const [entry] = await h.store.ledger();
+    expect(entry?.unreconciled).toBe(true);
+    // The payer really paid fee + provider; the reservation bounds both.
+    expect(entry?.amountNano).toBeGreaterThanOrEqual(h.sim.control.billedNano(key));
+  });
 });
 
 describe("the funding key's cached limit", () => {
