@@ -109,7 +109,7 @@ export interface Faults {
   resetBeforeHeaders: boolean;
   /** Destroy the socket after N content chunks (streams) or N tokens (non-stream); bills the tokens sent. */
   resetAfterChunks: number | null;
-  /** Send OpenRouter's mid-stream error event after N chunks, then end; bills the tokens sent. */
+  /** Send OpenRouter's mid-stream error event after N chunks, then end; bills nothing (zero completion insurance). */
   errorAfterChunks: number | null;
   /** Never answer. */
   hangBeforeHeaders: boolean;
