@@ -2,9 +2,10 @@
  * Every way a request can fail, and proof that each ends its reservation with exactly what the
  * upstream billed (or, where the upstream cannot be asked, conservatively at the reservation).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
 import { ManualClock, postChat } from "../../testing/harness.js";
+import { Upstream } from "./upstream.js";
 
 let h: ChatHarness;
 afterEach(async () => h?.close());
@@ -390,6 +391,50 @@ describe("the funding key's cached limit", () => {
     await admitted.arrayBuffer();
     expect((await h.store.getFunding(fundingId))?.limitRemainingNano).toBe(1_000_000_000n);
     await h.drain();
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("makes one /key read for a burst of requests refused by the same stale limit", async () => {
+    await start();
+    await h.connect("bob", 5, { limit: 1 });
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now() - 60_000);
+    const reads = vi.spyOn(Upstream.prototype, "get");
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const res = await h.post(
+            { model: "openai/gpt-4o-mini", messages: hello },
+            { "x-wattfare-user": "bob" },
+          );
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      );
+      expect(statuses).toEqual(Array(8).fill(200));
+      expect(reads.mock.calls.filter(([path]) => path === "/key")).toHaveLength(1);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
+  it("tells the payer to reconnect when the re-read finds the key rejected", async () => {
+    await start();
+    await h.connect("bob", 5, { limit: 1 });
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now() - 60_000);
+    // The key was revoked upstream meanwhile: the simulator has never seen this one.
+    const { encryptFundingKey } = await import("../../security/index.js");
+    h.store.db
+      .prepare("UPDATE funding SET key_blob = ? WHERE id = ?")
+      .run(encryptFundingKey(h.deps.keyRing, `sk-or-v1-${"0".repeat(64)}`, fundingId), fundingId);
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, { "x-wattfare-user": "bob" });
+    expect(res.status).toBe(402);
+    expect(await errorOf(res)).toMatchObject({
+      code: "funding_invalid",
+      message: expect.stringMatching(/reconnect/),
+    });
+    expect((await h.store.getFunding(fundingId))?.state).toBe("invalid");
     expect(await h.openReservations()).toBe(0);
   });
 });

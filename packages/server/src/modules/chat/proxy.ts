@@ -118,6 +118,8 @@ export class ChatProxy {
   /** Reservations whose request is still being served here (the reconciler leaves them alone). */
   readonly inFlight = new Set<string>();
   private readonly keyCache = new Map<string, { blob: string; key: string }>();
+  /** `/key` reads in progress, by funding id. */
+  private readonly refreshing = new Map<string, Promise<FundingRecord>>();
   /** Handlers and settlement writes still running; drain() waits for them (shutdown, tests). */
   private readonly work = new Set<Promise<unknown>>();
 
@@ -172,8 +174,8 @@ export class ChatProxy {
     ) {
       // The cached key limit refused: it may have been reset (daily, weekly, monthly) or raised since.
       funding = await this.refreshFunding(funding);
-      if (funding.state !== "ok") throw fundingInsufficient();
-      admission = await this.admit(request, caller, plan, account, funding, now);
+      if (funding.state !== "ok") throw fundingUnusable(funding.state);
+      admission = await this.admit(request, caller, plan, account, funding, clock.now());
     }
     const { admitted, fit, keyLimitBinding } = admission;
     if (!admitted.admitted) {
@@ -281,18 +283,25 @@ export class ChatProxy {
     ) {
       const refreshed = await this.refreshFunding(funding);
       if (refreshed.state === "ok") return refreshed;
+      throw fundingUnusable(refreshed.state);
     }
-    if (funding.state === "invalid") {
-      throw new ApiError(
-        "funding_invalid",
-        "The payer's funding key was rejected; they need to reconnect it.",
-      );
-    }
-    throw fundingInsufficient();
+    throw fundingUnusable(funding.state);
   }
 
-  /** Reads the key's state from upstream `/key` and records it. */
-  private async refreshFunding(funding: FundingRecord): Promise<FundingRecord> {
+  /**
+   * Reads the key's state from upstream `/key` and records it. Requests that ask at the same time share
+   * one read (a burst of refusals makes one `/key` call, not one each).
+   */
+  private refreshFunding(funding: FundingRecord): Promise<FundingRecord> {
+    let reading = this.refreshing.get(funding.id);
+    if (reading === undefined) {
+      reading = this.readKeyState(funding).finally(() => this.refreshing.delete(funding.id));
+      this.refreshing.set(funding.id, reading);
+    }
+    return reading;
+  }
+
+  private async readKeyState(funding: FundingRecord): Promise<FundingRecord> {
     const now = this.d.clock.now();
     let state: FundingRecord["state"] = funding.state;
     let limitRemaining: Nano | null = funding.limitRemainingNano;
@@ -627,10 +636,13 @@ function connectionPayerAccount(
   };
 }
 
-function fundingInsufficient(): ApiError {
+/** Why funding that is not `ok` cannot pay: a key to reconnect, or one out of credits or limit. */
+function fundingUnusable(state: Exclude<FundingRecord["state"], "ok">): ApiError {
   return new ApiError(
     "funding_invalid",
-    "The payer's funding has insufficient credits or hit its key limit.",
+    state === "invalid"
+      ? "The payer's funding key was rejected; they need to reconnect it."
+      : "The payer's funding has insufficient credits or hit its key limit.",
   );
 }
 
