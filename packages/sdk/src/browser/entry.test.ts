@@ -2,6 +2,7 @@
  * The browser entry as a browser loads it: only relative `.js` imports (no bare specifiers, no Node
  * modules), and errors that the server entry recognises.
  */
+import { getEventListeners } from "node:events";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -143,6 +144,17 @@ describe("readChatStream", () => {
     })();
     await expect(reading).rejects.toBeInstanceOf(browser.APIUserAbortError);
     expect(state.cancelled).toBe(true);
+  });
+
+  it("stops listening to the caller's signal once a stream is aborted, even if it is never read", async () => {
+    const controller = new AbortController();
+    for (let i = 0; i < 5; i++) {
+      const stream = await browser.readChatStream(stalling(chunk("Hel")).response, {
+        signal: controller.signal,
+      });
+      stream.abort();
+    }
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 
   it("throws an error answer as its typed error before reading anything", async () => {

@@ -72,6 +72,7 @@ export async function readChatStream(
   const stop = () => {
     if (stopped) return;
     stopped = true;
+    signal?.removeEventListener("abort", stop);
     output?.error(new DOMException("The stream was aborted.", "AbortError"));
     source?.cancel().catch(() => undefined);
   };

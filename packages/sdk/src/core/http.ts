@@ -302,6 +302,7 @@ class Attempt implements StreamControl {
 
   abort(): void {
     this.#controller.abort();
+    this.release(); // a stream aborted and never read again must not keep the caller's signal listened to
   }
 
   stopTimer(): void {

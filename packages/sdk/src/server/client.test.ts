@@ -3,6 +3,7 @@
  * error for each failure, retries driven by Wattfare's own rate limiter and a manual clock, and proof
  * that streams stop the model and bill exactly what was generated.
  */
+import { getEventListeners } from "node:events";
 import { createServer } from "node:net";
 import { type ChatHarness, createChatHarness, ManualClock } from "@wattfare/server/testing";
 import { Stream as OpenAIStream } from "openai/streaming";
@@ -123,6 +124,27 @@ describe("new Wattfare()", () => {
     const client = new Wattfare({ secretKey, fetch });
     await expect(client.status("u", { timeoutMs: thirtyDays })).rejects.toThrow(/timeoutMs/);
     await expect(client.status("u", { maxRetries: -1 })).rejects.toThrow(/maxRetries/);
+  });
+
+  it("stops listening to the caller's signal once a stream is aborted, even if it is never read", async () => {
+    const sse = () =>
+      new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode(": wait\n\n")) }), {
+        headers: { "content-type": "text/event-stream" },
+      });
+    const client = new Wattfare({
+      secretKey: "sk_live_abcdefgh_secret",
+      fetch: async () => sse(),
+      logger: silent,
+    });
+    const controller = new AbortController();
+    for (let i = 0; i < 3; i++) {
+      const stream = await client.chat.completions.create(
+        { model: "m", messages: [{ role: "user", content: "hi" }], stream: true },
+        { user: "u", signal: controller.signal },
+      );
+      stream.abort();
+    }
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 
   it("keeps a self-hosted path prefix", () => {
