@@ -181,6 +181,27 @@ describe("POST /api/v1/chat/completions (JSON)", () => {
     }
   });
 
+  it("sends a delayed answer's headers and blank lines at once under nonStreamBlankLines, then the JSON", async () => {
+    const slow = await startSimulator({ ttftMs: 30, nonStreamBlankLines: 2 });
+    try {
+      const slowKey = slow.control.createKey();
+      const response = await postChat(slow, slowKey, { model: "openai/gpt-4o-mini", messages: HI });
+      expect(response.status).toBe(200);
+      expect(response.headers.get("x-generation-id")).toMatch(/^gen-/);
+      const text = await response.text();
+      expect(text.startsWith("\n\n{")).toBe(true);
+      expect(JSON.parse(text)).toMatchObject({ object: "chat.completion", usage: { completion_tokens: 16 } });
+      // The official client reads it like any answer.
+      const completion = await openai(slow, slowKey).chat.completions.create({
+        model: "openai/gpt-4o-mini",
+        messages: HI,
+      });
+      expect(completion.usage?.completion_tokens).toBe(16);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it("records what the client forwarded, with the key redacted to its hash", async () => {
     sim.control.clearRequests();
     await openai(sim, key).chat.completions.create({

@@ -116,9 +116,14 @@ export function streamCompletion(sim: SimState, plan: GenerationPlan, res: Serve
 }
 
 export function jsonCompletion(sim: SimState, plan: GenerationPlan, res: ServerResponse): void {
-  const { ttftMs, interTokenMs } = sim.settings;
+  const { ttftMs, interTokenMs, nonStreamBlankLines } = sim.settings;
   const stop = stopPoint(sim.faults, plan.pieces.length);
   const headers = { "x-generation-id": plan.id };
+  /** The JSON answer, after the blank lines when the headers already went out with them. */
+  const answer = (json: string): void => {
+    if (res.headersSent) res.end(json);
+    else sendJson(res, 200, json, headers);
+  };
   let responded = false;
   let clientGone = false;
   let settled = false;
@@ -145,8 +150,7 @@ export function jsonCompletion(sim: SimState, plan: GenerationPlan, res: ServerR
           finishReason: plan.finishReason,
           cancelled: clientGone,
         });
-        if (!clientGone)
-          sendJson(res, 200, completionJson(plan, stop.at, plan.finishReason, settlement), headers);
+        if (!clientGone) answer(completionJson(plan, stop.at, plan.finishReason, settlement));
         return;
       }
       case "error": {
@@ -157,7 +161,7 @@ export function jsonCompletion(sim: SimState, plan: GenerationPlan, res: ServerR
           finishReason: "error",
           cancelled: clientGone,
         });
-        if (!clientGone) sendJson(res, 200, completionJson(plan, stop.at, "error", settlement), headers);
+        if (!clientGone) answer(completionJson(plan, stop.at, "error", settlement));
         return;
       }
       case "drop":
@@ -172,6 +176,11 @@ export function jsonCompletion(sim: SimState, plan: GenerationPlan, res: ServerR
   };
 
   const delay = stop.at === 0 ? ttftMs : ttftMs + interTokenMs * (stop.at - 1);
+  if (delay > 0 && nonStreamBlankLines > 0) {
+    // Observed of OpenRouter: a slow non-stream request gets its headers and blank lines at once.
+    res.writeHead(200, { "content-type": "application/json", ...CORS_HEADERS, ...headers });
+    res.write("\n".repeat(nonStreamBlankLines));
+  }
   if (delay > 0) sim.setTimer(finish, delay);
   else finish();
 }

@@ -15,6 +15,7 @@ export const USAGE = `Usage: openrouter-sim [options]
   --inter-token-ms N           delay between content chunks (default 0)
   --response-tokens N          tokens generated per choice when max_tokens allows (default 16)
   --processing-comments N      ": OPENROUTER PROCESSING" lines before the first event (default 1)
+  --non-stream-blank-lines N   blank lines a delayed non-stream answer sends at once (default 0)
   --generation-not-found-ms N  /generation answers 404 this long after a generation ends (default 0)
   --oauth-credits USD          credits of keys created through OAuth (default 10)
   --credits USD                credits of the printed demo key (default 10)
@@ -25,6 +26,7 @@ export const USAGE = `Usage: openrouter-sim [options]
   --fault-error-after-chunks N send a mid-stream error event after N chunks
   --fault-hang-before-headers  never answer chat requests
   --fault-hang-after-chunks N  stop streams after N chunks, keeping the socket open
+  --fault-byok-upstream-cost-null  BYOK answers report upstream_inference_cost: null (still billed)
   --json                       print {"url","apiUrl","key"} as one JSON line
   -h, --help                   show this help`;
 
@@ -66,6 +68,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
       "inter-token-ms": { type: "string" },
       "response-tokens": { type: "string" },
       "processing-comments": { type: "string" },
+      "non-stream-blank-lines": { type: "string" },
       "generation-not-found-ms": { type: "string" },
       "oauth-credits": { type: "string" },
       credits: { type: "string" },
@@ -76,6 +79,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
       "fault-error-after-chunks": { type: "string" },
       "fault-hang-before-headers": { type: "boolean" },
       "fault-hang-after-chunks": { type: "string" },
+      "fault-byok-upstream-cost-null": { type: "boolean" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -92,6 +96,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
   set("interTokenMs", number("inter-token-ms", values["inter-token-ms"]));
   set("responseTokens", integer("response-tokens", values["response-tokens"]));
   set("processingComments", integer("processing-comments", values["processing-comments"]));
+  set("nonStreamBlankLines", integer("non-stream-blank-lines", values["non-stream-blank-lines"]));
   set("generationNotFoundMs", number("generation-not-found-ms", values["generation-not-found-ms"]));
   set("oauthCredits", number("oauth-credits", values["oauth-credits"]));
 
@@ -104,6 +109,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
   }
   if (values["fault-reset-before-headers"]) faults.resetBeforeHeaders = true;
   if (values["fault-hang-before-headers"]) faults.hangBeforeHeaders = true;
+  if (values["fault-byok-upstream-cost-null"]) faults.byokUpstreamCostNull = true;
   const afterChunks = {
     resetAfterChunks: integer("fault-reset-after-chunks", values["fault-reset-after-chunks"]),
     errorAfterChunks: integer("fault-error-after-chunks", values["fault-error-after-chunks"]),

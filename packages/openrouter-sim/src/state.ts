@@ -13,6 +13,7 @@ export interface Settings {
   interTokenMs: number;
   responseTokens: number;
   processingComments: number;
+  nonStreamBlankLines: number;
   generationNotFoundMs: number;
   oauthCredits: number;
 }
@@ -50,6 +51,7 @@ export class SimState {
       interTokenMs: options.interTokenMs ?? 0,
       responseTokens: options.responseTokens ?? 16,
       processingComments: options.processingComments ?? 1,
+      nonStreamBlankLines: options.nonStreamBlankLines ?? 0,
       generationNotFoundMs: options.generationNotFoundMs ?? 0,
       oauthCredits: options.oauthCredits ?? 10,
     };

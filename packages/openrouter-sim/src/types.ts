@@ -15,6 +15,11 @@ export interface SimulatorOptions {
   responseTokens?: number;
   /** `: OPENROUTER PROCESSING` comment lines before the first data event of a stream; default 1. */
   processingComments?: number;
+  /**
+   * Blank lines a delayed non-stream answer sends, with its headers, at once — the JSON follows when the
+   * generation ends (OpenRouter keeps slow non-stream requests alive this way); default 0.
+   */
+  nonStreamBlankLines?: number;
   /** `/generation` answers 404 for this long after a generation ends, ms; default 0. */
   generationNotFoundMs?: number;
   /** USD credited to keys created through OAuth; default 10. */

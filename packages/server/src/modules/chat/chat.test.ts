@@ -35,6 +35,25 @@ describe("chat completions through the official openai client", () => {
     await expectExact(key);
   });
 
+  it("passes a slow answer's early blank lines through and still meters it exactly", async () => {
+    await h.close();
+    // OpenRouter keeps a slow non-stream request alive with headers and blank lines before the JSON.
+    h = await createChatHarness({ sim: { responseTokens: 12, ttftMs: 30, nonStreamBlankLines: 3 } });
+    const key = await h.connect("alice", 5);
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text.startsWith("\n\n\n{")).toBe(true);
+    const completion = await h
+      .openai("alice")
+      .chat.completions.create({ model: "openai/gpt-4o-mini", messages: hello });
+    expect(completion.usage?.completion_tokens).toBe(12);
+    await expectExact(key);
+  });
+
   it("streams chunks with the final usage chunk and meters them exactly", async () => {
     const key = await h.connect("alice", 5);
     const stream = await h
