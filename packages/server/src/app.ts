@@ -15,6 +15,7 @@ import { registerDashboard } from "./modules/dashboard/index.js";
 import { registerFundingRoutes } from "./modules/funding/index.js";
 import { registerGrantRoutes } from "./modules/grants/index.js";
 import { registerHealthRoutes } from "./modules/health/index.js";
+import { Metrics, registerMetricsRoute } from "./modules/metrics/index.js";
 import { registerPayerRoutes } from "./modules/payers/index.js";
 import { registerSessionRoutes } from "./modules/sessions/index.js";
 
@@ -55,10 +56,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerHealthRoutes(app, deps);
+  const metrics = new Metrics(deps.config.metricsToken !== undefined);
+  registerMetricsRoute(app, deps, metrics);
   registerSessionRoutes(app, deps);
   registerConnectionRoutes(app, deps);
   registerGrantRoutes(app, deps);
-  const chat = await createChat(app, deps);
+  const chat = await createChat(app, deps, metrics);
   app.decorate("chat", chat);
   chatHandler = chat.handleHttp;
   app.addHook("onClose", async () => chat.close());

@@ -21,6 +21,7 @@ import {
 } from "../../ratelimit/index.js";
 import { authenticateSecretKey } from "../apps/index.js";
 import { resolveGrant } from "../grants/index.js";
+import type { Metrics } from "../metrics/index.js";
 import type { ChatCaller, ChatProxy } from "./proxy.js";
 
 export const CHAT_PATH = "/api/v1/chat/completions";
@@ -37,6 +38,7 @@ const JSON_TYPE = /^application\/json\s*(;|$)/i;
 export function createChatHttpHandler(
   deps: AppDeps,
   proxy: ChatProxy,
+  metrics: Metrics,
   isClosing: () => boolean,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = deps.config.limits.chatBodyBytes;
@@ -124,6 +126,7 @@ export function createChatHttpHandler(
     // proxy), never through an earlier setHeader: that would send writeHead down Node's slower merge path.
     serve(req, res, id).catch((error: unknown) => {
       const apiError = toApiError(error);
+      metrics.chatError(apiError.code);
       if (apiError.status >= 500) deps.logger.error({ err: error, requestId: id }, "chat request failed");
       if (res.headersSent || res.destroyed) {
         res.destroy();

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
+import type { Metrics } from "../metrics/index.js";
 import { ModelCatalogue } from "./catalogue.js";
 import { createChatHttpHandler } from "./http-handler.js";
 
@@ -25,7 +26,7 @@ export interface Chat {
   close(): Promise<void>;
 }
 
-export async function createChat(app: FastifyInstance, deps: AppDeps): Promise<Chat> {
+export async function createChat(app: FastifyInstance, deps: AppDeps, metrics: Metrics): Promise<Chat> {
   const { config } = deps;
   const upstream = new Upstream({
     baseUrl: config.upstreamUrl,
@@ -57,14 +58,17 @@ export async function createChat(app: FastifyInstance, deps: AppDeps): Promise<C
     backoffMs: config.reservations.generationBackoffMs,
     recheckMs: config.reservations.unreconciledRecheckMs,
     isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
+    metrics,
   });
-  proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler });
+  proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler, metrics });
+  const served = proxy;
+  metrics.watchChat({ inFlight: () => served.inFlight.size, reconcilerPending: () => reconciler.pending });
   registerModelRoutes(app, deps, catalogue);
   let closing = false;
   app.addHook("preClose", async () => {
     closing = true;
   });
-  const handleHttp = createChatHttpHandler(deps, proxy, () => closing);
+  const handleHttp = createChatHttpHandler(deps, proxy, metrics, () => closing);
   registerChatRouteForInject(app, handleHttp);
   await reconciler.start();
   return {

@@ -35,6 +35,7 @@ import type {
 import { connectionAccount } from "../connections/index.js";
 import { readKeyCheck } from "../funding/index.js";
 import { grantAccountRef, grantInvalid } from "../grants/index.js";
+import type { Metrics } from "../metrics/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import {
   type AdmissionPlan,
@@ -80,6 +81,7 @@ export interface ChatProxyDeps {
   upstream: Upstream;
   catalogue: ModelCatalogue;
   reconciler: Reconciler;
+  metrics: Metrics;
 }
 
 /** Whether a reservation has been ended (settled, released or handed to the reconciler) and whether the request was sent upstream. */
@@ -573,6 +575,7 @@ export class ChatProxy {
     generationId: string | null,
   ): Promise<void> {
     if (cost.costNano > reservation.amountNano) {
+      this.d.metrics.costOverReservation.inc();
       this.d.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
     }
     return this.d.store
@@ -591,6 +594,7 @@ export class ChatProxy {
   }
 
   private async settleAtBound(reservation: ReservationRecord): Promise<void> {
+    this.d.metrics.unreconciledCharges.inc();
     await this.d.store.settle(reservation, {
       costNano: reservation.amountNano,
       generationId: null,

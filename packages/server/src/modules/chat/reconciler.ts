@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Clock } from "../../deps.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type { ReservationRecord, Store } from "../../store/port.js";
+import type { Metrics } from "../metrics/index.js";
 import type { Upstream } from "./upstream.js";
 import { costFromGeneration, type UsageCost } from "./usage.js";
 
@@ -27,6 +28,7 @@ export interface ReconcilerOptions {
   recheckMs: number;
   /** Reservations still being served by this process are not the reconciler's to settle. */
   isInFlight: (reservationId: string) => boolean;
+  metrics: Metrics;
 }
 
 interface Tracked {
@@ -191,8 +193,10 @@ export class Reconciler {
   private async settle(t: Tracked, cost: UsageCost, unreconciled: boolean): Promise<void> {
     this.tracked.delete(t.reservation.id);
     if (cost.costNano > t.reservation.amountNano) {
+      this.o.metrics.costOverReservation.inc();
       this.o.logger.warn({ requestId: t.reservation.id }, "real cost exceeded its reservation");
     }
+    if (unreconciled) this.o.metrics.unreconciledCharges.inc();
     await this.o.store.settle(t.reservation, {
       costNano: cost.costNano,
       generationId: t.reservation.generationId,
