@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { newRequestId } from "../../http/request-id.js";
+import { periodOf } from "../../period.js";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
 import { createHarness, type Harness } from "../../testing/harness.js";
+import { connectionAccount } from "../connections/index.js";
 
 const TOKEN = "metrics-token-0123456789";
 
@@ -74,5 +77,46 @@ describe("GET /metrics", () => {
     expect(sample(text, 'wattfare_chat_errors_total{code="not_connected"}')).toBe(1);
     expect(sample(text, 'wattfare_chat_errors_total{code="upstream"}')).toBe(1);
     expect(sample(text, "wattfare_unreconciled_charges_total")).toBe(1);
+  });
+
+  it("counts a settlement whose real cost exceeded its reservation", async () => {
+    ch = await createChatHarness({ env: { WATTFARE_METRICS_TOKEN: TOKEN } });
+    await ch.connect("alice", 5);
+    const hello = [{ role: "user" as const, content: "Hi" }];
+    const res = await ch.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { "x-wattfare-user": "alice" },
+    );
+    const generationId = res.headers.get("x-generation-id") ?? "";
+    await res.arrayBuffer();
+    await ch.drain();
+    // A reservation of one nano-dollar whose generation (the one above) really cost more: as when a
+    // provider bills above the catalogue's price.
+    const account = await ch.store.chatAccount(ch.appId, "alice");
+    const now = ch.clock.now();
+    const admitted = await ch.store.admit(
+      {
+        id: newRequestId(now),
+        account: connectionAccount(account?.connection.id ?? ""),
+        period: periodOf(now),
+        appId: ch.appId,
+        fundingId: account?.funding?.id ?? "",
+        model: "openai/gpt-4o-mini",
+        stream: false,
+        createdAt: now,
+        deadlineAt: now + 900_000,
+      },
+      5_000_000_000n,
+      () => 1n,
+      "elsewhere",
+      now,
+    );
+    if (!admitted.admitted) throw new Error("not admitted");
+    await ch.store.recordGenerationId(admitted.reservation.id, generationId);
+    ch.app.chat.reconciler.track({ ...admitted.reservation, generationId });
+    await ch.reconcile();
+    const text = (await scrape(ch.app, `Bearer ${TOKEN}`)).body;
+    expect(sample(text, "wattfare_cost_over_reservation_total")).toBe(1);
+    expect(await ch.openReservations()).toBe(0);
   });
 });
