@@ -59,20 +59,21 @@ export class Metrics {
 
   /** Gauges read when scraped, from the chat module's live state. */
   watchChat(chat: { inFlight(): number; reconcilerPending(): number }): void {
+    this.gauge("wattfare_chat_in_flight", "Chat requests being served by this process.", chat.inFlight);
+    this.gauge(
+      "wattfare_reconciler_pending",
+      "Reservations waiting for their cost from /generation.",
+      chat.reconcilerPending,
+    );
+  }
+
+  private gauge(name: string, help: string, read: () => number): void {
     new Gauge({
-      name: "wattfare_chat_in_flight",
-      help: "Chat requests being served by this process.",
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        this.set(chat.inFlight());
-      },
-    });
-    new Gauge({
-      name: "wattfare_reconciler_pending",
-      help: "Reservations waiting for their cost from /generation.",
-      registers: [this.registry],
-      collect() {
-        this.set(chat.reconcilerPending());
+        this.set(read());
       },
     });
   }
