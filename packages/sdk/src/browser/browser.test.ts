@@ -78,6 +78,20 @@ async function recoverFrom(relayed: unknown): Promise<Page> {
 }
 
 describe("connect()", () => {
+  it("sends the popup its session without waiting for a slow status read", async () => {
+    let release = () => {};
+    standIn.state.statusGate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // openPopup waits for the session to arrive, while GET /connections still hangs.
+    const popup = await openPopup("Connect");
+    expect(await sessionSentTo(popup)).toMatchObject({ intent: "connect", monthlyUsd: 5 });
+    release();
+    standIn.state.statusGate = undefined;
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({ state: "resolved", value: { connected: true } });
+  });
+
   it("opens the popup synchronously inside the click, before fetching a session token", async () => {
     const popup = await openPopup("Connect");
     const events = await page.evaluate(() => (window as unknown as { events: string[] }).events);

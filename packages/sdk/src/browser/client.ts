@@ -311,7 +311,7 @@ export class WattfareBrowser {
    * ```
    */
   connect(options: ConsentOptions = {}): Promise<ConnectionStatus> {
-    return this.#connectionConsent("connect", options, () => options.monthlyUsd);
+    return this.#connectionConsent("connect", options, options.monthlyUsd);
   }
 
   /**
@@ -358,11 +358,10 @@ export class WattfareBrowser {
     }
     const intent = RECOVERABLE_CODES[code];
     const suggest =
-      code === "budget_exceeded"
+      code === "budget_exceeded" && options.monthlyUsd === undefined
         ? (before: ConnectionStatus | undefined) =>
-            options.monthlyUsd ??
-            (before?.connected ? Math.max(1, Math.ceil(before.limits.monthlyUsd * 2)) : undefined)
-        : () => options.monthlyUsd;
+            before?.connected ? Math.max(1, Math.ceil(before.limits.monthlyUsd * 2)) : undefined
+        : options.monthlyUsd;
     return this.#connectionConsent(intent, options, suggest).then((status) => ({ code, status }));
   }
 
@@ -430,7 +429,8 @@ export class WattfareBrowser {
   #connectionConsent(
     intent: Exclude<ConsentIntent, "grant">,
     options: ConsentOptions,
-    suggest: (before: ConnectionStatus | undefined) => number | undefined,
+    /** The cap to suggest in the popup, or how to derive it from the status before (only then awaited). */
+    suggest: number | undefined | ((before: ConnectionStatus | undefined) => number | undefined),
   ): Promise<ConnectionStatus> {
     const tokens = this.#tokens;
     if (tokens === undefined) {
@@ -439,10 +439,17 @@ export class WattfareBrowser {
     return this.#consent<ConnectionStatus>(intent, options.signal, () => {
       // What the connection was before, to recognise an approval by polling when the popup's link is lost.
       const before = this.#fetchStatus().catch(() => undefined);
+      // The popup waits for its session (20 s at most): a slow status read must not hold it back
+      // unless the suggested cap depends on it.
+      const session: Promise<ConsentSession> =
+        typeof suggest === "function"
+          ? Promise.all([tokens.get(), before]).then(([token, status]) => ({
+              token,
+              monthlyUsd: suggest(status),
+            }))
+          : tokens.get().then((token) => ({ token, monthlyUsd: suggest }));
       return {
-        session: Promise.all([tokens.get(), before]).then(
-          ([token, status]): ConsentSession => ({ token, monthlyUsd: suggest(status) }),
-        ),
+        session,
         check: async (result) => {
           const status = await this.#fetchStatus();
           if (result !== undefined) return status.connected ? status : undefined;

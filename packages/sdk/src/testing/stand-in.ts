@@ -38,6 +38,8 @@ export interface StandInState {
   apiCalls: string[];
   /** Lifetime of minted session tokens, in seconds. */
   tokenLifetimeSeconds: number;
+  /** While set, `GET /connections` answers only once this settles (a slow status read). */
+  statusGate?: Promise<void> | undefined;
 }
 
 export interface StandIn {
@@ -282,6 +284,7 @@ export async function startStandIn(): Promise<StandIn> {
           }
           if (monthlyUsd !== undefined) user.capUsd = monthlyUsd;
         }
+        if (req.method === "GET") await state.statusGate;
         return json(res, 200, statusOf(state.users.get(STAND_IN_USER)), cors);
       }
       if (url.pathname === "/api/v1/grants/pending") {
