@@ -61,8 +61,10 @@ export async function createChat(app: FastifyInstance, deps: AppDeps, metrics: M
     metrics,
   });
   proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler, metrics });
-  const served = proxy;
-  metrics.watchChat({ inFlight: () => served.inFlight.size, reconcilerPending: () => reconciler.pending });
+  metrics.watchChat({
+    inFlight: () => proxy?.inFlight.size ?? 0,
+    reconcilerPending: () => reconciler.pending,
+  });
   registerModelRoutes(app, deps, catalogue);
   let closing = false;
   app.addHook("preClose", async () => {

@@ -45,7 +45,7 @@ import {
   planAdmission,
   renderUpstreamBody,
 } from "./chat-request.js";
-import type { Reconciler } from "./reconciler.js";
+import { observeSettlement, type Reconciler } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
 import type { Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
@@ -574,10 +574,7 @@ export class ChatProxy {
     cost: UsageCost,
     generationId: string | null,
   ): Promise<void> {
-    if (cost.costNano > reservation.amountNano) {
-      this.d.metrics.costOverReservation.inc();
-      this.d.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
-    }
+    observeSettlement(this.d, reservation, cost.costNano, false);
     return this.d.store
       .settle(reservation, {
         costNano: cost.costNano,
@@ -594,7 +591,7 @@ export class ChatProxy {
   }
 
   private async settleAtBound(reservation: ReservationRecord): Promise<void> {
-    this.d.metrics.unreconciledCharges.inc();
+    observeSettlement(this.d, reservation, reservation.amountNano, true);
     await this.d.store.settle(reservation, {
       costNano: reservation.amountNano,
       generationId: null,

@@ -37,6 +37,23 @@ interface Tracked {
   nextAt: number;
 }
 
+/**
+ * What every settlement reports, from the proxy or the reconciler: a real cost above its reservation
+ * (a provider surprise; warned and counted) and a charge at the reservation for want of the cost (counted).
+ */
+export function observeSettlement(
+  o: { metrics: Metrics; logger: Logger },
+  reservation: ReservationRecord,
+  costNano: bigint,
+  unreconciled: boolean,
+): void {
+  if (costNano > reservation.amountNano) {
+    o.metrics.costOverReservation.inc();
+    o.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
+  }
+  if (unreconciled) o.metrics.unreconciledCharges.inc();
+}
+
 const MAX_BACKOFF_MS = 30_000;
 /** An `unreconciled` charge is re-checked against /generation for this long (DESIGN.md: 7 days). */
 export const RECHECK_WINDOW_MS = 7 * 86_400_000;
@@ -192,11 +209,7 @@ export class Reconciler {
 
   private async settle(t: Tracked, cost: UsageCost, unreconciled: boolean): Promise<void> {
     this.tracked.delete(t.reservation.id);
-    if (cost.costNano > t.reservation.amountNano) {
-      this.o.metrics.costOverReservation.inc();
-      this.o.logger.warn({ requestId: t.reservation.id }, "real cost exceeded its reservation");
-    }
-    if (unreconciled) this.o.metrics.unreconciledCharges.inc();
+    observeSettlement(this.o, t.reservation, cost.costNano, unreconciled);
     await this.o.store.settle(t.reservation, {
       costNano: cost.costNano,
       generationId: t.reservation.generationId,
