@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   ceilDiv,
+  fieldTree,
   floorDiv,
   formatUsd,
   MoneyParseError,
@@ -15,6 +16,7 @@ import {
   parseUsdToNano,
   picoToNano,
   type Rounding,
+  rawFields,
   rawNumberField,
   usdToNano,
 } from "./money.js";
@@ -535,6 +537,45 @@ describe("rawNumberField", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it("reads several paths in one pass, each as JSON.parse would, and only one value", () => {
+    const paths = fc.uniqueArray(path, { minLength: 1, maxLength: 3, selector: (p) => p.join("\u0000") });
+    const disjoint = (ps: string[][]) =>
+      ps.every((a, i) =>
+        ps.every((b, j) => i === j || a.slice(0, b.length).join("\u0000") !== b.join("\u0000")),
+      );
+    fc.assert(
+      fc.property(document, paths, (json, ps) => {
+        fc.pre(disjoint(ps));
+        // A value followed by more text: read up to its end, which is reported.
+        const read = rawFields(`${json} trailing`, 0, fieldTree(ps), false);
+        expect(read).toBeDefined();
+        if (read === undefined) return;
+        expect(read.end).toBe(json.trimEnd().length);
+        ps.forEach((p, i) => {
+          const raw = read.values[i];
+          const number = raw !== undefined && /^[-\d]/.test(raw) ? Number(raw) : undefined;
+          expect(number).toBe(parsedNumberAt(json, p));
+        });
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("gives literals' text, nothing for strings and containers, and refuses overlapping paths", () => {
+    const tree = fieldTree([["a"], ["b", "c"], ["d"], ["e"]]);
+    expect(rawFields('{"a":true,"b":{"c":null},"d":"1","e":[1]}', 0, tree, true)?.values).toEqual([
+      "true",
+      "null",
+      undefined,
+      undefined,
+    ]);
+    expect(rawFields('x {"a":1} y', 1, tree, false)).toEqual({ values: ["1"], end: 9 });
+    expect(rawFields('x {"a":1} y', 1, tree, true)).toBeUndefined();
+    expect(() => fieldTree([["a"], ["a", "b"]])).toThrow(RangeError);
+    expect(() => fieldTree([["a", "b"], ["a"]])).toThrow(RangeError);
+    expect(() => fieldTree([[], ["a"]])).toThrow(RangeError);
   });
 
   it("scans a 1 MiB body with look-alike keys in one pass", () => {

@@ -207,16 +207,90 @@ export function maxNano(...xs: Nano[]): Nano {
  * @example rawNumberField('{"usage":{"cost":8.41e-05}}', ["usage", "cost"]) === "8.41e-05"
  */
 export function rawNumberField(json: string, path: readonly string[]): string | undefined {
+  const raw = rawFields(json, 0, fieldTree([path]), true)?.values[0];
+  return raw !== undefined && isNumberStart(raw.charCodeAt(0)) ? raw : undefined;
+}
+
+/**
+ * Paths to read in one pass (see `rawFields`): the index of the slot the value at this point lands in,
+ * or the keys wanted in an object here and, for each, what is wanted inside it.
+ */
+export type FieldTree = number | { readonly keys: readonly string[]; readonly next: readonly FieldTree[] };
+
+/** The tree of `paths`: path `i`'s value lands in slot `i`. No path may be a prefix of another. */
+export function fieldTree(paths: readonly (readonly string[])[]): FieldTree {
+  type Node = { keys: string[]; next: FieldTree[] };
+  let root: FieldTree | undefined;
+  paths.forEach((path, slot) => {
+    const clash = () => new RangeError(`field path ${JSON.stringify(path)} overlaps another`);
+    if (path.length === 0) {
+      if (root !== undefined) throw clash();
+      root = slot;
+      return;
+    }
+    root ??= { keys: [], next: [] };
+    if (typeof root === "number") throw clash();
+    let node: Node = root as Node;
+    path.forEach((key, depth) => {
+      const leaf = depth === path.length - 1;
+      let k = node.keys.indexOf(key);
+      if (k < 0) k = node.keys.push(key) - 1;
+      const next = node.next[k];
+      if (leaf) {
+        if (next !== undefined) throw clash();
+        node.next[k] = slot;
+      } else if (next === undefined) {
+        const child: Node = { keys: [], next: [] };
+        node.next[k] = child;
+        node = child;
+      } else if (typeof next === "number") {
+        throw clash();
+      } else {
+        node = next as Node;
+      }
+    });
+  });
+  if (root === undefined) throw new RangeError("no field paths");
+  return root;
+}
+
+/**
+ * The raw text of the scalar (a number, `true`, `false` or `null`) at each of `tree`'s paths within the
+ * JSON value that starts at `json[start]` (after optional whitespace), read in one validating pass that
+ * stops where that value ends (`end`). A path that is absent, or holds a string, an array or an object,
+ * gives undefined. With `whole`, only whitespace may follow the value.
+ *
+ * Semantics match `JSON.parse` as `rawNumberField`'s do (last duplicate wins, escaped keys unescaped).
+ * Undefined as a whole when the value is not valid JSON.
+ *
+ * @example rawFields('{"cost":1.5e-7,"is_byok":true}', 0, fieldTree([["cost"], ["is_byok"]]), true)
+ *   // → { values: ["1.5e-7", "true"], end: 30 }
+ */
+export function rawFields(
+  json: string,
+  start: number,
+  tree: FieldTree,
+  whole: boolean,
+): { values: (string | undefined)[]; end: number } | undefined {
+  const values: (string | undefined)[] = [];
   try {
-    const scanner = new JsonScanner(json);
-    const found = scanner.valueAt(path, 0);
-    scanner.skipWhitespace();
-    if (!scanner.atEnd()) throw new InvalidJson();
-    return found;
+    const scanner = new JsonScanner(json, start);
+    scanner.read(tree, values);
+    const end = scanner.position;
+    if (whole) {
+      scanner.skipWhitespace();
+      if (!scanner.atEnd()) throw new InvalidJson();
+    }
+    return { values, end };
   } catch (error) {
     if (error instanceof InvalidJson) return undefined;
     throw error;
   }
+}
+
+/** Whether `c` can start a JSON number: `-` or a digit. */
+function isNumberStart(c: number): boolean {
+  return c === MINUS || isDigit(c);
 }
 
 class InvalidJson extends Error {}
@@ -243,11 +317,18 @@ function isHexDigit(c: number): boolean {
   return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 
-/** A validating JSON scanner (RFC 8259) that finds one path and skips everything else. */
-class JsonScanner {
-  private i = 0;
+/** Forgets every value found under `tree` (its key occurred again). */
+function clearSlots(tree: FieldTree, values: (string | undefined)[]): void {
+  if (typeof tree === "number") values[tree] = undefined;
+  else for (const next of tree.next) clearSlots(next, values);
+}
 
-  constructor(private readonly s: string) {}
+/** A validating JSON scanner (RFC 8259) that reads the fields it is asked for and skips everything else. */
+class JsonScanner {
+  constructor(
+    private readonly s: string,
+    private i = 0,
+  ) {}
 
   atEnd(): boolean {
     return this.i === this.s.length;
@@ -264,56 +345,75 @@ class JsonScanner {
     this.i = i;
   }
 
+  get position(): number {
+    return this.i;
+  }
+
   /**
-   * Consumes one value whose location is `path[0..depth)` and returns the number text at the full
-   * path within it. Recursion depth is bounded by `path.length`.
+   * Consumes one value and records into `values` what `tree` asks of it: the value's scalar text for a
+   * slot; for an object, what is wanted under each of its keys. Recursion depth is bounded by the tree's.
    */
-  valueAt(path: readonly string[], depth: number): string | undefined {
-    this.skipWhitespace();
-    const wanted = path[depth];
-    const c = this.s.charCodeAt(this.i);
-    if (wanted === undefined) {
-      if (c === MINUS || isDigit(c)) {
-        const start = this.i;
-        this.number();
-        return this.s.slice(start, this.i);
-      }
-      this.skipValue();
-      return undefined;
+  read(tree: FieldTree, values: (string | undefined)[]): void {
+    if (typeof tree === "number") {
+      values[tree] = this.scalarText();
+      return;
     }
-    if (c !== OPEN_BRACE) {
+    this.skipWhitespace();
+    if (this.s.charCodeAt(this.i) !== OPEN_BRACE) {
       this.skipValue();
-      return undefined;
+      return;
     }
     this.i++;
     this.skipWhitespace();
     if (this.s.charCodeAt(this.i) === CLOSE_BRACE) {
       this.i++;
-      return undefined;
+      return;
     }
-    let found: string | undefined;
     for (;;) {
-      // Last occurrence wins, as in JSON.parse — even if it no longer holds a number.
-      if (this.memberKeyIs(wanted)) found = this.valueAt(path, depth + 1);
-      else this.skipValue();
+      const k = this.memberKeyIndex(tree.keys);
+      const next = k < 0 ? undefined : tree.next[k];
+      if (next === undefined) {
+        this.skipValue();
+      } else {
+        // Last occurrence wins, as in JSON.parse: a repeated key replaces everything found under it.
+        clearSlots(next, values);
+        this.read(next, values);
+      }
       this.skipWhitespace();
-      const next = this.s.charCodeAt(this.i++);
-      if (next === CLOSE_BRACE) return found;
-      if (next !== COMMA) throw new InvalidJson();
+      const c = this.s.charCodeAt(this.i++);
+      if (c === CLOSE_BRACE) return;
+      if (c !== COMMA) throw new InvalidJson();
     }
   }
 
-  /** Consumes `"key"` `:` (with whitespace) and tells whether the unescaped key is `wanted`. */
-  private memberKeyIs(wanted: string): boolean {
+  /** Consumes one value; its text when it is a number or a literal, undefined for a string or container. */
+  private scalarText(): string | undefined {
+    this.skipWhitespace();
+    const start = this.i;
+    const c = this.s.charCodeAt(start);
+    if (c === QUOTE || c === OPEN_BRACE || c === OPEN_BRACKET) {
+      this.skipValue();
+      return undefined;
+    }
+    this.scalar();
+    return this.s.slice(start, this.i);
+  }
+
+  /** Consumes `"key"` `:` (with whitespace) and returns the index of the unescaped key in `wanted`, or -1. */
+  private memberKeyIndex(wanted: readonly string[]): number {
     this.skipWhitespace();
     const start = this.i;
     const hasEscape = this.string();
     const end = this.i;
     this.skipColon();
     // Escaped keys are rare and short; JSON.parse of an already-validated string literal is exact.
-    if (hasEscape) return JSON.parse(this.s.slice(start, end)) === wanted;
+    if (hasEscape) return wanted.indexOf(JSON.parse(this.s.slice(start, end)) as string);
     // Compared in place: no substring per key (this runs on every request's usage object).
-    return end - start - 2 === wanted.length && this.s.startsWith(wanted, start + 1);
+    for (let k = 0; k < wanted.length; k++) {
+      const key = wanted[k] as string;
+      if (end - start - 2 === key.length && this.s.startsWith(key, start + 1)) return k;
+    }
+    return -1;
   }
 
   /** Consumes a key that is not needed: `"key"` `:` (with whitespace). */

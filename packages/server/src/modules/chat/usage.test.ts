@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { costFromGeneration, costInBody, costInText, findUsageObject } from "./usage.js";
+import { costFromGeneration, costInBody, costInText } from "./usage.js";
 
 const body = (text: string) => Buffer.from(text, "utf8");
 
@@ -46,12 +46,41 @@ describe("reading the cost of a response", () => {
   });
 
   it("ends its search at a failed match at the very start of the text", () => {
-    expect(findUsageObject('"usage":"none here"}')).toBeUndefined();
+    expect(costInText('"usage":"none here"}')).toBeUndefined();
   });
 
   it("does not take a usage key quoted inside a string value", () => {
-    expect(findUsageObject('{"content":"say \\"usage\\":{\\"cost\\":9}"}')).toBeUndefined();
+    expect(costInText('{"content":"say \\"usage\\":{\\"cost\\":9}"}')).toBeUndefined();
     expect(costInBody(body('{"content":"say \\"usage\\":{\\"cost\\":9}"}'))).toBeUndefined();
+  });
+
+  it("trusts no earlier usage object when the last one is not valid JSON", () => {
+    for (const last of ['{"cost":2,}', '{"cost":2,"x":', '{"cost":2 "x":1}']) {
+      const text = `{"a":{"usage":{"cost":1}},"usage":${last}}`;
+      expect(costInText(text), text).toBeUndefined();
+    }
+  });
+
+  it("reads the tokens, and a repeated key's last value, as JSON.parse would", () => {
+    const usage = (fields: string) => costInText(`{"usage":{${fields}}}`);
+    expect(usage('"prompt_tokens":7,"completion_tokens":1e1,"cost":1e-9')).toEqual({
+      costNano: 1n,
+      promptTokens: 7,
+      completionTokens: 10,
+    });
+    expect(usage('"prompt_tokens":-1,"completion_tokens":2.5,"cost":0')).toEqual({
+      costNano: 0n,
+      promptTokens: null,
+      completionTokens: null,
+    });
+    expect(usage('"cost":1,"cost":null')).toBeUndefined();
+    const byok = '"cost":0.001,"is_byok":true,"cost_details":{"upstream_inference_cost":0.02}';
+    expect(usage(byok)?.costNano).toBe(21_000_000n);
+    expect(usage(`${byok},"cost_details":null`)).toBeUndefined();
+    expect(usage(`${byok},"is_byok":false`)?.costNano).toBe(1_000_000n);
+    expect(
+      usage('"c\\u006fst":0.5,"\\u0069s_byok":true,"cost_details":{"upstream_inference_cost":1}')?.costNano,
+    ).toBe(1_500_000_000n);
   });
 
   it("trusts no cost that is missing, negative, not a number or truncated", () => {

@@ -4,7 +4,7 @@
  *   charged = usage.cost + (usage.is_byok ? usage.cost_details.upstream_inference_cost : 0)
  * (for non-BYOK requests the two numbers are the same charge, so adding them would double-count).
  */
-import { type Nano, parseUsdToNano, rawNumberField } from "../../money.js";
+import { fieldTree, type Nano, parseUsdToNano, rawFields } from "../../money.js";
 
 export interface UsageCost {
   costNano: Nano;
@@ -12,91 +12,76 @@ export interface UsageCost {
   completionTokens: number | null;
 }
 
+const USAGE = fieldTree([
+  ["cost"],
+  ["is_byok"],
+  ["cost_details", "upstream_inference_cost"],
+  ["prompt_tokens"],
+  ["completion_tokens"],
+]);
+
+const tokenCount = (raw: string | undefined): number | null => {
+  const n = raw === undefined ? Number.NaN : Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+};
+
 /**
- * The text span of the last `"usage": {…}` object in `text`, or undefined. A `"usage"` inside a string
- * value cannot match: inside JSON strings its quotes are escaped (`\"usage\"`).
+ * The cost from the raw texts of a usage object's fields (or a generation record's), in `USAGE`'s
+ * order; undefined when they do not tell the whole cost — no numeric `cost`, or a BYOK request without
+ * the provider's `upstream_inference_cost` — so that `/generation` is asked, and failing that the
+ * reservation is charged, flagged unreconciled. Throws on a negative amount.
  */
-export function findUsageObject(text: string): string | undefined {
+function costOf(fields: readonly (string | undefined)[]): UsageCost | undefined {
+  const [cost, byok, upstream, prompt, completion] = fields;
+  if (!isNumberText(cost)) return undefined;
+  let costNano = parseUsdToNano(cost, "up");
+  if (byok === "true") {
+    // BYOK: `cost` is only OpenRouter's 5 % fee; without the provider's charge the cost is not known.
+    if (!isNumberText(upstream)) return undefined;
+    costNano += parseUsdToNano(upstream, "up");
+  }
+  return { costNano, promptTokens: tokenCount(prompt), completionTokens: tokenCount(completion) };
+}
+
+/** A scalar's text that is a number (not `null`, `true` or `false`). */
+function isNumberText(raw: string | undefined): raw is string {
+  return raw !== undefined && raw !== "null" && raw !== "true" && raw !== "false";
+}
+
+/** The index of the first character at or after `i` that is not JSON whitespace. */
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+    i++;
+  }
+}
+
+/**
+ * The cost in a response body's (or stream event's) last `"usage": {…}` object, if it is readable:
+ * the object is read once, validated and its fields taken in the same pass, never through a float. A
+ * `"usage"` inside a string value cannot match (its quotes are escaped there: `\"usage\"`); one not
+ * followed by an object is passed over. When the last usage object is not valid JSON, nothing is
+ * trusted — not even an earlier one.
+ */
+export function costInText(text: string): UsageCost | undefined {
   let at = text.lastIndexOf('"usage"');
   while (at >= 0) {
-    let i = at + 7;
-    while (i < text.length && (text[i] === " " || text[i] === "\n" || text[i] === "\r" || text[i] === "\t"))
-      i++;
-    if (text[i] === ":") {
-      i++;
-      while (i < text.length && (text[i] === " " || text[i] === "\n" || text[i] === "\r" || text[i] === "\t"))
-        i++;
-      if (text[i] === "{") {
-        const end = matchingBrace(text, i);
-        if (end > 0) return text.slice(i, end + 1);
+    const colon = skipSpace(text, at + 7);
+    const open = text[colon] === ":" ? skipSpace(text, colon + 1) : -1;
+    if (open >= 0 && text[open] === "{") {
+      const usage = rawFields(text, open, USAGE, false);
+      try {
+        return usage === undefined ? undefined : costOf(usage.values);
+      } catch {
+        // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
+        return undefined;
       }
     }
     // (lastIndexOf clamps a negative start to 0: a failed match at 0 must end the search.)
     at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
   }
   return undefined;
-}
-
-/** Index of the `}` closing the object opened at `open`, honouring strings and escapes; -1 if truncated. */
-function matchingBrace(text: string, open: number): number {
-  let depth = 0;
-  for (let i = open; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      for (i++; i < text.length; i++) {
-        const s = text.charCodeAt(i);
-        if (s === 0x5c /* \ */) i++;
-        else if (s === 0x22) break;
-      }
-    } else if (c === 0x7b /* { */) depth++;
-    else if (c === 0x7d /* } */) {
-      depth--;
-      if (depth === 0) return i;
-    }
-  }
-  return -1;
-}
-
-const tokenCount = (value: unknown): number | null =>
-  typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : null;
-
-/**
- * Cost of a `usage` object's text, or undefined when it does not tell the whole cost — no `cost`, or a
- * BYOK request without the provider's `upstream_inference_cost` — so that `/generation` is asked, and
- * failing that the reservation is charged, flagged unreconciled.
- */
-export function costFromUsageObject(usageText: string): UsageCost | undefined {
-  const costText = rawNumberField(usageText, ["cost"]);
-  if (costText === undefined) return undefined;
-  let parsed: { is_byok?: unknown; prompt_tokens?: unknown; completion_tokens?: unknown };
-  try {
-    parsed = JSON.parse(usageText) as typeof parsed;
-  } catch {
-    return undefined;
-  }
-  let costNano = parseUsdToNano(costText, "up");
-  if (parsed.is_byok === true) {
-    const upstream = rawNumberField(usageText, ["cost_details", "upstream_inference_cost"]);
-    // BYOK: `cost` is only OpenRouter's 5 % fee; without the provider's charge the cost is not known.
-    if (upstream === undefined) return undefined;
-    costNano += parseUsdToNano(upstream, "up");
-  }
-  return {
-    costNano,
-    promptTokens: tokenCount(parsed.prompt_tokens),
-    completionTokens: tokenCount(parsed.completion_tokens),
-  };
-}
-
-/** The cost in a response body's (or stream event's) last `usage` object, if it has a readable one. */
-export function costInText(text: string): UsageCost | undefined {
-  try {
-    const usage = findUsageObject(text);
-    return usage === undefined ? undefined : costFromUsageObject(usage);
-  } catch {
-    // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
-    return undefined;
-  }
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
@@ -111,25 +96,16 @@ export function costInBody(body: Buffer): UsageCost | undefined {
   return costInText(body.toString("utf8", at)) ?? (at > 0 ? costInText(body.toString("utf8")) : undefined);
 }
 
+const GENERATION = fieldTree([
+  ["data", "total_cost"],
+  ["data", "is_byok"],
+  ["data", "upstream_inference_cost"],
+  ["data", "tokens_prompt"],
+  ["data", "tokens_completion"],
+]);
+
 /** Cost from a `/generation` record: `data.total_cost` (+ `data.upstream_inference_cost` when BYOK). */
 export function costFromGeneration(text: string): UsageCost | undefined {
-  const total = rawNumberField(text, ["data", "total_cost"]);
-  if (total === undefined) return undefined;
-  let parsed: { data?: { is_byok?: unknown; tokens_prompt?: unknown; tokens_completion?: unknown } };
-  try {
-    parsed = JSON.parse(text) as typeof parsed;
-  } catch {
-    return undefined;
-  }
-  let costNano = parseUsdToNano(total, "up");
-  if (parsed.data?.is_byok === true) {
-    const upstream = rawNumberField(text, ["data", "upstream_inference_cost"]);
-    if (upstream === undefined) return undefined; // as for usage: the fee alone is not the cost
-    costNano += parseUsdToNano(upstream, "up");
-  }
-  return {
-    costNano,
-    promptTokens: tokenCount(parsed.data?.tokens_prompt),
-    completionTokens: tokenCount(parsed.data?.tokens_completion),
-  };
+  const record = rawFields(text, 0, GENERATION, true);
+  return record === undefined ? undefined : costOf(record.values);
 }
