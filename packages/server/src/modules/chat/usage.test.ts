@@ -54,6 +54,12 @@ describe("reading the cost of a response", () => {
     expect(costInBody(body('{"content":"say \\"usage\\":{\\"cost\\":9}"}'))).toBeUndefined();
   });
 
+  it("does not take a key that only ends in usage after an escaped quote", () => {
+    expect(costInText('{"say \\"usage":{"cost":9}}')).toBeUndefined();
+    expect(costInText('{"usage":{"cost":1},"say \\"usage":{"cost":9}}')?.costNano).toBe(1_000_000_000n);
+    expect(costInText('{"say \\\\","usage":{"cost":2}}')?.costNano).toBe(2_000_000_000n);
+  });
+
   it("trusts no earlier usage object when the last one is not valid JSON", () => {
     for (const last of ['{"cost":2,}', '{"cost":2,"x":', '{"cost":2 "x":1}']) {
       const text = `{"a":{"usage":{"cost":1}},"usage":${last}}`;

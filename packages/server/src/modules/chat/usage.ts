@@ -57,18 +57,26 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
+/** Whether the character at `i` follows an odd number of backslashes. */
+function escaped(text: string, i: number): boolean {
+  let j = i;
+  while (j > 0 && text.charCodeAt(j - 1) === 0x5c) j--;
+  return (i - j) % 2 === 1;
+}
+
 /**
  * The cost in a response body's (or stream event's) last `"usage": {…}` object, if it is readable:
  * the object is read once, validated and its fields taken in the same pass, never through a float. A
- * `"usage"` inside a string value cannot match (its quotes are escaped there: `\"usage\"`); one not
- * followed by an object is passed over. When the last usage object is not valid JSON, nothing is
- * trusted — not even an earlier one.
+ * `"usage"` inside a string value cannot match (its quotes are escaped there: `\"usage\"`), nor can the
+ * end of a key such as `"say \"usage"`; one not followed by an object is passed over. When the last
+ * usage object is not valid JSON, nothing is trusted — not even an earlier one.
  */
 export function costInText(text: string): UsageCost | undefined {
   let at = text.lastIndexOf('"usage"');
   while (at >= 0) {
     const colon = skipSpace(text, at + 7);
-    const open = text[colon] === ":" ? skipSpace(text, colon + 1) : -1;
+    // After an odd number of backslashes the quote is escaped: `"say \"usage":` is the key `say "usage`.
+    const open = text[colon] === ":" && !escaped(text, at) ? skipSpace(text, colon + 1) : -1;
     if (open >= 0 && text[open] === "{") {
       const usage = rawFields(text, open, USAGE, false);
       try {
