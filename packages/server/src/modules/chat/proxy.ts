@@ -585,7 +585,8 @@ export class ChatProxy {
         at: this.d.clock.now(),
       })
       .catch((error: unknown) => {
-        // The reservation row is still open in the store: the reconciler will settle it after a restart.
+        // Closed in memory already; the store retries the write until it commits (a restart before that
+        // takes the row over, and the reconciler settles it).
         this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
       });
   }

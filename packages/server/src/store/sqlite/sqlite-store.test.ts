@@ -109,6 +109,96 @@ describe("SQLite adapter", () => {
     await second.close();
   });
 
+  it("keeps a reservation whose closing write failed closed: the reconciler does not claim it, and the write commits on retry", async () => {
+    const file = tempFile();
+    const store = await openSqliteStore(file);
+    await createTestApp(store);
+    const c = await connectAlice(store, 1000n, "fnd_a0000000");
+    const ref = { account: `c:${c.id}`, period: "2026-11" };
+    const admit = async (id: string) => {
+      const a = await store.admit(
+        reservationDraft(id, ref.account, "fnd_a0000000"),
+        1000n,
+        () => 300n,
+        "inst_a",
+        10,
+      );
+      if (!a.admitted) throw new Error("not admitted");
+      return a.reservation;
+    };
+    const settled = await admit("r1");
+    const released = await admit("r2");
+    // Another connection (as the CLI could) holds the write lock past the busy timeout.
+    store.db.pragma("busy_timeout = 0");
+    const blocker = openSqlite(file);
+    blocker.exec("BEGIN IMMEDIATE");
+    await expect(
+      store.settle(settled, {
+        costNano: 100n,
+        generationId: "gen-1",
+        promptTokens: null,
+        completionTokens: null,
+        unreconciled: false,
+        at: 1,
+      }),
+    ).rejects.toThrow(/locked|busy/i);
+    await expect(store.release(released)).rejects.toThrow(/locked|busy/i);
+    expect(await store.budget(ref, 1000n)).toMatchObject({ settledNano: 100n, reservedNano: 0n });
+    expect(await store.retryFailedCloses()).toBe(2); // still locked
+    blocker.exec("ROLLBACK");
+    blocker.close();
+
+    // Both rows are still open in the file with expired leases, but already closed in memory.
+    expect(await store.claimExpired("inst_b", 1_000, 2_000, true, 10)).toEqual([]);
+    expect(await store.budget(ref, 1000n)).toMatchObject({ settledNano: 100n, reservedNano: 0n });
+    expect(await store.retryFailedCloses()).toBe(0);
+    expect(await store.openReservations()).toEqual([]);
+    await store.close();
+
+    const restarted = await openSqliteStore(file);
+    expect(await restarted.budget(ref, 1000n)).toMatchObject({ settledNano: 100n, reservedNano: 0n });
+    const ledger = restarted.db.prepare("SELECT request_id, amount_nano FROM ledger").all();
+    expect(ledger).toEqual([{ request_id: "r1", amount_nano: 100n }]);
+    await restarted.close();
+  });
+
+  it("gives a grant's uses back when two of its admissions fail together", async () => {
+    const file = tempFile();
+    const store = await openSqliteStore(file);
+    await createTestApp(store);
+    const c = await connectAlice(store, 1000n, "fnd_a0000000");
+    await store.createGrant({
+      id: "grt_1",
+      appId: "app00001",
+      tokenHash: Buffer.alloc(32, 2),
+      payerId: c.payerId,
+      maxNano: 1000n,
+      maxUses: 2,
+      expiresAt: 10_000,
+      createdAt: 0,
+    });
+    const grantUse = { grantId: "grt_1", maxUses: 2 };
+    const admit = (id: string) =>
+      store.admit(
+        { ...reservationDraft(id, "g:grt_1", "fnd_a0000000"), period: "-" },
+        1000n,
+        () => 100n,
+        "inst_a",
+        10,
+        grantUse,
+      );
+    store.db.pragma("busy_timeout = 0");
+    const blocker = openSqlite(file);
+    blocker.exec("BEGIN IMMEDIATE");
+    const failed = await Promise.allSettled([admit("r1"), admit("r2")]);
+    expect(failed.map((f) => f.status)).toEqual(["rejected", "rejected"]);
+    blocker.exec("ROLLBACK");
+    blocker.close();
+    const admitted = await Promise.all([admit("r3"), admit("r4")]);
+    expect(admitted.map((a) => a.admitted)).toEqual([true, true]);
+    await store.close();
+  });
+
   it("keeps a chat account cached across its own reservation and ledger writes, not across an account write", async () => {
     const store = await openSqliteStore(tempFile());
     await createTestApp(store);

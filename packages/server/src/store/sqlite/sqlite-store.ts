@@ -51,6 +51,8 @@ const n = (v: unknown): number => Number(v as bigint);
 const nOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v as bigint));
 const big = (v: unknown): bigint => v as bigint;
 const str = (v: unknown): string => v as string;
+/** How long a failed closing write (settle, release) waits before it is tried again. */
+const CLOSE_RETRY_MS = 1_000;
 
 function toConnection(r: Row, prefix = ""): ConnectionRecord {
   return {
@@ -188,6 +190,14 @@ export class SqliteStore implements Store {
   /** See versions(). */
   private turnDataVersion: bigint | undefined;
   private accountChangesSeen: { value: bigint; otherWrites: bigint; dataVersion: bigint } | undefined;
+  /**
+   * Closing writes (settle, release) not yet committed, by reservation id. The reservation is already
+   * closed in memory, so the reconciler must not claim its row meanwhile; a write whose commit failed
+   * (`failed`) is retried until it commits (retryFailedCloses). A restart before that takes the row
+   * over like any other open reservation.
+   */
+  private readonly closing = new Map<string, { run: () => void; failed: boolean }>();
+  private closeRetryTimer: NodeJS.Timeout | undefined;
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
   /** Prepared after migrations (they need the tables); see migrate(). */
@@ -299,6 +309,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    clearTimeout(this.closeRetryTimer);
     this.batcher.flush();
     this.closed = true;
     await this.checkpointer?.stop();
@@ -660,7 +671,8 @@ export class SqliteStore implements Store {
       // Not durable → never forwarded; give the headroom back.
       counters.reserved -= amount;
       this.open.delete(reservation.id);
-      if (grantUse) this.grantUses.set(grantUse.grantId, uses);
+      // Not `uses`: another admission of this grant may have failed (and given its use back) before this one.
+      if (grantUse) this.grantUses.set(grantUse.grantId, this.grantUsesOf(grantUse.grantId) - 1);
       throw error;
     }
     return { admitted: true, amountNano: amount, reservation };
@@ -686,7 +698,7 @@ export class SqliteStore implements Store {
   async settle(reservation: ReservationRecord, s: Settlement): Promise<void> {
     if (!this.closeInMemory(reservation)) return;
     this.book.get(reservation).settled += s.costNano;
-    await this.batcher.enqueue(() => {
+    await this.closeDurably(reservation.id, () => {
       const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes === 0) return;
       const entered = this.stmt.insertLedger.run(
@@ -713,10 +725,54 @@ export class SqliteStore implements Store {
     // A grant's use is consumed at admission and refunded on a proven release.
     const grantId = reservation.account.startsWith("g:") ? reservation.account.slice(2) : null;
     if (grantId !== null) this.grantUses.set(grantId, Math.max(0, this.grantUsesOf(grantId) - 1));
-    await this.batcher.enqueue(() => {
+    await this.closeDurably(reservation.id, () => {
       const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes > 0 && grantId !== null) this.stmt.refundGrantUse.run(grantId);
     });
+  }
+
+  /**
+   * Commits a closing write (idempotent: it deletes the open row, then records what the deletion
+   * allows). If the commit fails, the error is passed on and the write is kept for retryFailedCloses.
+   */
+  private async closeDurably(reservationId: string, run: () => void): Promise<void> {
+    const write = { run, failed: false };
+    this.closing.set(reservationId, write);
+    try {
+      await this.batcher.enqueue(run);
+      this.closing.delete(reservationId);
+    } catch (error) {
+      write.failed = true;
+      this.scheduleCloseRetry();
+      throw error;
+    }
+  }
+
+  private scheduleCloseRetry(): void {
+    if (this.closed || this.closeRetryTimer !== undefined) return;
+    this.closeRetryTimer = setTimeout(() => {
+      this.closeRetryTimer = undefined;
+      void this.retryFailedCloses();
+    }, CLOSE_RETRY_MS);
+    this.closeRetryTimer.unref();
+  }
+
+  /** Retries every closing write whose commit failed; resolves to how many have still not committed. */
+  async retryFailedCloses(): Promise<number> {
+    const failed = [...this.closing].filter(([, write]) => write.failed);
+    let left = 0;
+    await Promise.all(
+      failed.map(async ([id, write]) => {
+        try {
+          await this.batcher.enqueue(write.run);
+          this.closing.delete(id);
+        } catch {
+          left++; // kept for the next retry
+        }
+      }),
+    );
+    if (left > 0) this.scheduleCloseRetry();
+    return left;
   }
 
   private grantUsesOf(grantId: string): number {
@@ -829,18 +885,23 @@ export class SqliteStore implements Store {
   ): Promise<ReservationRecord[]> {
     return this.db.transaction(() => {
       const rows = this.stmt.expired.all(now, takeOverAll ? 1 : 0, owner, limit) as Row[];
-      return rows.map((r) => {
-        this.stmt.claim.run(owner, leaseUntil, r.id);
-        const res = { ...toReservation(r), owner, leaseUntil };
-        const known = this.open.get(res.id);
-        if (known) {
-          known.owner = owner;
-          known.leaseUntil = leaseUntil;
-        } else {
-          this.open.set(res.id, res);
-        }
-        return res;
-      });
+      // A row whose closing write has not committed yet is already closed here: it is not claimed again.
+      return rows
+        .filter((r) => !this.closing.has(str(r.id)))
+        .map((r) => {
+          this.stmt.claim.run(owner, leaseUntil, r.id);
+          const res = { ...toReservation(r), owner, leaseUntil };
+          const known = this.open.get(res.id);
+          if (known) {
+            known.owner = owner;
+            known.leaseUntil = leaseUntil;
+          } else {
+            // Not known to this process (rebuildBook loads every open row): count it as rebuildBook would.
+            this.open.set(res.id, res);
+            this.book.get(res).reserved += res.amountNano;
+          }
+          return res;
+        });
     })();
   }
 
