@@ -316,8 +316,8 @@ export interface Store {
   createOAuthAttempt(attempt: OAuthAttempt): Promise<void>;
   /**
    * Removes and returns the session's pending OAuth attempt: the one whose state hash matches, or, when
-   * the callback carried no state, the session's newest. Expired attempts and other sessions' are never
-   * returned.
+   * the callback carried no state (a denial), the session's newest. Expired attempts and other sessions'
+   * are never returned.
    */
   takeOAuthAttempt(
     sessionHash: Buffer,

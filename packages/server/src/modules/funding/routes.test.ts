@@ -254,15 +254,27 @@ describe("OAuth PKCE", () => {
     );
   });
 
-  it("uses the session's newest attempt when OpenRouter sends no state, and refuses a state it never issued", async () => {
+  it("refuses a code without state, which may be someone else's, and a state it never issued", async () => {
     const { browser, payerId } = await signUp();
-    const callback = new URL(await answerConsentPage((await startOAuth(browser)).toString()));
+    const mine = await startOAuth(browser);
+    // A code someone got for their own key without a challenge or a state, sent to this payer as a
+    // link: nothing ties it to the attempt this session started.
+    const foreign = new URL(mine);
+    for (const name of ["code_challenge", "code_challenge_method", "state"])
+      foreign.searchParams.delete(name);
+    const other = new URL(await answerConsentPage(foreign.toString()));
+    expect(other.searchParams.get("state")).toBeNull();
+    const callback = new URL(await answerConsentPage(mine.toString()));
+    expect((await browser.get(callbackPath(other.toString()))).headers.location).toBe(
+      "/account?funding=oauth_failed",
+    );
     const forged = new URL(callback);
     forged.searchParams.set("state", "A".repeat(43));
     expect((await browser.get(callbackPath(forged.toString()))).headers.location).toBe(
       "/account?funding=oauth_expired",
     );
-    callback.searchParams.delete("state");
+    expect(await current(payerId)).toBeUndefined();
+    // Neither touched the payer's own attempt.
     expect((await browser.get(callbackPath(callback.toString()))).headers.location).toBe(
       "/account?funding=connected",
     );

@@ -175,9 +175,11 @@ export class FundingService {
 
   /**
    * Completes the attempt this session started: the one `state` names, or — OpenRouter omits `state`
-   * in some cases — the session's newest. The attempt is used up whatever happens, so a replayed
-   * callback finds nothing. The code is exchanged server-side with the verifier, then the new key goes
-   * through the same checks as a pasted one.
+   * when the user denies access — the session's newest, which can then only end as denied or failed.
+   * A code without a state is refused before any attempt is touched: it may be someone else's (a link
+   * that would put the sender's key on this payer's account). The attempt is used up whatever happens,
+   * so a replayed callback finds nothing. The code is exchanged server-side with the verifier, then the
+   * new key goes through the same checks as a pasted one.
    */
   async completeOAuth(
     payerId: string,
@@ -185,6 +187,8 @@ export class FundingService {
     params: { code: string; state: string; error: string },
     fallbackReturnTo: string,
   ): Promise<{ outcome: FundingOutcome; returnTo: string }> {
+    if (params.state === "" && params.code !== "")
+      return { outcome: "oauth_failed", returnTo: fallbackReturnTo };
     const now = this.d.clock.now();
     const attempt = await this.d.store.takeOAuthAttempt(
       sessionHash,
