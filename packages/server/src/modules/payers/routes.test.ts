@@ -205,6 +205,32 @@ describe("sign-up, sign-in and sign-out", () => {
     expect(sameOrigin.statusCode).toBe(303);
   });
 
+  it("lets the owner sign in from another address while one address is throttled on their email, up to 100 tries from anywhere", async () => {
+    const proxied = await createPayerHarness({ env: { WATTFARE_TRUST_PROXY: "loopback" } });
+    try {
+      const browser = proxied.browser();
+      await browser.get("/signup");
+      const email = freshEmail();
+      expect((await browser.post("/signup", { email, password: PASSWORD })).statusCode).toBe(303);
+      const signIn = async (from: string, password: string) => {
+        const b = proxied.browser();
+        await b.get("/signin");
+        return (await b.post("/signin", { email, password }, { headers: { "x-forwarded-for": from } }))
+          .statusCode;
+      };
+      const limit = PAYER_RATE_RULES.signInPerEmailFromIp.limit;
+      for (let i = 0; i < limit; i++) expect(await signIn("203.0.113.66", `wrong ${i}`)).toBe(401);
+      expect(await signIn("203.0.113.66", PASSWORD)).toBe(429);
+      expect(await signIn("198.51.100.7", PASSWORD)).toBe(303);
+      // Spread over many addresses, guesses at one email still stop at the per-email limit.
+      const spread = PAYER_RATE_RULES.signInPerEmail.limit - limit - 1;
+      for (let i = 0; i < spread; i++) expect(await signIn(`192.0.2.${i % 200}`, `wrong ${i}`)).toBe(401);
+      expect(await signIn("198.51.100.8", PASSWORD)).toBe(429);
+    } finally {
+      await proxied.close();
+    }
+  });
+
   it("counts sign-in attempts per client address behind a listed reverse proxy, per proxy address otherwise", async () => {
     /** A failed sign-in, for an unknown email, by the client the proxy names `forwardedFor`. */
     const signInFrom = (browser: InjectBrowser, forwardedFor: string, email = "nobody@example.com") =>
@@ -238,11 +264,11 @@ describe("sign-up, sign-in and sign-out", () => {
     expect((await signInFrom(first, "203.0.113.99")).statusCode).toBe(429);
   });
 
-  it("throttles sign-in per email after 10 attempts with 429 and Retry-After, even for the right password", async () => {
+  it("throttles sign-in per email from one address after 10 attempts with 429 and Retry-After, even for the right password", async () => {
     const { email } = await signUp();
     const browser = h.browser();
     await browser.get("/signin");
-    for (let i = 0; i < PAYER_RATE_RULES.signInPerEmail.limit; i++) {
+    for (let i = 0; i < PAYER_RATE_RULES.signInPerEmailFromIp.limit; i++) {
       expect((await browser.post("/signin", { email, password: `wrong ${i}` })).statusCode).toBe(401);
     }
     const throttled = await browser.post("/signin", { email: email.toUpperCase(), password: PASSWORD });
@@ -250,7 +276,7 @@ describe("sign-up, sign-in and sign-out", () => {
     expect(Number(throttled.headers["retry-after"])).toBe(15 * 60);
     expect(alertOf(throttled.body)).toBe("Too many attempts. Try again in 15 minutes.");
     // An unknown email is throttled just the same: the answer reveals nothing.
-    for (let i = 0; i <= PAYER_RATE_RULES.signInPerEmail.limit; i++) {
+    for (let i = 0; i <= PAYER_RATE_RULES.signInPerEmailFromIp.limit; i++) {
       await browser.post("/signin", { email: "ghost@example.com", password: `wrong ${i}` });
     }
     expect((await browser.post("/signin", { email: "ghost@example.com", password: "x" })).statusCode).toBe(

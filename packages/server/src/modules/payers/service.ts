@@ -25,7 +25,11 @@ export const RESET_LINK_TTL_MS = 3_600_000;
 
 /** Throttling rules; each has its own rate-limit key namespace `rl:payer:<what>:…`. */
 export const PAYER_RATE_RULES = {
-  signInPerEmail: { limit: 10, windowMs: 15 * 60_000 },
+  // Per email *and* address: one client guessing at an account is stopped after 10 tries, but cannot lock
+  // its owner out (who must always be able to sign in and pause spending) from anywhere else.
+  signInPerEmailFromIp: { limit: 10, windowMs: 15 * 60_000 },
+  // Per email from anywhere: bounds guessing spread over many addresses.
+  signInPerEmail: { limit: 100, windowMs: 15 * 60_000 },
   // Generous: many people can share one address behind a NAT or a proxy.
   signInPerIp: { limit: 100, windowMs: 15 * 60_000 },
   signUpPerIp: { limit: 20, windowMs: 3_600_000 },
@@ -35,6 +39,7 @@ export const PAYER_RATE_RULES = {
 
 export const payerRateKeys = {
   signInEmail: (email: string) => `rl:payer:signin:email:${email}`,
+  signInEmailFromIp: (email: string, ip: string) => `rl:payer:signin:email-ip:${ip}:${email}`,
   signInIp: (ip: string) => `rl:payer:signin:ip:${ip}`,
   signUpIp: (ip: string) => `rl:payer:signup:ip:${ip}`,
   resetIp: (ip: string) => `rl:payer:reset:ip:${ip}`,
@@ -133,9 +138,7 @@ export class PayerService {
 
   async signIn(emailInput: string, password: string, ip: string): Promise<SignInResult> {
     const email = emailInput.trim().toLowerCase().slice(0, MAX_EMAIL_LENGTH);
-    const throttled =
-      (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
-      (await this.throttle(PAYER_RATE_RULES.signInPerEmail, payerRateKeys.signInEmail(email)));
+    const throttled = await this.signInThrottle(email, ip);
     if (throttled) return throttled;
     const payer = normalizeEmail(email) === undefined ? undefined : await this.d.store.payerByEmail(email);
     return (await this.passwordMatches(payer, password)) && payer
@@ -148,13 +151,23 @@ export class PayerService {
    * against the same per-email throttle as sign-in, so a stolen session can't be used to guess it.
    */
   async confirmPassword(payer: PayerRecord, password: string, ip: string): Promise<SignInResult> {
-    const throttled =
-      (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
-      (await this.throttle(PAYER_RATE_RULES.signInPerEmail, payerRateKeys.signInEmail(payer.email)));
+    const throttled = await this.signInThrottle(payer.email, ip);
     if (throttled) return throttled;
     return (await this.passwordMatches(payer, password))
       ? { ok: true, payer }
       : { ok: false, reason: "invalid" };
+  }
+
+  /** Counts a password attempt per client address, per email from that address, and per email. */
+  private async signInThrottle(email: string, ip: string) {
+    return (
+      (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
+      (await this.throttle(
+        PAYER_RATE_RULES.signInPerEmailFromIp,
+        payerRateKeys.signInEmailFromIp(email, ip),
+      )) ??
+      (await this.throttle(PAYER_RATE_RULES.signInPerEmail, payerRateKeys.signInEmail(email)))
+    );
   }
 
   /** Mails a verification link unless the address is verified or has had too many mails lately. */
