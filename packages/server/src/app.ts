@@ -49,6 +49,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.addHook("onRequest", async (request, reply) => {
     reply.header(H.requestId, request.id);
+    // API answers carry tokens (a grant token, session tokens) and per-user state: no cache keeps one.
+    if (request.url.startsWith("/api/")) reply.header("cache-control", "no-store");
     const clientId = request.headers[H.requestId];
     if (typeof clientId === "string")
       request.log.debug({ clientRequestId: clientId.slice(0, 200) }, "client id");

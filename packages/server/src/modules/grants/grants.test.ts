@@ -224,7 +224,7 @@ describe("chat with x-wattfare-grant", () => {
 });
 
 describe("GET /api/v1/grants/pending", () => {
-  it("hands the approved token once to the grant session's opener on a registered origin", async () => {
+  it("hands the approved token once, uncacheable, to the grant session's opener on a registered origin", async () => {
     const res = await h.app.inject({
       method: "POST",
       url: "/api/v1/sessions",
@@ -252,6 +252,8 @@ describe("GET /api/v1/grants/pending", () => {
     const first = await pending();
     expect(first.statusCode).toBe(200);
     expect(first.json()).toEqual({ grantToken });
+    // No browser or proxy cache may keep the token (every /api answer says so).
+    expect(first.headers["cache-control"]).toBe("no-store");
     expect((await pending()).statusCode).toBe(404);
   });
 });
