@@ -32,6 +32,29 @@ const connectAlice = (
     now,
   });
 
+/** A store on a fresh file with app00001, and alice connected with cap `capNano` (funding fnd_a0000000). */
+async function storeWithAlice(capNano: bigint) {
+  const file = tempFile();
+  const store = await openSqliteStore(file);
+  await createTestApp(store);
+  const c = await connectAlice(store, capNano, "fnd_a0000000");
+  return { file, store, c };
+}
+
+/**
+ * Another connection (as the CLI could) holds the file's write lock, and the store stops waiting for it
+ * at once, so its writes fail as they would past the busy timeout. Returns the release.
+ */
+function holdWriteLock(store: SqliteStore, file: string): () => void {
+  store.db.pragma("busy_timeout = 0");
+  const blocker = openSqlite(file);
+  blocker.exec("BEGIN IMMEDIATE");
+  return () => {
+    blocker.exec("ROLLBACK");
+    blocker.close();
+  };
+}
+
 /** A reservation draft for `id` on a connection's account, paid by funding row `fundingId`. */
 const reservationDraft = (id: string, account: string, fundingId: string) => ({
   id,
@@ -110,10 +133,7 @@ describe("SQLite adapter", () => {
   });
 
   it("keeps a reservation whose closing write failed closed: the reconciler does not claim it, and the write commits on retry", async () => {
-    const file = tempFile();
-    const store = await openSqliteStore(file);
-    await createTestApp(store);
-    const c = await connectAlice(store, 1000n, "fnd_a0000000");
+    const { file, store, c } = await storeWithAlice(1000n);
     const ref = { account: `c:${c.id}`, period: "2026-11" };
     const admit = async (id: string) => {
       const a = await store.admit(
@@ -128,10 +148,7 @@ describe("SQLite adapter", () => {
     };
     const settled = await admit("r1");
     const released = await admit("r2");
-    // Another connection (as the CLI could) holds the write lock past the busy timeout.
-    store.db.pragma("busy_timeout = 0");
-    const blocker = openSqlite(file);
-    blocker.exec("BEGIN IMMEDIATE");
+    const unlock = holdWriteLock(store, file);
     await expect(
       store.settle(settled, {
         costNano: 100n,
@@ -145,8 +162,7 @@ describe("SQLite adapter", () => {
     await expect(store.release(released)).rejects.toThrow(/locked|busy/i);
     expect(await store.budget(ref, 1000n)).toMatchObject({ settledNano: 100n, reservedNano: 0n });
     expect(await store.retryFailedCloses()).toBe(2); // still locked
-    blocker.exec("ROLLBACK");
-    blocker.close();
+    unlock();
 
     // Both rows are still open in the file with expired leases, but already closed in memory.
     expect(await store.claimExpired("inst_b", 1_000, 2_000, true, 10)).toEqual([]);
@@ -163,10 +179,7 @@ describe("SQLite adapter", () => {
   });
 
   it("gives a grant's uses back when two of its admissions fail together", async () => {
-    const file = tempFile();
-    const store = await openSqliteStore(file);
-    await createTestApp(store);
-    const c = await connectAlice(store, 1000n, "fnd_a0000000");
+    const { file, store, c } = await storeWithAlice(1000n);
     await store.createGrant({
       id: "grt_1",
       appId: "app00001",
@@ -187,13 +200,10 @@ describe("SQLite adapter", () => {
         10,
         grantUse,
       );
-    store.db.pragma("busy_timeout = 0");
-    const blocker = openSqlite(file);
-    blocker.exec("BEGIN IMMEDIATE");
+    const unlock = holdWriteLock(store, file);
     const failed = await Promise.allSettled([admit("r1"), admit("r2")]);
     expect(failed.map((f) => f.status)).toEqual(["rejected", "rejected"]);
-    blocker.exec("ROLLBACK");
-    blocker.close();
+    unlock();
     const admitted = await Promise.all([admit("r3"), admit("r4")]);
     expect(admitted.map((a) => a.admitted)).toEqual([true, true]);
     await store.close();
