@@ -178,6 +178,29 @@ describe("SQLite adapter", () => {
     await restarted.close();
   });
 
+  it("commits a closing write that failed when the store closes before its retry", async () => {
+    const { file, store, c } = await storeWithAlice(1000n);
+    const a = await store.admit(
+      reservationDraft("r1", `c:${c.id}`, "fnd_a0000000"),
+      1000n,
+      () => 300n,
+      "i",
+      10,
+    );
+    if (!a.admitted) throw new Error("not admitted");
+    const unlock = holdWriteLock(store, file);
+    await expect(store.release(a.reservation)).rejects.toThrow(/locked|busy/i);
+    unlock();
+    await store.close();
+    const restarted = await openSqliteStore(file);
+    expect(await restarted.openReservations()).toEqual([]);
+    expect(await restarted.budget({ account: `c:${c.id}`, period: "2026-11" }, 1000n)).toMatchObject({
+      settledNano: 0n,
+      reservedNano: 0n,
+    });
+    await restarted.close();
+  });
+
   it("gives a grant's uses back when two of its admissions fail together", async () => {
     const { file, store, c } = await storeWithAlice(1000n);
     await store.createGrant({

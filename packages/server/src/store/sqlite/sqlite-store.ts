@@ -310,6 +310,11 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     clearTimeout(this.closeRetryTimer);
+    // A closing write still failing gets its last chance in the final commit; if that fails too, the
+    // row stays open and the next start takes it over.
+    for (const write of this.closing.values()) {
+      if (write.failed) this.batcher.enqueue(write.run).catch(() => undefined);
+    }
     this.batcher.flush();
     this.closed = true;
     await this.checkpointer?.stop();
