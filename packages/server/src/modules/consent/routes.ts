@@ -14,6 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
+import { clientNetwork } from "../../http/client-network.js";
 import { parseOr400 } from "../../http/validation.js";
 import { nanoToDecimalText, usdToNano } from "../../money.js";
 import { periodOf } from "../../period.js";
@@ -91,7 +92,7 @@ export function registerSessionExchange(
     assertSameOrigin(request, deps.config);
     // Each exchange verifies a token and writes a row: bounded per client address like sign-in.
     const decision = await deps.rateLimits.hit(
-      `rl:consent-exchange:${request.ip}`,
+      `rl:consent-exchange:${clientNetwork(request.ip)}`,
       EXCHANGES_PER_MINUTE,
       deps.clock.now(),
     );

@@ -205,7 +205,7 @@ describe("sign-up, sign-in and sign-out", () => {
     expect(sameOrigin.statusCode).toBe(303);
   });
 
-  it("lets the owner sign in from another address while one address is throttled on their email, up to 100 tries from anywhere", async () => {
+  it("lets the owner sign in from another network while one is throttled on their email, and from a known browser past 100 tries from anywhere", async () => {
     const proxied = await createPayerHarness({ env: { WATTFARE_TRUST_PROXY: "loopback" } });
     try {
       const browser = proxied.browser();
@@ -222,10 +222,30 @@ describe("sign-up, sign-in and sign-out", () => {
       for (let i = 0; i < limit; i++) expect(await signIn("203.0.113.66", `wrong ${i}`)).toBe(401);
       expect(await signIn("203.0.113.66", PASSWORD)).toBe(429);
       expect(await signIn("198.51.100.7", PASSWORD)).toBe(303);
-      // Spread over many addresses, guesses at one email still stop at the per-email limit.
-      const spread = PAYER_RATE_RULES.signInPerEmail.limit - limit - 1;
+      // One IPv6 host holds a whole /64: its addresses share one allowance.
+      for (let i = 0; i < limit; i++) expect(await signIn(`2001:db8:0:7::${i + 1}`, `wrong ${i}`)).toBe(401);
+      expect(await signIn("2001:db8:0:7:ffff::1", PASSWORD)).toBe(429);
+      // Spread over many addresses, guesses at one email still stop at the per-email limit…
+      const spread = PAYER_RATE_RULES.signInPerEmail.limit - 2 * limit - 1;
       for (let i = 0; i < spread; i++) expect(await signIn(`192.0.2.${i % 200}`, `wrong ${i}`)).toBe(401);
       expect(await signIn("198.51.100.8", PASSWORD)).toBe(429);
+      // A browser known for another email is no exception…
+      const other = proxied.browser();
+      await other.get("/signup");
+      expect((await other.post("/signup", { email: freshEmail(), password: PASSWORD })).statusCode).toBe(303);
+      const asOther = await other.post(
+        "/signin",
+        { email, password: PASSWORD },
+        { headers: { "x-forwarded-for": "198.51.100.10" } },
+      );
+      expect(asOther.statusCode).toBe(429);
+      // …but one that has signed in as this email before (here, the one that signed up) is.
+      const known = await browser.post(
+        "/signin",
+        { email, password: PASSWORD },
+        { headers: { "x-forwarded-for": "198.51.100.9" } },
+      );
+      expect(known.statusCode).toBe(303);
     } finally {
       await proxied.close();
     }

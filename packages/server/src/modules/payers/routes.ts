@@ -120,7 +120,12 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
         throttled,
       );
     if (!form.csrfOk) return again(403, FORM_EXPIRED);
-    const result = await service.signIn(email, form.fields.password ?? "", request.ip);
+    const result = await service.signIn(
+      email,
+      form.fields.password ?? "",
+      request.ip,
+      sessions.knownDevice(request, email),
+    );
     if (!result.ok) {
       return result.reason === "throttled"
         ? again(429, throttledMessage(result), result)

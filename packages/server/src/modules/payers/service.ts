@@ -15,6 +15,7 @@ import { hash, verify } from "@node-rs/argon2";
 import type { Logger } from "pino";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
+import { clientNetwork } from "../../http/client-network.js";
 import type { MailMessage, MailPort } from "../../mail/index.js";
 import type { RateLimitStore, RateRule } from "../../ratelimit/index.js";
 import type { PayerRecord, Store } from "../../store/port.js";
@@ -37,12 +38,14 @@ export const PAYER_RATE_RULES = {
   mailPerAddress: { limit: 5, windowMs: 3_600_000 },
 } as const satisfies Record<string, RateRule>;
 
+/** Keys of the payer throttles. Client addresses count by network (an IPv6 /64: see clientNetwork). */
 export const payerRateKeys = {
   signInEmail: (email: string) => `rl:payer:signin:email:${email}`,
-  signInEmailFromIp: (email: string, ip: string) => `rl:payer:signin:email-ip:${ip}:${email}`,
-  signInIp: (ip: string) => `rl:payer:signin:ip:${ip}`,
-  signUpIp: (ip: string) => `rl:payer:signup:ip:${ip}`,
-  resetIp: (ip: string) => `rl:payer:reset:ip:${ip}`,
+  // A network has no space, so the first one ends it: no two (network, email) pairs share a key.
+  signInEmailFromIp: (email: string, ip: string) => `rl:payer:signin:email-ip:${clientNetwork(ip)} ${email}`,
+  signInIp: (ip: string) => `rl:payer:signin:ip:${clientNetwork(ip)}`,
+  signUpIp: (ip: string) => `rl:payer:signup:ip:${clientNetwork(ip)}`,
+  resetIp: (ip: string) => `rl:payer:reset:ip:${clientNetwork(ip)}`,
   mail: (email: string) => `rl:payer:mail:${email}`,
 };
 
@@ -136,9 +139,10 @@ export class PayerService {
     return { ok: true, payer };
   }
 
-  async signIn(emailInput: string, password: string, ip: string): Promise<SignInResult> {
+  /** `knownDevice`: the browser signed in as this email before (see PayerSessions.knownDevice). */
+  async signIn(emailInput: string, password: string, ip: string, knownDevice = false): Promise<SignInResult> {
     const email = emailInput.trim().toLowerCase().slice(0, MAX_EMAIL_LENGTH);
-    const throttled = await this.signInThrottle(email, ip);
+    const throttled = await this.signInThrottle(email, ip, knownDevice);
     if (throttled) return throttled;
     const payer = normalizeEmail(email) === undefined ? undefined : await this.d.store.payerByEmail(email);
     return (await this.passwordMatches(payer, password)) && payer
@@ -151,22 +155,25 @@ export class PayerService {
    * against the same per-email throttle as sign-in, so a stolen session can't be used to guess it.
    */
   async confirmPassword(payer: PayerRecord, password: string, ip: string): Promise<SignInResult> {
-    const throttled = await this.signInThrottle(payer.email, ip);
+    const throttled = await this.signInThrottle(payer.email, ip, false);
     if (throttled) return throttled;
     return (await this.passwordMatches(payer, password))
       ? { ok: true, payer }
       : { ok: false, reason: "invalid" };
   }
 
-  /** Counts a password attempt per client address, per email from that address, and per email. */
-  private async signInThrottle(email: string, ip: string) {
+  /**
+   * Counts a password attempt per client address and, unless the browser is known for this email, per
+   * email from that address and per email.
+   */
+  private async signInThrottle(email: string, ip: string, knownDevice: boolean) {
+    const perIp = await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip));
+    if (perIp || knownDevice) return perIp;
     return (
-      (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
       (await this.throttle(
         PAYER_RATE_RULES.signInPerEmailFromIp,
         payerRateKeys.signInEmailFromIp(email, ip),
-      )) ??
-      (await this.throttle(PAYER_RATE_RULES.signInPerEmail, payerRateKeys.signInEmail(email)))
+      )) ?? (await this.throttle(PAYER_RATE_RULES.signInPerEmail, payerRateKeys.signInEmail(email)))
     );
   }
 

@@ -19,6 +19,8 @@ import {
 
 /** Absolute lifetime of a payer session. */
 export const SESSION_TTL_MS = 30 * 24 * 3_600_000;
+/** How long a browser that signed in stays known for its email (see knownDevice). */
+const KNOWN_DEVICE_TTL_MS = 365 * 24 * 3_600_000;
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
 export interface SignedInPayer {
@@ -49,6 +51,7 @@ export class PayerSessions {
   /** `__Host-` names are only accepted by browsers with Secure, Path=/ and no Domain — exactly ours. */
   readonly cookieName: string;
   readonly anonCookieName: string;
+  readonly knownCookieName: string;
   private readonly secure: boolean;
   private readonly resolved = new WeakMap<FastifyRequest, SignedInPayer | null>();
 
@@ -56,6 +59,17 @@ export class PayerSessions {
     this.secure = new URL(d.config.publicUrl).protocol === "https:";
     this.cookieName = this.secure ? "__Host-wf_session" : "wf_session";
     this.anonCookieName = this.secure ? "__Host-wf_browser" : "wf_browser";
+    this.knownCookieName = this.secure ? "__Host-wf_known" : "wf_known";
+  }
+
+  /**
+   * Whether this browser has signed in as `email` before: it holds a MAC of the address that only this
+   * server makes, set at every sign-in and sign-up. Such a browser is not held back by the per-email
+   * sign-in throttles, so nobody can lock a payer out of their own account by failing to sign in as them.
+   */
+  knownDevice(request: FastifyRequest, email: string): boolean {
+    const token = parseCookies(request.headers.cookie).get(this.knownCookieName);
+    return token !== undefined && verifyCsrfToken(this.d.keyRing, knownDeviceBinding(email), token);
   }
 
   /** The signed-in payer of this request, if any (resolved once per request). */
@@ -90,6 +104,17 @@ export class PayerSessions {
     appendCookie(
       reply,
       serializeCookie(this.cookieName, token, { secure: this.secure, maxAgeSeconds: SESSION_TTL_MS / 1000 }),
+    );
+    appendCookie(
+      reply,
+      serializeCookie(
+        this.knownCookieName,
+        createCsrfToken(this.d.keyRing, knownDeviceBinding(payer.email)),
+        {
+          secure: this.secure,
+          maxAgeSeconds: KNOWN_DEVICE_TTL_MS / 1000,
+        },
+      ),
     );
     const signedIn = { payer, session, sessionKey: session.idHash.toString("hex") };
     this.resolved.set(request, signedIn);
@@ -141,6 +166,9 @@ export class PayerSessions {
     return { fields, signedIn, csrfOk };
   }
 }
+
+/** What a known-device cookie's MAC binds: the email, lower-cased as sign-in reads it. */
+const knownDeviceBinding = (email: string): string => `known-device:${email.trim().toLowerCase()}`;
 
 /** Adds a Set-Cookie, replacing one for the same name set earlier in this response. */
 function appendCookie(reply: FastifyReply, cookie: string): void {
