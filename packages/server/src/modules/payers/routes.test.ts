@@ -408,7 +408,7 @@ describe("email verification and password reset", () => {
     );
   });
 
-  it("resets the password through the link once, ending every session of the account", async () => {
+  it("resets the password through the link once, ending every session of the account and knowing the browser", async () => {
     const { browser, email } = await signUp();
     await h.store.markPayerEmailVerified((await h.store.payerByEmail(email))!.id, h.clock.now());
     const requester = h.browser();
@@ -440,6 +440,20 @@ describe("email verification and password reset", () => {
     await signIn.get("/signin");
     expect((await signIn.post("/signin", { email, password: PASSWORD })).statusCode).toBe(401);
     expect((await signIn.post("/signin", { email, password: "a brand new passphrase" })).statusCode).toBe(
+      303,
+    );
+    // The browser that reset it proved it reads the account's mail: the email's throttle no longer
+    // holds it back, while it does hold back a browser that never signed in as this email.
+    const stranger = h.browser();
+    await stranger.get("/signin");
+    for (let i = 2; i < PAYER_RATE_RULES.signInPerEmailFromIp.limit; i++) {
+      expect((await stranger.post("/signin", { email, password: `wrong ${i}` })).statusCode).toBe(401);
+    }
+    expect((await stranger.post("/signin", { email, password: "a brand new passphrase" })).statusCode).toBe(
+      429,
+    );
+    await visitor.get("/signin");
+    expect((await visitor.post("/signin", { email, password: "a brand new passphrase" })).statusCode).toBe(
       303,
     );
   });

@@ -270,8 +270,10 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
 <p><a href="/forgot-password">Ask for a new link</a></p>`,
       });
     }
-    // Every session of the account has ended with the password change, this browser's included.
+    // Every session of the account has ended with the password change, this browser's included. The
+    // browser proved it reads the account's mail: it is known for the email from now on.
     sessions.clearCookie(reply);
+    sessions.rememberDevice(reply, result.email);
     return reply.redirect("/signin?notice=password_changed", 303);
   });
 

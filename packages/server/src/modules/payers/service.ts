@@ -82,7 +82,7 @@ export type SignUpResult =
 export type SignInResult = { ok: true; payer: PayerRecord } | { ok: false; reason: "invalid" } | Throttled;
 
 export type ResetResult =
-  | { ok: true }
+  | { ok: true; email: string }
   | { ok: false; reason: "link" }
   | { ok: false; reason: "password"; message: string };
 
@@ -250,7 +250,7 @@ export class PayerService {
     const payer = await this.d.store.getPayer(used.payerId);
     if (!payer || payer.email !== used.email) return { ok: false, reason: "link" };
     await this.d.store.setPayerPassword(payer.id, await hash(password), now);
-    return { ok: true };
+    return { ok: true, email: payer.email };
   }
 
   /**

@@ -64,12 +64,24 @@ export class PayerSessions {
 
   /**
    * Whether this browser has signed in as `email` before: it holds a MAC of the address that only this
-   * server makes, set at every sign-in and sign-up. Such a browser is not held back by the per-email
-   * sign-in throttles, so nobody can lock a payer out of their own account by failing to sign in as them.
+   * server makes, set at every sign-in, sign-up and password reset. Such a browser is not held back by
+   * the per-email sign-in throttles, so nobody can lock a payer out by failing to sign in as them.
    */
   knownDevice(request: FastifyRequest, email: string): boolean {
     const token = parseCookies(request.headers.cookie).get(this.knownCookieName);
     return token !== undefined && verifyCsrfToken(this.d.keyRing, knownDeviceBinding(email), token);
+  }
+
+  /** Makes this browser known for `email` (it signed in, signed up or reset the password by email link). */
+  rememberDevice(reply: FastifyReply, email: string): void {
+    const token = createCsrfToken(this.d.keyRing, knownDeviceBinding(email));
+    appendCookie(
+      reply,
+      serializeCookie(this.knownCookieName, token, {
+        secure: this.secure,
+        maxAgeSeconds: KNOWN_DEVICE_TTL_MS / 1000,
+      }),
+    );
   }
 
   /** The signed-in payer of this request, if any (resolved once per request). */
@@ -105,17 +117,7 @@ export class PayerSessions {
       reply,
       serializeCookie(this.cookieName, token, { secure: this.secure, maxAgeSeconds: SESSION_TTL_MS / 1000 }),
     );
-    appendCookie(
-      reply,
-      serializeCookie(
-        this.knownCookieName,
-        createCsrfToken(this.d.keyRing, knownDeviceBinding(payer.email)),
-        {
-          secure: this.secure,
-          maxAgeSeconds: KNOWN_DEVICE_TTL_MS / 1000,
-        },
-      ),
-    );
+    this.rememberDevice(reply, payer.email);
     const signedIn = { payer, session, sessionKey: session.idHash.toString("hex") };
     this.resolved.set(request, signedIn);
     return signedIn;
