@@ -17,7 +17,6 @@ import {
   picoToNano,
   type Rounding,
   rawFields,
-  rawNumberField,
   usdToNano,
 } from "./money.js";
 
@@ -401,7 +400,13 @@ function parsedNumberAt(json: string, path: readonly string[]): number | undefin
   return typeof node === "number" ? node : undefined;
 }
 
-describe("rawNumberField", () => {
+/** The exact text of the number at `path` in a whole JSON document, as usage.ts reads `cost`. */
+function rawNumberField(json: string, path: readonly string[]): string | undefined {
+  const raw = rawFields(json, 0, fieldTree([path]), true)?.values[0];
+  return raw !== undefined && /^[-\d]/.test(raw) ? raw : undefined;
+}
+
+describe("rawFields: one number, in whole documents", () => {
   const cost = ["usage", "cost"] as const;
 
   it("returns the exact text of a nested number", () => {

@@ -196,22 +196,6 @@ export function maxNano(...xs: Nano[]): Nano {
 }
 
 /**
- * Returns the exact decimal TEXT of a numeric field in raw JSON, so that `usage.cost` never passes
- * through a float (DESIGN.md). `undefined` when the field is absent, not a number (null, string, …),
- * reached through a non-object, or when the text is not valid JSON.
- *
- * Semantics match `JSON.parse`: only object keys are followed (compared after unescaping), and a
- * duplicated key means its last occurrence. One pass, O(length); nesting off the path is skipped with
- * an explicit stack, so deeply nested input cannot overflow the call stack.
- *
- * @example rawNumberField('{"usage":{"cost":8.41e-05}}', ["usage", "cost"]) === "8.41e-05"
- */
-export function rawNumberField(json: string, path: readonly string[]): string | undefined {
-  const raw = rawFields(json, 0, fieldTree([path]), true)?.values[0];
-  return raw !== undefined && isNumberStart(raw.charCodeAt(0)) ? raw : undefined;
-}
-
-/**
  * Paths to read in one pass (see `rawFields`): the index of the slot the value at this point lands in,
  * or the keys wanted in an object here and, for each, what is wanted inside it.
  */
@@ -257,11 +241,14 @@ export function fieldTree(paths: readonly (readonly string[])[]): FieldTree {
 /**
  * The raw text of the scalar (a number, `true`, `false` or `null`) at each of `tree`'s paths within the
  * JSON value that starts at `json[start]` (after optional whitespace), read in one validating pass that
- * stops where that value ends (`end`). A path that is absent, or holds a string, an array or an object,
- * gives undefined. With `whole`, only whitespace may follow the value.
+ * stops where that value ends (`end`). This is how `usage.cost` is read from its exact decimal text,
+ * never through a float (DESIGN.md). A path that is absent, reached through a non-object, or holding a
+ * string, an array or an object gives undefined. With `whole`, only whitespace may follow the value.
  *
- * Semantics match `JSON.parse` as `rawNumberField`'s do (last duplicate wins, escaped keys unescaped).
- * Undefined as a whole when the value is not valid JSON.
+ * Semantics match `JSON.parse`: only object keys are followed (compared after unescaping), and a
+ * duplicated key means its last occurrence. Undefined as a whole when the value is not valid JSON.
+ * O(length); nesting off the paths is skipped with an explicit stack, so deeply nested input cannot
+ * overflow the call stack.
  *
  * @example rawFields('{"cost":1.5e-7,"is_byok":true}', 0, fieldTree([["cost"], ["is_byok"]]), true)
  *   // → { values: ["1.5e-7", "true"], end: 30 }
@@ -286,11 +273,6 @@ export function rawFields(
     if (error instanceof InvalidJson) return undefined;
     throw error;
   }
-}
-
-/** Whether `c` can start a JSON number: `-` or a digit. */
-function isNumberStart(c: number): boolean {
-  return c === MINUS || isDigit(c);
 }
 
 class InvalidJson extends Error {}
