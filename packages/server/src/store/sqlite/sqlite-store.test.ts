@@ -41,6 +41,19 @@ async function storeWithAlice(capNano: bigint) {
   return { file, store, c };
 }
 
+/** Admits reservation `id` of `amount` on alice's connection `c` (cap 1000 nano), or throws. */
+async function reserve(store: SqliteStore, c: { id: string }, id: string, amount: bigint) {
+  const a = await store.admit(
+    reservationDraft(id, `c:${c.id}`, "fnd_a0000000"),
+    1000n,
+    () => amount,
+    "i",
+    10,
+  );
+  if (!a.admitted) throw new Error("not admitted");
+  return a.reservation;
+}
+
 /**
  * Another connection (as the CLI could) holds the file's write lock, and the store stops waiting for it
  * at once, so its writes fail as they would past the busy timeout. Returns the release.
@@ -135,19 +148,8 @@ describe("SQLite adapter", () => {
   it("keeps a reservation whose closing write failed closed: the reconciler does not claim it, and the write commits on retry", async () => {
     const { file, store, c } = await storeWithAlice(1000n);
     const ref = { account: `c:${c.id}`, period: "2026-11" };
-    const admit = async (id: string) => {
-      const a = await store.admit(
-        reservationDraft(id, ref.account, "fnd_a0000000"),
-        1000n,
-        () => 300n,
-        "inst_a",
-        10,
-      );
-      if (!a.admitted) throw new Error("not admitted");
-      return a.reservation;
-    };
-    const settled = await admit("r1");
-    const released = await admit("r2");
+    const settled = await reserve(store, c, "r1", 300n);
+    const released = await reserve(store, c, "r2", 300n);
     const unlock = holdWriteLock(store, file);
     await expect(
       store.settle(settled, {
@@ -180,16 +182,9 @@ describe("SQLite adapter", () => {
 
   it("commits a closing write that failed when the store closes before its retry", async () => {
     const { file, store, c } = await storeWithAlice(1000n);
-    const a = await store.admit(
-      reservationDraft("r1", `c:${c.id}`, "fnd_a0000000"),
-      1000n,
-      () => 300n,
-      "i",
-      10,
-    );
-    if (!a.admitted) throw new Error("not admitted");
+    const reservation = await reserve(store, c, "r1", 300n);
     const unlock = holdWriteLock(store, file);
-    await expect(store.release(a.reservation)).rejects.toThrow(/locked|busy/i);
+    await expect(store.release(reservation)).rejects.toThrow(/locked|busy/i);
     unlock();
     await store.close();
     const restarted = await openSqliteStore(file);
