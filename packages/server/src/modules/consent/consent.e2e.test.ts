@@ -15,6 +15,14 @@ import { launchBrowser } from "../../testing/browser.js";
 import { postChat } from "../../testing/harness.js";
 import { createPayerHarness, type PayerHarness } from "../../testing/payer-harness.js";
 
+/** The popup's consent page (which names its request with `c`), with these query parameters too. */
+const consentPage =
+  (params: Record<string, string> = {}) =>
+  (url: URL): boolean =>
+    url.pathname === "/connect/consent" &&
+    /^[0-9a-f]{16}$/.test(url.searchParams.get("c") ?? "") &&
+    Object.entries(params).every(([name, value]) => url.searchParams.get(name) === value);
+
 const PASSWORD = "correct horse battery staple";
 const SHOTS = path.resolve("test-results", "consent");
 
@@ -207,7 +215,7 @@ describe("the consent popup in Chromium", () => {
     payerContext = await browser.newContext();
     const token = await mint({ appUserId: "alice", requestLimit: { monthlyUsd: 1 } });
     const { page, popup } = await openPopup(payerContext, { token, intent: "connect" });
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     expect(await textOf(popup.getByRole("heading", { level: 1 }))).toBe("Connect Story Studio");
     expect(await textOf(popup.locator(".requester"))).toBe(`Story Studio at ${appPage.origin}`);
     await screenshot(popup, "sign-in-step");
@@ -218,7 +226,7 @@ describe("the consent popup in Chromium", () => {
     await popup.getByLabel("Password", { exact: true }).fill(PASSWORD);
     await screenshot(popup, "sign-up");
     await popup.getByRole("button", { name: "Create account" }).click();
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     await popup.getByRole("region", { name: "Funding" }).getByText("Not connected").waitFor();
     await screenshot(popup, "fund-step");
 
@@ -226,7 +234,7 @@ describe("the consent popup in Chromium", () => {
     await popup.waitForURL((url) => url.href.startsWith(`${h.sim.url}/auth?`));
     await screenshot(popup, "openrouter-consent");
     await popup.getByRole("button", { name: "Authorize" }).click();
-    await popup.waitForURL(`${h.url}/connect/consent?funding=connected`);
+    await popup.waitForURL(consentPage({ funding: "connected" }));
 
     const cap = popup.getByLabel("Monthly cap in US dollars");
     expect(await cap.inputValue()).toBe("1");
@@ -255,11 +263,11 @@ describe("the consent popup in Chromium", () => {
     const context = await browser.newContext();
     const token = await mint({ appUserId: "bob", requestLimit: { monthlyUsd: 1 } });
     const { page, popup } = await openPopup(context, { token, intent: "connect" });
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     await popup.getByLabel("Email").fill(payerEmail);
     await popup.getByLabel("Password").fill(PASSWORD);
     await popup.getByRole("button", { name: "Sign in" }).click();
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     // Funded already: straight to the cap. A small one, raised on the dashboard later.
     await popup.getByLabel("Monthly cap in US dollars").fill("0.0005");
     await screenshot(popup, "returning-payer-approve");
@@ -275,7 +283,7 @@ describe("the consent popup in Chromium", () => {
     const context = await browser.newContext();
     const token = await mint({ appUserId: "carol" });
     const { page, popup } = await openPopup(context, { token, intent: "connect" });
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     await popup.getByRole("button", { name: "Deny" }).click();
     expect((await resultOf(page, popup)).data).toEqual({ type: "wattfare:result", status: "denied" });
     expect((await connectionsFromPage(page, token)).connected).toBe(false);
@@ -391,7 +399,7 @@ describe("one-time grants in Chromium", () => {
   it("approves a grant: the app page gets the token, chat spends it, and a dashboard revoke stops it at once", async () => {
     const token = await grantSession();
     const { page, popup } = await openPopup(payerContext, { token, intent: "grant" });
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     expect(await textOf(popup.getByRole("heading", { level: 1 }))).toBe("Approve a grant for Story Studio");
     expect(await textOf(popup.locator("dl.terms"))).toMatch(
       /Up to\s*\$0\.50 in total\s*Uses\s*5 requests\s*Expires\s*1 hour after you approve/,
@@ -415,7 +423,7 @@ describe("one-time grants in Chromium", () => {
   it("says 'you can close this window' when the opener is gone, and /grants/pending hands the token over once", async () => {
     const token = await grantSession();
     const { page, popup } = await openPopup(payerContext, { token, intent: "grant" });
-    await popup.waitForURL(`${h.url}/connect/consent`);
+    await popup.waitForURL(consentPage());
     await page.close();
     await popup.getByRole("button", { name: "Approve" }).click();
     expect(await textOf(popup.getByRole("status"))).toMatch(/Story Studio can now spend up to\s+\$0\.50/);

@@ -109,7 +109,8 @@ describe("POST /connect/session", () => {
     const token = await mint(user(5));
     const res = await exchange(browser, { token });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ next: "/connect/consent" });
+    // The page names its request, so a window whose request another popup replaced can tell (below).
+    expect(res.json()).toEqual({ next: expect.stringMatching(/^\/connect\/consent\?c=[0-9a-f]{16}$/) });
     const cookie = String(res.headers["set-cookie"]);
     expect(cookie).toMatch(/^wf_consent=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Lax; Max-Age=1800$/);
     expect(res.headers["cross-origin-opener-policy"]).toBeUndefined();
@@ -223,37 +224,66 @@ describe("POST /connect/session", () => {
 });
 
 describe("the consent steps", () => {
+  it("tells a window whose request another app's popup replaced so, instead of showing or answering the newer one", async () => {
+    const browser = h.browser();
+    await funded(browser);
+    const first = ((await exchange(browser, { token: await mint(user(5)) })).json() as { next: string }).next;
+    expect((await browser.get(first)).body).toContain("Connect Story Studio");
+    const csrf = browser.csrf();
+    // Another app's page opens its popup in the same browser (one consent session per browser).
+    const token = await mint(user(900), other.secretKey);
+    const replaced = await exchange(browser, { token, origin: "https://other.example" });
+    const second = (replaced.json() as { next: string }).next;
+
+    const stale = await browser.get(first);
+    expect(stale.statusCode).toBe(409);
+    expect(stale.body).toContain("has replaced this window&#39;s request");
+    expect(stale.body).not.toContain("Other app");
+    const answer = await browser.post(
+      "/connect/approve",
+      { monthlyUsd: "900", c: first.slice(-16) },
+      { csrf },
+    );
+    expect(answer.statusCode).toBe(409);
+    const current = await browser.get(second);
+    expect(current.statusCode).toBe(200);
+    expect(current.body).toContain("Connect Other app");
+  });
+
   it("walks a first-time payer through sign-up, funding and approval of the requested cap", async () => {
     const browser = h.browser();
     const body = user(5);
-    expect((await exchange(browser, { token: await mint(body) })).statusCode).toBe(200);
+    const exchanged = await exchange(browser, { token: await mint(body) });
+    expect(exchanged.statusCode).toBe(200);
+    const next = (exchanged.json() as { next: string }).next;
 
-    const signIn = await browser.get("/connect/consent");
+    const signIn = await browser.get(next);
     expect(signIn.body).toContain("<strong>Story Studio</strong> at <code>http://127.0.0.1:5173</code>");
     expect(signIn.body).toContain('action="/signin"');
-    expect(signIn.body).toContain('name="returnTo" value="/connect/consent"');
-    expect(signIn.body).toContain('href="/signup?returnTo=%2Fconnect%2Fconsent"');
+    expect(signIn.body).toContain(`name="returnTo" value="${next}"`);
+    expect(signIn.body).toContain(`href="/signup?returnTo=${encodeURIComponent(next)}"`);
     expect(signIn.body).toContain('action="/connect/deny"');
+    expect(signIn.body).toContain(`name="c" value="${next.slice(-16)}"`);
 
-    await browser.get("/signup?returnTo=%2Fconnect%2Fconsent");
+    await browser.get(`/signup?returnTo=${encodeURIComponent(next)}`);
     const signedUp = await browser.post("/signup", {
       email: `payer${++n}@example.com`,
       password: PASSWORD,
-      returnTo: "/connect/consent",
+      returnTo: next,
     });
-    expect(signedUp.headers.location).toBe("/connect/consent");
+    expect(signedUp.headers.location).toBe(next);
 
-    const fund = await browser.get("/connect/consent");
+    const fund = await browser.get(next);
     expect(fund.body).toContain('aria-labelledby="funding-heading"');
     expect(fund.body).toContain("Connect with OpenRouter");
     expect(fund.body).not.toContain('action="/connect/approve"');
     const pasted = await browser.post("/funding/key", {
       key: h.sim.control.createKey({ credits: 50 }),
-      returnTo: "/connect/consent",
+      returnTo: next,
     });
-    expect(pasted.headers.location).toBe("/connect/consent?funding=connected");
+    expect(pasted.headers.location).toBe(`${next}&funding=connected`);
 
-    const approve = await browser.get("/connect/consent?funding=connected");
+    const approve = await browser.get(`${next}&funding=connected`);
     expect(approve.body).toContain('action="/connect/approve"');
     expect(approve.body).toContain('name="monthlyUsd" type="number"');
     expect(approve.body).toContain('value="5"');
@@ -391,10 +421,11 @@ describe("the consent steps", () => {
     const body = user(2);
     const first = await openPopup(body);
     await first.browser.post("/connect/approve", { monthlyUsd: "2" });
-    await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
-    const fund = await first.browser.get("/connect/consent");
+    const reconnect = await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
+    const next = (reconnect.json() as { next: string }).next;
+    const fund = await first.browser.get(next);
     expect(fund.body).toContain('aria-labelledby="funding-heading"');
-    expect(fund.body).toContain('href="/connect/consent?step=approve"');
+    expect(fund.body).toContain(`href="${next}&amp;step=approve"`);
     const done = await first.browser.get("/connect/consent?step=approve");
     expect(done.body).toContain("keeps its cap of $2.00 a month");
     const result = await first.browser.post("/connect/approve", {});

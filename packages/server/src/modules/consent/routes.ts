@@ -27,6 +27,7 @@ import { FORM_EXPIRED, type Payers, signInForm } from "../payers/index.js";
 import {
   assertSameOrigin,
   displayUsd,
+  formFields,
   html,
   queryParam,
   type SafeHtml,
@@ -40,6 +41,7 @@ import {
   consentStep,
   newConnectionId,
   parseCapInput,
+  REPLACED,
   suggestedCapNano,
   verifyExchange,
 } from "./service.js";
@@ -60,6 +62,18 @@ import {
 
 export const CONNECT_PATH = "/connect";
 export const CONSENT_PATH = "/connect/consent";
+
+/**
+ * A consent request's reference in the popup's URLs and forms (`c`): the first 16 hex digits of its
+ * session's id hash. A browser holds one consent session; when another app's popup replaces it, the
+ * older window still names its own request and is told so, instead of showing (and answering) the newer
+ * one. Not a secret: the session itself is the cookie.
+ */
+export const consentRef = (sessionKey: string): string => sessionKey.slice(0, 16);
+
+/** The consent page of this request (with `query`, e.g. "&step=approve"). */
+const consentPage = (consent: CurrentConsent, query = ""): string =>
+  `${CONSENT_PATH}?c=${consentRef(consent.key)}${query}`;
 const SESSION_EXCHANGE_PATH = "/connect/session";
 /** Popup exchanges per client address: far above a person opening consent popups, far below a flood. */
 const EXCHANGES_PER_MINUTE = { limit: 60, windowMs: 60_000 };
@@ -109,9 +123,9 @@ export function registerSessionExchange(
       // The payer reads this in the popup: say what to do, not which JWT check failed.
       throw error instanceof ApiError && error.code === "auth" ? new ApiError("auth", NOT_VERIFIED) : error;
     });
-    await consents.start(reply, session);
+    const started = await consents.start(reply, session);
     request.log.info({ appId: session.appId, intent: session.intent }, "consent session started");
-    return { next: CONSENT_PATH };
+    return { next: `${CONSENT_PATH}?c=${consentRef(started.idHash.toString("hex"))}` };
   });
 }
 
@@ -171,6 +185,11 @@ ${text}
     if (!consent) {
       return { page: plainPage(reply, "No request", "No app request is open in this window.") };
     }
+    // The request this window shows (its URL, or the form it posts); none named: this browser's one.
+    const named = formFields(request.body).c || queryParam(request, "c");
+    if (named !== "" && named !== consentRef(consent.key)) {
+      return { page: plainPage(reply, "Request replaced", REPLACED, 409) };
+    }
     const { record } = consent;
     const state = consentState(record, clock.now());
     if (state === "answered") return { page: plainPage(reply, "Already answered", ALREADY_ANSWERED) };
@@ -213,7 +232,8 @@ ${text}
     const title = grant ? `Approve a grant for ${app.name}` : `Connect ${app.name}`;
     const header = html`<h1>${title}</h1>
 ${requester(app.name, record.origin)}`;
-    const deny = denyForm(consents.csrf(consent));
+    const ref = consentRef(consent.key);
+    const deny = denyForm(consents.csrf(consent), ref);
     const send = (body: SafeHtml) =>
       sendPage(reply, config, { title, status: options.status ?? 200, body: html`${header}\n${body}` });
 
@@ -223,7 +243,7 @@ ${requester(app.name, record.origin)}`;
       return send(html`${problem}
 <p>${app.name} lets you pay for your own AI use in it. Sign in to Wattfare, or
 create an account, to continue.</p>
-${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: CONSENT_PATH })}
+${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: consentPage(consent) })}
 ${deny}`);
     }
     const payer = signedIn.payer;
@@ -245,11 +265,11 @@ ${problem}
 ${fundingSection({
   funding: current,
   csrf: sessions.csrfToken(request, reply, signedIn),
-  returnTo: CONSENT_PATH,
+  returnTo: consentPage(consent),
   oauthAvailable: funding.service.oauthAvailable,
   outcome: parseFundingOutcome(queryParam(request, "funding")),
 })}
-${usable ? html`<p><a class="button" href="${CONSENT_PATH}?step=approve">Continue</a></p>` : ""}
+${usable ? html`<p><a class="button" href="${consentPage(consent, "&step=approve")}">Continue</a></p>` : ""}
 ${deny}`);
     }
 
@@ -263,6 +283,7 @@ ${paused}
 ${grantForm({
   appName: app.name,
   csrf,
+  ref,
   terms: {
     maxNano: usdToNano(Math.min(terms.maxUsd, config.limits.maxMonthlyUsd), "down"),
     maxUses: terms.maxUses,
@@ -281,7 +302,7 @@ ${deny}`);
       return send(html`${paying}
 ${problem}
 ${paused}
-${doneForm({ appName: app.name, csrf, capNano: own.capNano })}
+${doneForm({ appName: app.name, csrf, ref, capNano: own.capNano })}
 ${deny}`);
     }
     const suggested = suggestedCapNano(record, own, config.limits.defaultMonthlyUsd);
@@ -293,6 +314,7 @@ ${paused}
 ${capForm({
   appName: app.name,
   csrf,
+  ref,
   capText: options.capText ?? nanoToDecimalText(suggested),
   suggestedNano: suggested,
   requested: record.requestedCapNano !== null,
@@ -320,13 +342,13 @@ ${capForm({
     if ("page" in opened) return opened.page;
     const { consent, app } = opened;
     const { record } = consent;
-    if (!form.signedIn) return reply.redirect(CONSENT_PATH, 303);
+    if (!form.signedIn) return reply.redirect(consentPage(consent), 303);
     if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
       return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
     }
     const payer = form.signedIn.payer;
     const status = fundingStatus(await funding.service.current(payer.id));
-    if (status === "missing" || status === "invalid") return reply.redirect(CONSENT_PATH, 303);
+    if (status === "missing" || status === "invalid") return reply.redirect(consentPage(consent), 303);
     const now = clock.now();
     const again = (error: string, capText?: string) =>
       renderConsent(request, reply, opened, {

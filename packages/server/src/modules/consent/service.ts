@@ -26,6 +26,8 @@ export interface SessionExchange {
 export const UNREGISTERED_ORIGIN =
   "The page that opened this window is not registered for this app, so Wattfare won't answer it.";
 export const ALREADY_ANSWERED = "This request was already answered. Start again from the app.";
+export const REPLACED =
+  "A newer request, opened from another page in this browser, has replaced this window's request.";
 
 /**
  * Verifies the token strictly (typ `grant` for the grant intent, else `user`), then checks that the

@@ -99,9 +99,18 @@ export function requester(appName: string, origin: string): SafeHtml {
   return html`<p class="requester"><strong>${appName}</strong> at <code>${origin}</code></p>`;
 }
 
-export function denyForm(csrf: string, label = "Deny"): SafeHtml {
+/**
+ * The hidden fields every popup form posts: its CSRF token and the reference of the request it answers
+ * (`c`), so a window whose request was replaced by a newer one in this browser cannot answer that one.
+ */
+function formFieldsFor(csrf: string, ref: string): SafeHtml {
+  return html`<input type="hidden" name="csrf" value="${csrf}">
+<input type="hidden" name="c" value="${ref}">`;
+}
+
+export function denyForm(csrf: string, ref: string, label = "Deny"): SafeHtml {
   return html`<form method="post" action="/connect/deny" class="inline">
-<input type="hidden" name="csrf" value="${csrf}">
+${formFieldsFor(csrf, ref)}
 <button type="submit" class="secondary">${label}</button>
 </form>`;
 }
@@ -109,6 +118,8 @@ export function denyForm(csrf: string, label = "Deny"): SafeHtml {
 export interface CapFormView {
   appName: string;
   csrf: string;
+  /** The request's reference (see consentRef). */
+  ref: string;
   /** The value shown in the field. */
   capText: string;
   /** The pre-filled cap: above it the payer must tick the extra confirmation. */
@@ -143,7 +154,7 @@ from zero.</p>`
 }
 ${view.error ? html`<p class="alert" role="alert" id="consent-error">${view.error}</p>` : ""}
 <form method="post" action="/connect/approve">
-<input type="hidden" name="csrf" value="${view.csrf}">
+${formFieldsFor(view.csrf, view.ref)}
 <label for="consent-cap">Monthly cap in US dollars</label>
 <input id="consent-cap" name="monthlyUsd" type="number" inputmode="decimal" step="any" min="0" max="${view.maxMonthlyUsd}" value="${view.capText}" required aria-describedby="${describedBy}">
 <p class="hint" id="consent-cap-hint">${
@@ -169,12 +180,12 @@ ${
 }
 
 /** Reconnecting funding for a connection the payer already has: nothing else to decide. */
-export function doneForm(view: { appName: string; csrf: string; capNano: bigint }): SafeHtml {
+export function doneForm(view: { appName: string; csrf: string; ref: string; capNano: bigint }): SafeHtml {
   return html`<section aria-labelledby="approve-heading">
 <h2 id="approve-heading">All set</h2>
 <p>${view.appName} keeps its cap of ${displayUsd(view.capNano, "down")} a month, paid from your funding.</p>
 <form method="post" action="/connect/approve" class="inline">
-<input type="hidden" name="csrf" value="${view.csrf}">
+${formFieldsFor(view.csrf, view.ref)}
 <button type="submit">Done</button>
 </form>
 </section>`;
@@ -186,7 +197,12 @@ export interface GrantTermsView {
   expiresInSeconds: number;
 }
 
-export function grantForm(view: { appName: string; csrf: string; terms: GrantTermsView }): SafeHtml {
+export function grantForm(view: {
+  appName: string;
+  csrf: string;
+  ref: string;
+  terms: GrantTermsView;
+}): SafeHtml {
   const { terms } = view;
   return html`<section aria-labelledby="approve-heading">
 <h2 id="approve-heading">One-time grant</h2>
@@ -200,7 +216,7 @@ export function grantForm(view: { appName: string; csrf: string; terms: GrantTer
 </dl>
 <p class="hint">You can revoke it on your account page at any time; it stops at once.</p>
 <form method="post" action="/connect/approve" class="inline">
-<input type="hidden" name="csrf" value="${view.csrf}">
+${formFieldsFor(view.csrf, view.ref)}
 <button type="submit">Approve</button>
 </form>
 </section>`;
