@@ -120,11 +120,8 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
         throttled,
       );
     if (!form.csrfOk) return again(403, FORM_EXPIRED);
-    const result = await service.signIn(
-      email,
-      form.fields.password ?? "",
-      request.ip,
-      sessions.knownDevice(request, email),
+    const result = await service.signIn(email, form.fields.password ?? "", request.ip, (payer) =>
+      sessions.knownDevice(request, payer),
     );
     if (!result.ok) {
       return result.reason === "throttled"
@@ -273,7 +270,7 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
     // Every session of the account has ended with the password change, this browser's included. The
     // browser proved it reads the account's mail: it is known for the email from now on.
     sessions.clearCookie(reply);
-    sessions.rememberDevice(reply, result.email);
+    sessions.rememberDevice(reply, result.payer);
     return reply.redirect("/signin?notice=password_changed", 303);
   });
 

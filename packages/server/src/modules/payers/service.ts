@@ -82,7 +82,7 @@ export type SignUpResult =
 export type SignInResult = { ok: true; payer: PayerRecord } | { ok: false; reason: "invalid" } | Throttled;
 
 export type ResetResult =
-  | { ok: true; email: string }
+  | { ok: true; payer: PayerRecord }
   | { ok: false; reason: "link" }
   | { ok: false; reason: "password"; message: string };
 
@@ -139,12 +139,24 @@ export class PayerService {
     return { ok: true, payer };
   }
 
-  /** `knownDevice`: the browser signed in as this email before (see PayerSessions.knownDevice). */
-  async signIn(emailInput: string, password: string, ip: string, knownDevice = false): Promise<SignInResult> {
+  /**
+   * `knownDevice`: whether the browser signed in to this account, with its current password, before
+   * (see PayerSessions.knownDevice); such a browser skips the per-email throttles.
+   */
+  async signIn(
+    emailInput: string,
+    password: string,
+    ip: string,
+    knownDevice: (payer: PayerRecord) => boolean = () => false,
+  ): Promise<SignInResult> {
     const email = emailInput.trim().toLowerCase().slice(0, MAX_EMAIL_LENGTH);
-    const throttled = await this.signInThrottle(email, ip, knownDevice);
-    if (throttled) return throttled;
+    const perIp = await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip));
+    if (perIp) return perIp;
     const payer = normalizeEmail(email) === undefined ? undefined : await this.d.store.payerByEmail(email);
+    if (!(payer && knownDevice(payer))) {
+      const throttled = await this.perEmailThrottle(email, ip);
+      if (throttled) return throttled;
+    }
     return (await this.passwordMatches(payer, password)) && payer
       ? { ok: true, payer }
       : { ok: false, reason: "invalid" };
@@ -155,20 +167,17 @@ export class PayerService {
    * against the same per-email throttle as sign-in, so a stolen session can't be used to guess it.
    */
   async confirmPassword(payer: PayerRecord, password: string, ip: string): Promise<SignInResult> {
-    const throttled = await this.signInThrottle(payer.email, ip, false);
+    const throttled =
+      (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
+      (await this.perEmailThrottle(payer.email, ip));
     if (throttled) return throttled;
     return (await this.passwordMatches(payer, password))
       ? { ok: true, payer }
       : { ok: false, reason: "invalid" };
   }
 
-  /**
-   * Counts a password attempt per client address and, unless the browser is known for this email, per
-   * email from that address and per email.
-   */
-  private async signInThrottle(email: string, ip: string, knownDevice: boolean) {
-    const perIp = await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip));
-    if (perIp || knownDevice) return perIp;
+  /** Counts a password attempt per email from this network, and per email from anywhere. */
+  private async perEmailThrottle(email: string, ip: string): Promise<Throttled | undefined> {
     return (
       (await this.throttle(
         PAYER_RATE_RULES.signInPerEmailFromIp,
@@ -249,8 +258,9 @@ export class PayerService {
     if (!used) return { ok: false, reason: "link" };
     const payer = await this.d.store.getPayer(used.payerId);
     if (!payer || payer.email !== used.email) return { ok: false, reason: "link" };
-    await this.d.store.setPayerPassword(payer.id, await hash(password), now);
-    return { ok: true, email: payer.email };
+    const passwordHash = await hash(password);
+    await this.d.store.setPayerPassword(payer.id, passwordHash, now);
+    return { ok: true, payer: { ...payer, passwordHash } };
   }
 
   /**

@@ -63,18 +63,23 @@ export class PayerSessions {
   }
 
   /**
-   * Whether this browser has signed in as `email` before: it holds a MAC of the address that only this
-   * server makes, set at every sign-in, sign-up and password reset. Such a browser is not held back by
-   * the per-email sign-in throttles, so nobody can lock a payer out by failing to sign in as them.
+   * Whether this browser has signed in to `payer`'s account, with its current password, before: it holds
+   * a MAC of the account id and password hash that only this server makes, set at every sign-in, sign-up
+   * and password reset. Such a browser is not held back by the per-email sign-in throttles, so nobody
+   * can lock a payer out by failing to sign in as them. A new password, or a new account on the same
+   * address, makes every earlier cookie worthless.
    */
-  knownDevice(request: FastifyRequest, email: string): boolean {
+  knownDevice(request: FastifyRequest, payer: PayerRecord): boolean {
     const token = parseCookies(request.headers.cookie).get(this.knownCookieName);
-    return token !== undefined && verifyCsrfToken(this.d.keyRing, knownDeviceBinding(email), token);
+    const binding = knownDeviceBinding(payer);
+    return token !== undefined && binding !== undefined && verifyCsrfToken(this.d.keyRing, binding, token);
   }
 
-  /** Makes this browser known for `email` (it signed in, signed up or reset the password by email link). */
-  rememberDevice(reply: FastifyReply, email: string): void {
-    const token = createCsrfToken(this.d.keyRing, knownDeviceBinding(email));
+  /** Makes this browser known for `payer` (it signed in, signed up or reset the password by email link). */
+  rememberDevice(reply: FastifyReply, payer: PayerRecord): void {
+    const binding = knownDeviceBinding(payer);
+    if (binding === undefined) return;
+    const token = createCsrfToken(this.d.keyRing, binding);
     appendCookie(
       reply,
       serializeCookie(this.knownCookieName, token, {
@@ -117,7 +122,7 @@ export class PayerSessions {
       reply,
       serializeCookie(this.cookieName, token, { secure: this.secure, maxAgeSeconds: SESSION_TTL_MS / 1000 }),
     );
-    this.rememberDevice(reply, payer.email);
+    this.rememberDevice(reply, payer);
     const signedIn = { payer, session, sessionKey: session.idHash.toString("hex") };
     this.resolved.set(request, signedIn);
     return signedIn;
@@ -169,8 +174,9 @@ export class PayerSessions {
   }
 }
 
-/** What a known-device cookie's MAC binds: the email, lower-cased as sign-in reads it. */
-const knownDeviceBinding = (email: string): string => `known-device:${email.trim().toLowerCase()}`;
+/** What a known-device cookie's MAC binds: the account and its current password (none without one). */
+const knownDeviceBinding = (payer: PayerRecord): string | undefined =>
+  payer.passwordHash === null ? undefined : `known-device:${payer.id}:${payer.passwordHash}`;
 
 /** Adds a Set-Cookie, replacing one for the same name set earlier in this response. */
 function appendCookie(reply: FastifyReply, cookie: string): void {
