@@ -69,11 +69,11 @@ export const CONSENT_PATH = "/connect/consent";
  * older window still names its own request and is told so, instead of showing (and answering) the newer
  * one. Not a secret: the session itself is the cookie.
  */
-export const consentRef = (sessionKey: string): string => sessionKey.slice(0, 16);
+const consentRef = (sessionKey: string): string => sessionKey.slice(0, 16);
 
-/** The consent page of this request (with `query`, e.g. "&step=approve"). */
-const consentPage = (consent: CurrentConsent, query = ""): string =>
-  `${CONSENT_PATH}?c=${consentRef(consent.key)}${query}`;
+/** The consent page of the request with this session key (hex id hash), plus `query` ("&step=approve"). */
+const consentPage = (sessionKey: string, query = ""): string =>
+  `${CONSENT_PATH}?c=${consentRef(sessionKey)}${query}`;
 const SESSION_EXCHANGE_PATH = "/connect/session";
 /** Popup exchanges per client address: far above a person opening consent popups, far below a flood. */
 const EXCHANGES_PER_MINUTE = { limit: 60, windowMs: 60_000 };
@@ -125,7 +125,7 @@ export function registerSessionExchange(
     });
     const started = await consents.start(reply, session);
     request.log.info({ appId: session.appId, intent: session.intent }, "consent session started");
-    return { next: `${CONSENT_PATH}?c=${consentRef(started.idHash.toString("hex"))}` };
+    return { next: consentPage(started.idHash.toString("hex")) };
   });
 }
 
@@ -243,7 +243,7 @@ ${requester(app.name, record.origin)}`;
       return send(html`${problem}
 <p>${app.name} lets you pay for your own AI use in it. Sign in to Wattfare, or
 create an account, to continue.</p>
-${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: consentPage(consent) })}
+${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: consentPage(consent.key) })}
 ${deny}`);
     }
     const payer = signedIn.payer;
@@ -265,11 +265,11 @@ ${problem}
 ${fundingSection({
   funding: current,
   csrf: sessions.csrfToken(request, reply, signedIn),
-  returnTo: consentPage(consent),
+  returnTo: consentPage(consent.key),
   oauthAvailable: funding.service.oauthAvailable,
   outcome: parseFundingOutcome(queryParam(request, "funding")),
 })}
-${usable ? html`<p><a class="button" href="${consentPage(consent, "&step=approve")}">Continue</a></p>` : ""}
+${usable ? html`<p><a class="button" href="${consentPage(consent.key, "&step=approve")}">Continue</a></p>` : ""}
 ${deny}`);
     }
 
@@ -342,13 +342,13 @@ ${capForm({
     if ("page" in opened) return opened.page;
     const { consent, app } = opened;
     const { record } = consent;
-    if (!form.signedIn) return reply.redirect(consentPage(consent), 303);
+    if (!form.signedIn) return reply.redirect(consentPage(consent.key), 303);
     if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
       return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
     }
     const payer = form.signedIn.payer;
     const status = fundingStatus(await funding.service.current(payer.id));
-    if (status === "missing" || status === "invalid") return reply.redirect(consentPage(consent), 303);
+    if (status === "missing" || status === "invalid") return reply.redirect(consentPage(consent.key), 303);
     const now = clock.now();
     const again = (error: string, capText?: string) =>
       renderConsent(request, reply, opened, {

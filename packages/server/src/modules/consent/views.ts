@@ -118,7 +118,7 @@ ${formFieldsFor(csrf, ref)}
 export interface CapFormView {
   appName: string;
   csrf: string;
-  /** The request's reference (see consentRef). */
+  /** The request's reference, `c` (see consentRef in routes.ts). */
   ref: string;
   /** The value shown in the field. */
   capText: string;
