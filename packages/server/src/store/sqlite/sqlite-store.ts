@@ -312,8 +312,8 @@ export class SqliteStore implements Store {
     clearTimeout(this.closeRetryTimer);
     // A closing write still failing gets its last chance in the final commit; if that fails too, the
     // row stays open and the next start takes it over.
-    for (const write of this.closing.values()) {
-      if (write.failed) this.batcher.enqueue(write.run).catch(() => undefined);
+    for (const [id, write] of this.closing) {
+      if (write.failed) this.closeDurably(id, write.run).catch(() => undefined);
     }
     this.batcher.flush();
     this.closed = true;
@@ -762,22 +762,14 @@ export class SqliteStore implements Store {
     this.closeRetryTimer.unref();
   }
 
-  /** Retries every closing write whose commit failed; resolves to how many have still not committed. */
+  /**
+   * Retries every closing write whose commit failed (one that fails again is kept and rescheduled by
+   * closeDurably); resolves to how many have still not committed.
+   */
   async retryFailedCloses(): Promise<number> {
     const failed = [...this.closing].filter(([, write]) => write.failed);
-    let left = 0;
-    await Promise.all(
-      failed.map(async ([id, write]) => {
-        try {
-          await this.batcher.enqueue(write.run);
-          this.closing.delete(id);
-        } catch {
-          left++; // kept for the next retry
-        }
-      }),
-    );
-    if (left > 0) this.scheduleCloseRetry();
-    return left;
+    const results = await Promise.allSettled(failed.map(([id, write]) => this.closeDurably(id, write.run)));
+    return results.filter((result) => result.status === "rejected").length;
   }
 
   private grantUsesOf(grantId: string): number {
