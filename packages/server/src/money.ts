@@ -299,6 +299,15 @@ function isHexDigit(c: number): boolean {
   return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
 }
 
+/** The index of the first character at or after `i` in `s` that is not JSON whitespace. */
+export function skipJsonWhitespace(s: string, i: number): number {
+  for (;;) {
+    const c = s.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
+    i++;
+  }
+}
+
 /** Forgets every value found under `tree` (its key occurred again). */
 function clearSlots(tree: FieldTree, values: (string | undefined)[]): void {
   if (typeof tree === "number") values[tree] = undefined;
@@ -317,14 +326,7 @@ class JsonScanner {
   }
 
   skipWhitespace(): void {
-    const s = this.s;
-    let i = this.i;
-    for (;;) {
-      const c = s.charCodeAt(i);
-      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-      i++;
-    }
-    this.i = i;
+    this.i = skipJsonWhitespace(this.s, this.i);
   }
 
   get position(): number {

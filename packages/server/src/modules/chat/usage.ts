@@ -4,7 +4,7 @@
  *   charged = usage.cost + (usage.is_byok ? usage.cost_details.upstream_inference_cost : 0)
  * (for non-BYOK requests the two numbers are the same charge, so adding them would double-count).
  */
-import { fieldTree, type Nano, parseUsdToNano, rawFields } from "../../money.js";
+import { fieldTree, type Nano, parseUsdToNano, rawFields, skipJsonWhitespace } from "../../money.js";
 
 export interface UsageCost {
   costNano: Nano;
@@ -48,15 +48,6 @@ function isNumberText(raw: string | undefined): raw is string {
   return raw !== undefined && raw !== "null" && raw !== "true" && raw !== "false";
 }
 
-/** The index of the first character at or after `i` that is not JSON whitespace. */
-function skipSpace(text: string, i: number): number {
-  for (;;) {
-    const c = text.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return i;
-    i++;
-  }
-}
-
 /** Whether the character at `i` follows an odd number of backslashes. */
 function escaped(text: string, i: number): boolean {
   let j = i;
@@ -74,9 +65,9 @@ function escaped(text: string, i: number): boolean {
 export function costInText(text: string): UsageCost | undefined {
   let at = text.lastIndexOf('"usage"');
   while (at >= 0) {
-    const colon = skipSpace(text, at + 7);
+    const colon = skipJsonWhitespace(text, at + 7);
     // After an odd number of backslashes the quote is escaped: `"say \"usage":` is the key `say "usage`.
-    const open = text[colon] === ":" && !escaped(text, at) ? skipSpace(text, colon + 1) : -1;
+    const open = text[colon] === ":" && !escaped(text, at) ? skipJsonWhitespace(text, colon + 1) : -1;
     if (open >= 0 && text[open] === "{") {
       const usage = rawFields(text, open, USAGE, false);
       try {
