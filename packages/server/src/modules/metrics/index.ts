@@ -13,11 +13,12 @@
  *
  * Counting costs a property increment on the request path; labels are bound once per code.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
+import { safeEqualHash } from "../../security/index.js";
 import { bearerToken } from "../apps/index.js";
 
 export class Metrics {
@@ -88,7 +89,7 @@ export function registerMetricsRoute(app: FastifyInstance, deps: AppDeps, metric
   const expected = digest(token);
   app.get("/metrics", async (request, reply) => {
     const given = bearerToken(request.headers.authorization);
-    if (given === null || !timingSafeEqual(digest(given), expected)) {
+    if (given === null || !safeEqualHash(digest(given), expected)) {
       throw new ApiError("auth", "Send Authorization: Bearer <WATTFARE_METRICS_TOKEN>.");
     }
     reply.header("content-type", metrics.registry.contentType).header("cache-control", "no-store");

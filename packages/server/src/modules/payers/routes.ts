@@ -268,7 +268,7 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
       });
     }
     // Every session of the account has ended with the password change, this browser's included. The
-    // browser proved it reads the account's mail: it is known for the email from now on.
+    // browser proved it reads the account's mail: it is known for the account's new password.
     sessions.clearCookie(reply);
     sessions.rememberDevice(reply, result.payer);
     return reply.redirect("/signin?notice=password_changed", 303);

@@ -19,7 +19,7 @@ import {
 
 /** Absolute lifetime of a payer session. */
 export const SESSION_TTL_MS = 30 * 24 * 3_600_000;
-/** How long a browser that signed in stays known for its email (see knownDevice). */
+/** How long a browser that signed in stays known for the account (see knownDevice). */
 const KNOWN_DEVICE_TTL_MS = 365 * 24 * 3_600_000;
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
