@@ -32,6 +32,10 @@ const FAULT_ERRORS: Record<NonNullable<Faults["status"]>, { message: string; err
   500: { message: "Internal Server Error", errorType: "server" },
   502: { message: "Provider returned error", errorType: "provider_unavailable" },
   503: { message: "Provider returned error", errorType: "provider_overloaded" },
+  504: { message: "Provider returned error", errorType: "timeout" },
+  // The edge network gave up on the origin; the spec lists it among /chat/completions' answers.
+  524: { message: "Infrastructure timeout: the provider did not answer in time", errorType: "timeout" },
+  529: { message: "Provider returned error", errorType: "provider_overloaded" },
 };
 
 function redactedHeaders(req: IncomingMessage, keyHash: string | null): RecordedRequest["headers"] {

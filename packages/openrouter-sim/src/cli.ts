@@ -20,7 +20,7 @@ export const USAGE = `Usage: openrouter-sim [options]
   --oauth-credits USD          credits of keys created through OAuth (default 10)
   --credits USD                credits of the printed demo key (default 10)
   --limit USD                  key limit of the printed demo key (default none)
-  --fault-status CODE          answer every chat request with 408, 429, 500, 502 or 503
+  --fault-status CODE          answer every chat request with 408, 429, 500, 502, 503, 504, 524 or 529
   --fault-reset-before-headers drop every chat connection before any response
   --fault-reset-after-chunks N drop streams after N content chunks
   --fault-error-after-chunks N send a mid-stream error event after N chunks
@@ -38,7 +38,7 @@ export interface CliConfig {
   help: boolean;
 }
 
-const FAULT_STATUSES = [408, 429, 500, 502, 503] as const;
+const FAULT_STATUSES = [408, 429, 500, 502, 503, 504, 524, 529] as const;
 
 function number(name: string, value: string | undefined, { min = 0 } = {}): number | undefined {
   if (value === undefined) return undefined;

@@ -26,6 +26,9 @@ describe("faults", () => {
     [500, "Internal Server Error", null],
     [502, "Provider returned error", null],
     [503, "Provider returned error", "7"],
+    [504, "Provider returned error", null],
+    [524, "Infrastructure timeout: the provider did not answer in time", null],
+    [529, "Provider returned error", null],
   ] as const)(
     "answers %i in OpenRouter's envelope before any body, billing nothing",
     async (status, message, retryAfter) => {

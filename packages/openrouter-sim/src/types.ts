@@ -109,7 +109,7 @@ export interface RecordedRequest {
 
 export interface Faults {
   /** Answer with this error before headers (OpenRouter envelope; 429/503 carry `Retry-After: 7`). */
-  status: 408 | 429 | 500 | 502 | 503 | null;
+  status: 408 | 429 | 500 | 502 | 503 | 504 | 524 | 529 | null;
   /** Destroy the socket before any response. */
   resetBeforeHeaders: boolean;
   /** Destroy the socket after N content chunks (streams) or N tokens (non-stream); bills the tokens sent. */

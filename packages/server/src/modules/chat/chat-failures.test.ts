@@ -58,7 +58,7 @@ async function readAndAbort(res: Response, controller: AbortController, stopAfte
 }
 
 describe("upstream errors before the body", () => {
-  it.each([500, 502, 503, 408] as const)(
+  it.each([500, 502, 503, 504, 524, 529, 408] as const)(
     "maps an upstream %i to 502 upstream and releases the reservation",
     async (status) => {
       const key = await start();
