@@ -110,6 +110,53 @@ describe("GET /api/v1/key", () => {
     }
   });
 
+  it("counts usage in UTC windows: the day, the week from Monday and the month", async () => {
+    const key = sim.control.createKey();
+    clock = Date.parse("2026-06-07T23:30:00Z"); // a Sunday
+    await completeOne(key);
+    clock = Date.parse("2026-06-08T00:30:00Z"); // Monday: a new day and a new week
+    await completeOne(key);
+    expect((await getJson(sim, "/key", key)).body.data).toMatchObject({
+      usage: 0.0000237,
+      usage_daily: 0.00001185,
+      usage_weekly: 0.00001185,
+      usage_monthly: 0.0000237,
+    });
+    clock = Date.parse("2026-06-14T23:59:59Z"); // the same week's Sunday
+    expect((await getJson(sim, "/key", key)).body.data).toMatchObject({
+      usage_daily: 0,
+      usage_weekly: 0.00001185,
+      usage_monthly: 0.0000237,
+    });
+    clock = Date.parse("2026-07-01T00:00:00Z");
+    expect((await getJson(sim, "/key", key)).body.data).toMatchObject({
+      usage: 0.0000237,
+      usage_weekly: 0,
+      usage_monthly: 0,
+    });
+  });
+
+  it("refuses a key over its daily limit with 403 until midnight UTC, then lets it spend again", async () => {
+    const key = sim.control.createKey({ limit: 0.00001185, limitReset: "daily" });
+    clock = Date.parse("2026-07-02T23:00:00Z");
+    await completeOne(key, { max_tokens: 16 });
+    expect((await getJson(sim, "/key", key)).body.data).toMatchObject({
+      limit: 0.00001185,
+      limit_remaining: 0,
+      limit_reset: "daily",
+    });
+    const refused = await postChat(sim, key, { model: "openai/gpt-4o-mini", messages: HI, max_tokens: 16 });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toBe(
+      "Key limit exceeded (daily limit). Manage it using https://openrouter.ai/settings/keys",
+    );
+    clock = Date.parse("2026-07-03T00:00:00Z");
+    expect((await getJson(sim, "/key", key)).body.data).toMatchObject({ limit_remaining: 0.00001185 });
+    expect(
+      (await postChat(sim, key, { model: "openai/gpt-4o-mini", messages: HI, max_tokens: 16 })).status,
+    ).toBe(200);
+  });
+
   it("labels keys like OpenRouter by default and flags management keys", async () => {
     const key = sim.control.createKey({ management: true });
     const { body } = await getJson(sim, "/key", key);

@@ -1,6 +1,6 @@
 /** `GET /api/v1/key` (and legacy `/auth/key`), `GET /api/v1/credits` and `GET /api/v1/generation`. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Account } from "./accounts.js";
+import { type Account, limitUsageNano, windowUsage } from "./accounts.js";
 import { bearerToken, sendError, sendJson } from "./http-util.js";
 import { nanoToUsd } from "./pricing.js";
 import type { SimState } from "./state.js";
@@ -25,8 +25,10 @@ function authenticated(sim: SimState, req: IncomingMessage, res: ServerResponse)
 export function handleKey(sim: SimState, req: IncomingMessage, res: ServerResponse): void {
   const account = authenticated(sim, req, res);
   if (!account) return;
-  const usage = nanoToUsd(account.usageNano);
-  const byokUsage = nanoToUsd(account.byokUsageNano);
+  const now = sim.now();
+  const daily = windowUsage(account, "daily", now);
+  const weekly = windowUsage(account, "weekly", now);
+  const monthly = windowUsage(account, "monthly", now);
   sendJson(
     res,
     200,
@@ -34,18 +36,19 @@ export function handleKey(sim: SimState, req: IncomingMessage, res: ServerRespon
       data: {
         label: account.label,
         limit: account.limitNano === null ? null : nanoToUsd(account.limitNano),
-        limit_remaining: account.limitNano === null ? null : nanoToUsd(account.limitNano - account.usageNano),
-        limit_reset: null,
+        limit_remaining:
+          account.limitNano === null ? null : nanoToUsd(account.limitNano - limitUsageNano(account, now)),
+        limit_reset: account.limitReset,
         include_byok_in_limit: false,
-        // The simulator has no calendar periods: every window equals the total.
-        usage,
-        usage_daily: usage,
-        usage_weekly: usage,
-        usage_monthly: usage,
-        byok_usage: byokUsage,
-        byok_usage_daily: byokUsage,
-        byok_usage_weekly: byokUsage,
-        byok_usage_monthly: byokUsage,
+        // UTC windows; weeks run Monday to Sunday.
+        usage: nanoToUsd(account.usageNano),
+        usage_daily: nanoToUsd(daily.usageNano),
+        usage_weekly: nanoToUsd(weekly.usageNano),
+        usage_monthly: nanoToUsd(monthly.usageNano),
+        byok_usage: nanoToUsd(account.byokUsageNano),
+        byok_usage_daily: nanoToUsd(daily.byokUsageNano),
+        byok_usage_weekly: nanoToUsd(weekly.byokUsageNano),
+        byok_usage_monthly: nanoToUsd(monthly.byokUsageNano),
         is_free_tier: false,
         is_management_key: account.management,
         is_provisioning_key: account.management,

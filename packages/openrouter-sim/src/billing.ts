@@ -36,7 +36,7 @@ export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: O
   // Billed all the same; only the report of the provider's price is missing.
   const unreported = priced.isByok && sim.faults.byokUpstreamCostNull;
   const charge: Charge = unreported ? { ...priced, upstreamCost: null } : priced;
-  sim.accounts.bill(plan.account, charge);
+  sim.accounts.bill(plan.account, charge, sim.now());
   const record: GenerationRecord = {
     id: plan.id,
     keyHash: plan.account.keyHash,

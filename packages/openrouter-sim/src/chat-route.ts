@@ -3,7 +3,7 @@
  * credits, context length, funds preflight, moderation — then injected faults, then the generation.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
-import { type Account, sha256Hex, spendableNano } from "./accounts.js";
+import { type Account, limitUsageNano, sha256Hex, spendableNano } from "./accounts.js";
 import { planGeneration } from "./chat-plan.js";
 import { parseChatRequest, resolveModel } from "./chat-request.js";
 import { jsonCompletion, streamCompletion } from "./chat-respond.js";
@@ -20,8 +20,8 @@ export const MODERATION_TRIGGER = "TRIGGER_MODERATION";
 const MODERATION_REASON = "harassment";
 const FLAGGED_INPUT_MAX = 100;
 
-const KEY_LIMIT_MESSAGE =
-  "Key limit exceeded (total limit). Manage it using https://openrouter.ai/settings/keys";
+const keyLimitMessage = (account: Account): string =>
+  `Key limit exceeded (${account.limitReset ?? "total"} limit). Manage it using https://openrouter.ai/settings/keys`;
 const NO_CREDITS_MESSAGE = "Insufficient credits. Add more using https://openrouter.ai/credits";
 
 const RETRY_AFTER_SECONDS = "7";
@@ -155,8 +155,8 @@ export async function handleChatCompletions(
   if (!resolved.ok) return fail(400, resolved.message);
   const model = resolved.value;
 
-  if (account.limitNano !== null && account.usageNano >= account.limitNano)
-    return fail(403, KEY_LIMIT_MESSAGE);
+  if (account.limitNano !== null && limitUsageNano(account, createdAt) >= account.limitNano)
+    return fail(403, keyLimitMessage(account));
   if (account.creditsNano <= 0n) return fail(402, NO_CREDITS_MESSAGE);
 
   const prompt = countPromptTokens(request.body);
@@ -170,7 +170,7 @@ export async function handleChatCompletions(
 
   const outputBound = request.maxTokens ?? model.maxCompletionTokens;
   const funds = preflight(model, prompt.tokens, outputBound, request.n, prompt.images, account.byok);
-  const spendable = spendableNano(account);
+  const spendable = spendableNano(account, createdAt);
   if (funds.worstAtto > nanoToAtto(spendable)) {
     const limitBinds = account.limitNano !== null && spendable < account.creditsNano;
     return fail(

@@ -28,6 +28,8 @@ describe("parseCliArgs", () => {
       "2.5",
       "--limit",
       "1",
+      "--limit-reset",
+      "weekly",
       "--json",
     ]);
     expect(config).toEqual({
@@ -41,7 +43,7 @@ describe("parseCliArgs", () => {
         nonStreamBlankLines: 2,
       },
       faults: { status: 429, errorAfterChunks: 3, resetBeforeHeaders: true, byokUpstreamCostNull: true },
-      demoKey: { credits: 2.5, limit: 1 },
+      demoKey: { credits: 2.5, limit: 1, limitReset: "weekly" },
       json: true,
       help: false,
     });
@@ -51,7 +53,7 @@ describe("parseCliArgs", () => {
     expect(parseCliArgs([])).toEqual({
       options: {},
       faults: {},
-      demoKey: { credits: 10, limit: null },
+      demoKey: { credits: 10, limit: null, limitReset: null },
       json: false,
       help: false,
     });
@@ -59,6 +61,7 @@ describe("parseCliArgs", () => {
 
   it.each([
     [["--fault-status", "418"], /--fault-status must be one of/],
+    [["--limit-reset", "yearly"], /--limit-reset must be one of daily, weekly, monthly/],
     [["--port", "abc"], /--port must be a number/],
     [["--response-tokens", "1.5"], /must be an integer/],
     [["--ttft-ms=-1"], /--ttft-ms must be a number ≥ 0/],

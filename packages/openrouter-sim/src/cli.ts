@@ -4,7 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { startSimulator } from "./server.js";
-import type { Faults, SimulatorOptions } from "./types.js";
+import type { Faults, LimitReset, SimulatorOptions } from "./types.js";
 
 export const USAGE = `Usage: openrouter-sim [options]
 
@@ -20,6 +20,7 @@ export const USAGE = `Usage: openrouter-sim [options]
   --oauth-credits USD          credits of keys created through OAuth (default 10)
   --credits USD                credits of the printed demo key (default 10)
   --limit USD                  key limit of the printed demo key (default none)
+  --limit-reset daily|weekly|monthly  when that limit starts over (default never)
   --fault-status CODE          answer every chat request with 408, 429, 500, 502, 503, 504, 524 or 529
   --fault-reset-before-headers drop every chat connection before any response
   --fault-reset-after-chunks N drop streams after N content chunks
@@ -33,11 +34,12 @@ export const USAGE = `Usage: openrouter-sim [options]
 export interface CliConfig {
   options: SimulatorOptions;
   faults: Partial<Faults>;
-  demoKey: { credits: number; limit: number | null };
+  demoKey: { credits: number; limit: number | null; limitReset: LimitReset | null };
   json: boolean;
   help: boolean;
 }
 
+const LIMIT_RESETS = ["daily", "weekly", "monthly"] as const satisfies readonly LimitReset[];
 const FAULT_STATUSES = [408, 429, 500, 502, 503, 504, 524, 529] as const;
 
 function number(name: string, value: string | undefined, { min = 0 } = {}): number | undefined {
@@ -73,6 +75,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
       "oauth-credits": { type: "string" },
       credits: { type: "string" },
       limit: { type: "string" },
+      "limit-reset": { type: "string" },
       "fault-status": { type: "string" },
       "fault-reset-before-headers": { type: "boolean" },
       "fault-reset-after-chunks": { type: "string" },
@@ -122,12 +125,19 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
     if (value !== undefined) faults[key] = value;
   }
 
+  const limitReset = values["limit-reset"];
+  const reset = LIMIT_RESETS.find((r) => r === limitReset);
+  if (limitReset !== undefined && reset === undefined) {
+    throw new Error(`--limit-reset must be one of ${LIMIT_RESETS.join(", ")}`);
+  }
+
   return {
     options,
     faults,
     demoKey: {
       credits: number("credits", values.credits) ?? 10,
       limit: number("limit", values.limit) ?? null,
+      limitReset: reset ?? null,
     },
     json: values.json ?? false,
     help: values.help ?? false,

@@ -11,8 +11,10 @@ export function createControl(sim: SimState): SimulatorControl {
     setCredits(key, usd) {
       sim.accounts.get(key).creditsNano = usdToNano(usd);
     },
-    setLimit(key, usd) {
-      sim.accounts.get(key).limitNano = usd === null ? null : usdToNano(usd);
+    setLimit(key, usd, reset) {
+      const account = sim.accounts.get(key);
+      account.limitNano = usd === null ? null : usdToNano(usd);
+      if (reset !== undefined) account.limitReset = reset;
     },
     credits: (key) => nanoToUsd(sim.accounts.get(key).creditsNano),
     keyState: (key) => sim.accounts.state(sim.accounts.get(key)),

@@ -11,6 +11,7 @@ export type {
   FinishReason,
   GenerationRecord,
   KeyState,
+  LimitReset,
   RecordedRequest,
   Simulator,
   SimulatorControl,

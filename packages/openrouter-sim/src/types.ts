@@ -45,6 +45,8 @@ export interface CreateKeyOptions {
   credits?: number;
   /** Per-key spending limit in USD; default null (unlimited). */
   limit?: number | null;
+  /** When the limit starts over (midnight UTC; weeks from Monday); default null: it counts all usage. */
+  limitReset?: LimitReset | null;
   /** Bring-your-own-key: 5% fee from credits, the provider bills the full price upstream. */
   byok?: boolean;
   /** Management (provisioning) key: `/key` works, completions are refused. */
@@ -135,12 +137,15 @@ export interface Timing {
   generationNotFoundMs?: number;
 }
 
+export type LimitReset = "daily" | "weekly" | "monthly";
+
 export interface KeyState {
   keyHash: string;
   label: string;
   userId: string;
   creditsNano: bigint;
   limitNano: bigint | null;
+  limitReset: LimitReset | null;
   /** OpenRouter credit spend through this key (`usage.cost` summed, each rounded up). */
   usageNano: bigint;
   /** BYOK provider spend (`upstream_inference_cost` summed). */
@@ -155,7 +160,8 @@ export interface SimulatorControl {
   createKey(options?: CreateKeyOptions): string;
   /** Sets the remaining credit balance (USD). */
   setCredits(key: string, usd: number): void;
-  setLimit(key: string, usd: number | null): void;
+  /** Sets the key's limit (USD) and, when given, when it starts over. */
+  setLimit(key: string, usd: number | null, reset?: LimitReset | null): void;
   /** Remaining credit balance (USD); may go negative when concurrent requests overspend, as on OpenRouter. */
   credits(key: string): number;
   /** The key's exact money state. */

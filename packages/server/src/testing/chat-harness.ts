@@ -4,7 +4,7 @@
  * and compare the ledger with what the simulator billed.
  */
 import { randomBytes } from "node:crypto";
-import { type SimulatorOptions, startSimulator } from "@wattfare/openrouter-sim";
+import { type LimitReset, type SimulatorOptions, startSimulator } from "@wattfare/openrouter-sim";
 import OpenAI from "openai";
 import { usdToNano } from "../money.js";
 import { encryptFundingKey, fundingKeyFingerprint } from "../security/index.js";
@@ -23,7 +23,7 @@ export interface ChatHarness extends Harness {
   connect(
     user: string,
     capUsd: number,
-    key?: { credits?: number; byok?: boolean; limit?: number | null },
+    key?: { credits?: number; byok?: boolean; limit?: number | null; limitReset?: LimitReset | null },
   ): Promise<string>;
   openai(user: string): OpenAI;
   /** Waits until every request served so far has settled (or been handed to the reconciler). */
@@ -73,6 +73,7 @@ export async function createChatHarness(
         credits: key.credits ?? 100,
         byok: key.byok ?? false,
         limit: key.limit ?? null,
+        limitReset: key.limitReset ?? null,
       });
       const fundingId = `fnd_${randomBytes(8).toString("hex")}`;
       await h.store.devConnect({

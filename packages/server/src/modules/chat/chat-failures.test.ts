@@ -394,6 +394,37 @@ describe("the funding key's cached limit", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("refuses a key over its daily limit until the simulator's day turns, then re-reads /key and admits", async () => {
+    await start();
+    h.clock.ms = Date.UTC(2026, 6, 2, 23, 59, 0);
+    const key = await h.connect("bob", 5, { limit: 1, limitReset: "daily" });
+    const sent = () => h.sim.control.requests().length;
+    const ask = async () => {
+      const res = await h.post(
+        { model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 },
+        { "x-wattfare-user": "bob" },
+      );
+      if (res.status === 200) await res.arrayBuffer();
+      return { status: res.status, error: res.status === 200 ? undefined : await errorOf(res) };
+    };
+    for (let i = 0; i < 5; i++) expect((await ask()).status).toBe(200);
+    // The payer lowers the key's daily limit to what it has already spent today.
+    const spent = h.sim.control.keyState(key).usageNano;
+    h.sim.control.setLimit(key, Number(spent - 1000n) / 1e9, "daily");
+
+    const overLimit = await ask(); // upstream 403 "Key limit exceeded (daily limit)"
+    expect(overLimit).toMatchObject({ status: 402, error: { code: "funding_invalid" } });
+    const before = sent();
+    expect((await ask()).status).toBe(402); // known insufficient: not sent upstream again
+    expect(sent()).toBe(before);
+
+    h.clock.advance(60_000); // 00:00 UTC, and the state is 30 s old
+    expect((await ask()).status).toBe(200);
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    expect(await h.store.getFunding(fundingId)).toMatchObject({ state: "ok" });
+    await expectExact(key);
+  });
+
   it("makes one /key read for a burst of requests refused by the same stale limit", async () => {
     await start();
     await h.connect("bob", 5, { limit: 1 });
