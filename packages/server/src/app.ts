@@ -5,7 +5,8 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { AppDeps } from "./deps.js";
-import { registerErrorHandling } from "./http/error-handler.js";
+import { ApiError } from "./errors.js";
+import { answerClientError, registerErrorHandling, sendFrameworkError } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
 import { newRequestId } from "./http/request-id.js";
 import { type Chat, createChat, isChatRequest } from "./modules/chat/index.js";
@@ -43,12 +44,26 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // reverse proxy that must be the client's address from X-Forwarded-For, not the proxy's.
     trustProxy: deps.config.trustProxy,
     bodyLimit: deps.config.limits.otherBodyBytes,
-    return503OnClosing: true,
+    // Answered by the onRequest hook below, in our error envelope rather than Fastify's.
+    return503OnClosing: false,
+    // Errors Fastify raises before any hook (a malformed URL) and ones Node raises before any request
+    // exists (a malformed request line, oversized headers): in our envelope too.
+    frameworkErrors: sendFrameworkError,
+    clientErrorHandler: answerClientError,
     routerOptions: { ignoreTrailingSlash: false },
   });
 
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
   app.addHook("onRequest", async (request, reply) => {
     reply.header(H.requestId, request.id);
+    if (closing) {
+      throw new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
+        headers: { connection: "close" },
+      });
+    }
     // API answers carry tokens (a grant token, session tokens) and per-user state: no cache keeps one.
     if (request.url.startsWith("/api/")) reply.header("cache-control", "no-store");
     const clientId = request.headers[H.requestId];
@@ -63,7 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSessionRoutes(app, deps);
   registerConnectionRoutes(app, deps);
   registerGrantRoutes(app, deps);
-  const chat = await createChat(app, deps, metrics);
+  const chat = await createChat(app, deps, metrics, () => closing);
   app.decorate("chat", chat);
   chatHandler = chat.handleHttp;
   app.addHook("onClose", async () => chat.close());

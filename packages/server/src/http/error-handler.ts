@@ -3,8 +3,11 @@
  * errors.ts. Client mistakes get a precise message; anything unexpected is a generic 500 that never
  * leaks internals (it is logged with the request id instead).
  */
+import type { Socket } from "node:net";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError, errorBody } from "../errors.js";
+import { H } from "./headers.js";
+import { newRequestId } from "./request-id.js";
 
 /** Maps Fastify's own request errors (body parsing, limits, content type) onto our table. */
 export function toApiError(error: unknown): ApiError {
@@ -21,6 +24,8 @@ export function toApiError(error: unknown): ApiError {
       return new ApiError("invalid_request", "Content-Length does not match the body.");
     case "FST_ERR_CTP_INVALID_JSON_BODY":
       return new ApiError("invalid_request", "The request body is not valid JSON.");
+    case "FST_ERR_BAD_URL":
+      return new ApiError("invalid_request", "The URL is malformed (an invalid percent-encoding).");
     default:
       break;
   }
@@ -36,6 +41,33 @@ export function toApiError(error: unknown): ApiError {
 
 export function sendError(reply: FastifyReply, error: ApiError): FastifyReply {
   return reply.code(error.status).headers(error.headers).send(errorBody(error));
+}
+
+/** Fastify's `frameworkErrors`: raised while routing, before the onRequest hooks ran. */
+export function sendFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header(H.requestId, request.id).header("cache-control", "no-store");
+  sendError(reply, toApiError(error));
+}
+
+const CLIENT_ERRORS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: "The request headers are larger than this server accepts.",
+  ERR_HTTP_REQUEST_TIMEOUT: "The request was not received in time.",
+};
+
+/**
+ * Node's `clientError`: the request could not be parsed, so there is no request to reply to. Answers
+ * 400 in the envelope on the raw socket and closes it.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  if (socket.writable) {
+    const message = CLIENT_ERRORS[error.code ?? ""] ?? "The request is not valid HTTP.";
+    const body = JSON.stringify(errorBody(new ApiError("invalid_request", message)));
+    socket.write(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${H.requestId}: ${newRequestId()}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {

@@ -26,7 +26,12 @@ export interface Chat {
   close(): Promise<void>;
 }
 
-export async function createChat(app: FastifyInstance, deps: AppDeps, metrics: Metrics): Promise<Chat> {
+export async function createChat(
+  app: FastifyInstance,
+  deps: AppDeps,
+  metrics: Metrics,
+  isClosing: () => boolean,
+): Promise<Chat> {
   const { config } = deps;
   const upstream = new Upstream({
     baseUrl: config.upstreamUrl,
@@ -66,11 +71,7 @@ export async function createChat(app: FastifyInstance, deps: AppDeps, metrics: M
     reconcilerPending: () => reconciler.pending,
   });
   registerModelRoutes(app, deps, catalogue);
-  let closing = false;
-  app.addHook("preClose", async () => {
-    closing = true;
-  });
-  const handleHttp = createChatHttpHandler(deps, proxy, metrics, () => closing);
+  const handleHttp = createChatHttpHandler(deps, proxy, metrics, isClosing);
   registerChatRouteForInject(app, handleHttp);
   await reconciler.start();
   return {

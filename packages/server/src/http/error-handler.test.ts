@@ -1,0 +1,118 @@
+/**
+ * Errors raised outside any route — by the router, by Node's HTTP parser, during shutdown — leave in
+ * the same envelope as every other error, with a request id.
+ */
+import net from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { createHarness, type Harness } from "../testing/harness.js";
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function listening(): Promise<{ harness: Harness; port: number }> {
+  const harness = await createHarness();
+  h = harness;
+  await harness.app.listen({ host: "127.0.0.1", port: 0 });
+  const address = harness.app.server.address();
+  return { harness, port: typeof address === "object" && address ? address.port : 0 };
+}
+
+/** Opens a raw connection, lets `talk` write to it, and resolves with everything read until it closes. */
+async function rawExchange(port: number, talk: (socket: net.Socket) => Promise<void>): Promise<Buffer> {
+  const socket = net.connect(port, "127.0.0.1");
+  const chunks: Buffer[] = [];
+  socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  socket.on("error", () => undefined);
+  await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+  await talk(socket);
+  await closed;
+  return Buffer.concat(chunks);
+}
+
+/** The status, lower-cased headers and JSON body of each response in a raw exchange. */
+function responses(raw: Buffer): { status: number; headers: Record<string, string>; body: unknown }[] {
+  const out: { status: number; headers: Record<string, string>; body: unknown }[] = [];
+  let rest = raw;
+  while (rest.length > 0) {
+    const headEnd = rest.indexOf("\r\n\r\n");
+    const [statusLine = "", ...lines] = rest.subarray(0, headEnd).toString("latin1").split("\r\n");
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = Number(headers["content-length"]);
+    const body = rest.subarray(headEnd + 4, headEnd + 4 + length).toString("utf8");
+    out.push({ status: Number(statusLine.split(" ")[1]), headers, body: JSON.parse(body) });
+    rest = rest.subarray(headEnd + 4 + length);
+  }
+  return out;
+}
+
+const invalidRequest = (message: string) => ({
+  error: { code: "invalid_request", message, type: "invalid_request_error" },
+});
+
+describe("errors outside any route", () => {
+  it("answers a malformed URL with 400 invalid_request in the envelope, with a request id", async () => {
+    h = await createHarness();
+    const res = await h.app.inject({ method: "GET", url: "/api/v1/%E0%A4%A" });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual(invalidRequest("The URL is malformed (an invalid percent-encoding)."));
+    expect(res.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(res.headers["cache-control"]).toBe("no-store");
+  });
+
+  it("answers oversized request headers with 400 invalid_request and closes the connection", async () => {
+    const { port } = await listening();
+    const text = await rawExchange(port, async (socket) => {
+      socket.write(
+        `GET /api/v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${"a".repeat(20_000)}\r\n\r\n`,
+      );
+    });
+    const [res] = responses(text);
+    expect(res?.status).toBe(400);
+    expect(res?.body).toEqual(invalidRequest("The request headers are larger than this server accepts."));
+    expect(res?.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(res?.headers.connection).toBe("close");
+  });
+
+  it("answers bytes that are not HTTP with 400 invalid_request", async () => {
+    const { port } = await listening();
+    const text = await rawExchange(port, async (socket) => {
+      socket.write("HELLO THERE\r\n\r\n");
+    });
+    expect(responses(text).map((r) => [r.status, r.body])).toEqual([
+      [400, invalidRequest("The request is not valid HTTP.")],
+    ]);
+  });
+
+  it("answers a request that arrives while the server shuts down with 503 unavailable in the envelope", async () => {
+    const { harness, port } = await listening();
+    let closing: Promise<undefined> | undefined;
+    const text = await rawExchange(port, async (socket) => {
+      // A request still being received keeps its connection open through the shutdown …
+      socket.write(
+        "POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n",
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      closing = harness.app.close();
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      // … and a second one pipelined behind it arrives once the shutdown has begun.
+      socket.write("{}GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    });
+    await closing;
+    const [first, second] = responses(text);
+    expect(first?.status).toBe(401);
+    expect(second?.status).toBe(503);
+    expect(second?.body).toEqual({
+      error: { code: "unavailable", message: "Wattfare is restarting; retry shortly.", type: "api_error" },
+    });
+    expect(second?.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(second?.headers.connection).toBe("close");
+  });
+});
