@@ -67,7 +67,8 @@ export async function rotateAppKey(
   return secretKey;
 }
 
-const BEARER = /^Bearer ([^\s]+)$/;
+/** The scheme is case-insensitive (RFC 9110 §11.1); the token is one run of non-space characters. */
+const BEARER = /^Bearer +(\S+)$/i;
 
 /** The bearer token of an Authorization header, or null. */
 export function bearerToken(header: string | undefined): string | null {

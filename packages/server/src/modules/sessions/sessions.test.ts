@@ -40,6 +40,19 @@ describe("POST /api/v1/sessions", () => {
     expect(res.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
   });
 
+  it.each(["bearer", "BEARER"])(
+    "accepts the authorization scheme spelled %s, as HTTP allows",
+    async (scheme) => {
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/v1/sessions",
+        headers: { authorization: `${scheme} ${app.secretKey}`, "content-type": "application/json" },
+        payload: JSON.stringify({ appUserId: "user_123" }),
+      });
+      expect(res.statusCode).toBe(200);
+    },
+  );
+
   it("omits the limit claim when no requestLimit is asked for", async () => {
     const res = await post({ appUserId: "user_123" });
     expect(res.statusCode).toBe(200);
