@@ -69,6 +69,42 @@ describe("/api/v1/connections", () => {
     expect((res.json() as { error: { code: string } }).error.code).toBe("forbidden");
   });
 
+  it("lets the browser read an error raised before the handler, such as a body that is not JSON", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/connections",
+      headers: {
+        authorization: `Bearer ${await sessionToken()}`,
+        origin: ORIGIN,
+        "content-type": "application/json",
+      },
+      payload: "{bad",
+    });
+    expect(res.statusCode).toBe(400);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("invalid_request");
+    expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
+  });
+
+  it.each([
+    ["DELETE", 204],
+    ["POST", 200],
+  ] as const)(
+    "takes a %s with a JSON Content-Type and no body as one without a body",
+    async (method, status) => {
+      await h.connect("alice", 10);
+      const res = await h.app.inject({
+        method,
+        url: "/api/v1/connections",
+        headers: {
+          authorization: `Bearer ${await sessionToken()}`,
+          origin: ORIGIN,
+          "content-type": "application/json",
+        },
+      });
+      expect(res.statusCode).toBe(status);
+    },
+  );
+
   it("refuses an origin registered only for another app", async () => {
     const other = await h.createApp("Other", ["https://other.example"]);
     void other;

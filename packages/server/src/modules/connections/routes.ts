@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { exposeToRegisteredOrigin, preflight, requireAppOrigin } from "../../http/cors.js";
+import { acceptEmptyJsonBody } from "../../http/empty-json-body.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
 import { usdToNano } from "../../money.js";
 import { authenticateSecretKey } from "../apps/index.js";
@@ -31,8 +32,7 @@ export function registerConnectionRoutes(app: FastifyInstance, deps: AppDeps): v
   });
 
   /** The browser's view of its own user: bearer session JWT (typ "user") from a registered origin. */
-  const caller = async (request: FastifyRequest, reply: FastifyReply) => {
-    await exposeToRegisteredOrigin(deps, request, reply);
+  const caller = async (request: FastifyRequest) => {
     const session = await verifySessionToken(deps, request.headers.authorization, "user");
     requireAppOrigin(request, session.app);
     return { appId: session.app.id, appUserId: session.claims.sub };
@@ -42,29 +42,37 @@ export function registerConnectionRoutes(app: FastifyInstance, deps: AppDeps): v
     preflight(deps, request, reply, "GET, POST, DELETE"),
   );
 
-  app.get("/api/v1/connections", async (request, reply) => {
-    const { appId, appUserId } = await caller(request, reply);
-    return connectionStatus(deps.store, appId, appUserId, deps.clock.now());
-  });
+  // A scope of their own: CORS headers from onRequest, so that errors raised before the handler (body
+  // parsing, size) are readable by the browser too; and a JSON parser that takes an empty body as none,
+  // since DELETE has no body and POST's is optional, whatever Content-Type a client sends.
+  app.register(async (scope) => {
+    scope.addHook("onRequest", (request, reply) => exposeToRegisteredOrigin(deps, request, reply));
+    acceptEmptyJsonBody(scope);
 
-  app.delete("/api/v1/connections", async (request, reply) => {
-    const { appId, appUserId } = await caller(request, reply);
-    await deps.store.revokeConnection(appId, appUserId, deps.clock.now());
-    return reply.code(204).send();
-  });
+    scope.get("/api/v1/connections", async (request) => {
+      const { appId, appUserId } = await caller(request);
+      return connectionStatus(deps.store, appId, appUserId, deps.clock.now());
+    });
 
-  // Only lowers: first approval and raises need the payer present, on Wattfare's own pages.
-  app.post("/api/v1/connections", async (request, reply) => {
-    const { appId, appUserId } = await caller(request, reply);
-    const { monthlyUsd } = parseOr400(lowerBody, request.body ?? {});
-    const now = deps.clock.now();
-    const account = await deps.store.chatAccount(appId, appUserId);
-    if (!account) throw new ApiError("forbidden", CONSENT_REQUIRED);
-    if (monthlyUsd !== undefined) {
-      const capNano = usdToNano(monthlyUsd, "down");
-      if (capNano > account.connection.capNano) throw new ApiError("forbidden", CONSENT_REQUIRED);
-      await deps.store.lowerCap(account.connection.id, capNano, now);
-    }
-    return connectionStatus(deps.store, appId, appUserId, now);
+    scope.delete("/api/v1/connections", async (request, reply) => {
+      const { appId, appUserId } = await caller(request);
+      await deps.store.revokeConnection(appId, appUserId, deps.clock.now());
+      return reply.code(204).send();
+    });
+
+    // Only lowers: first approval and raises need the payer present, on Wattfare's own pages.
+    scope.post("/api/v1/connections", async (request) => {
+      const { appId, appUserId } = await caller(request);
+      const { monthlyUsd } = parseOr400(lowerBody, request.body ?? {});
+      const now = deps.clock.now();
+      const account = await deps.store.chatAccount(appId, appUserId);
+      if (!account) throw new ApiError("forbidden", CONSENT_REQUIRED);
+      if (monthlyUsd !== undefined) {
+        const capNano = usdToNano(monthlyUsd, "down");
+        if (capNano > account.connection.capNano) throw new ApiError("forbidden", CONSENT_REQUIRED);
+        await deps.store.lowerCap(account.connection.id, capNano, now);
+      }
+      return connectionStatus(deps.store, appId, appUserId, now);
+    });
   });
 }

@@ -23,19 +23,23 @@ export function registerGrantRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   app.options("/api/v1/grants/pending", (request, reply) => preflight(deps, request, reply, "GET"));
 
-  // Bearer grant-session token + registered Origin → the approved grantToken, once.
-  app.get("/api/v1/grants/pending", async (request, reply) => {
-    await exposeToRegisteredOrigin(deps, request, reply);
-    const session = await verifySessionToken(deps, request.headers.authorization, "grant");
-    requireAppOrigin(request, session.app);
-    const grantToken = await takePendingGrantToken(
-      deps,
-      session.app.id,
-      session.claims.jti,
-      deps.clock.now(),
-    );
-    if (grantToken === undefined)
-      throw new ApiError("not_found", "No approved grant is waiting for this session.");
-    return { grantToken };
-  });
+  // Bearer grant-session token + registered Origin → the approved grantToken, once. CORS headers from
+  // onRequest, so that any error is readable by the browser.
+  app.get(
+    "/api/v1/grants/pending",
+    { onRequest: (request, reply) => exposeToRegisteredOrigin(deps, request, reply) },
+    async (request) => {
+      const session = await verifySessionToken(deps, request.headers.authorization, "grant");
+      requireAppOrigin(request, session.app);
+      const grantToken = await takePendingGrantToken(
+        deps,
+        session.app.id,
+        session.claims.jti,
+        deps.clock.now(),
+      );
+      if (grantToken === undefined)
+        throw new ApiError("not_found", "No approved grant is waiting for this session.");
+      return { grantToken };
+    },
+  );
 }
