@@ -210,6 +210,16 @@ describe("connect()", () => {
     await answer(popup, "Approve");
     expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 7 } } });
   });
+
+  it("replaces a request still open with a newer one from another client on the page", async () => {
+    await openPopup("Connect");
+    const popup = await openPopup("Connect with another client");
+    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd: 9 });
+    await answer(popup, "Approve");
+    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 9 } } });
+    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+  });
 });
 
 describe("a popup whose link to the page is lost", () => {

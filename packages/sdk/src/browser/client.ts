@@ -3,7 +3,7 @@
  * the consent popup for connecting, raising the cap, reconnecting funding and one-time grants, and
  * recovery from the 402s the app's backend relays. It never holds the secret key.
  */
-import { errorFields, isWattfareError, NotFoundError, PopupClosedError } from "../core/errors.js";
+import { errorFields, isWattfareError, NotFoundError } from "../core/errors.js";
 import {
   type Fetch,
   HttpClient,
@@ -18,9 +18,10 @@ import {
   type ApprovedResult,
   type ConsentIntent,
   type ConsentSession,
+  cancelActiveConsent,
   openConsentWindow,
-  type RunningConsent,
   runConsent,
+  trackActiveConsent,
 } from "./consent-popup.js";
 import { type SessionTokenSource, SessionTokens } from "./session-tokens.js";
 
@@ -202,7 +203,6 @@ export class WattfareBrowser {
   readonly #lostLinkTimeoutMs: number;
   readonly #listeners = new Set<(status: ConnectionStatus) => void>();
   #last: string | undefined;
-  #active: RunningConsent<unknown> | undefined;
 
   /** @internal Use `createWattfare()`. */
   constructor(options: BrowserClientOptions) {
@@ -461,7 +461,8 @@ export class WattfareBrowser {
 
   /**
    * Opens the popup (synchronously: this runs inside the caller's click) and runs the handshake. A
-   * newer request replaces one still open, since both would use the same window.
+   * newer request replaces one still open, from this client or another on the page, since both would
+   * use the same window.
    */
   #consent<T>(
     intent: ConsentIntent,
@@ -473,7 +474,7 @@ export class WattfareBrowser {
   ): Promise<T> {
     let popup: Window;
     try {
-      this.#active?.cancel(new PopupClosedError({ message: "Replaced by a newer Wattfare request." }));
+      cancelActiveConsent();
       popup = openConsentWindow(`${this.baseUrl}/connect`);
     } catch (error) {
       return Promise.reject(error);
@@ -496,10 +497,7 @@ export class WattfareBrowser {
         signal,
       },
     );
-    this.#active = running;
-    return running.promise.finally(() => {
-      if (this.#active === running) this.#active = undefined;
-    });
+    return trackActiveConsent(running);
   }
 
   async #fetchStatus(signal?: AbortSignal): Promise<ConnectionStatus> {

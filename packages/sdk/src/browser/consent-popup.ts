@@ -87,6 +87,27 @@ export interface RunningConsent<T> {
 }
 
 /**
+ * The consent request open in this page. Every client on a page — and every copy of the SDK bundled
+ * into it — opens the same named window, so a newer request must replace an older one whichever client
+ * made it. Kept on globalThis under a registered symbol so that all of them see it.
+ */
+const ACTIVE_CONSENT = Symbol.for("wattfare.browser.activeConsent");
+const page = globalThis as { [ACTIVE_CONSENT]?: RunningConsent<unknown> | undefined };
+
+/** Cancels the page's open consent request, if any: a newer one is about to take its window. */
+export function cancelActiveConsent(): void {
+  page[ACTIVE_CONSENT]?.cancel(new PopupClosedError({ message: "Replaced by a newer Wattfare request." }));
+}
+
+/** Makes `running` the page's open consent request until it settles. */
+export function trackActiveConsent<T>(running: RunningConsent<T>): Promise<T> {
+  page[ACTIVE_CONSENT] = running;
+  return running.promise.finally(() => {
+    if (page[ACTIVE_CONSENT] === running) page[ACTIVE_CONSENT] = undefined;
+  });
+}
+
+/**
  * Runs the handshake with an opened popup until Wattfare confirms an approval, or the payer denies,
  * or the popup closes. If the popup reports closed while this page does not have focus, the link may
  * have been severed (a `Cross-Origin-Opener-Policy` on a page it visited makes `closed` read true

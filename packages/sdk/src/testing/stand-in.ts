@@ -165,6 +165,7 @@ function appPage(wattfareUrl: string): string {
 <h1>Test app</h1>
 <button id="connect">Connect</button>
 <button id="connect-again">Connect again</button>
+<button id="connect-other">Connect with another client</button>
 <label for="error">Relayed error</label><input id="error" value="">
 <button id="recover">Fix it</button>
 <button id="grant">Request a grant</button>
@@ -203,6 +204,14 @@ const track = (promise) => {
 };
 document.getElementById("connect").onclick = () => track(wattfare.connect({ monthlyUsd: 5 }));
 document.getElementById("connect-again").onclick = () => track(wattfare.connect({ monthlyUsd: 7 }));
+// A second client on the same page (a re-rendered component, a widget): it opens the same window.
+const other = createWattfare({
+  baseUrl: ${JSON.stringify(wattfareUrl)},
+  getSessionToken: sessionEndpoint("/session"),
+  pollIntervalMs: 50,
+  maxRetries: 0,
+});
+document.getElementById("connect-other").onclick = () => track(other.connect({ monthlyUsd: 9 }));
 document.getElementById("recover").onclick = () =>
   track(wattfare.recover(JSON.parse(document.getElementById("error").value)));
 document.getElementById("grant").onclick = () => track(wattfare.requestGrant());
