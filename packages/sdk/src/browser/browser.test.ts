@@ -100,6 +100,26 @@ describe("connect()", () => {
     expect(popup.url()).toBe(`${standIn.wattfareUrl}/connect`);
   });
 
+  it.each([0, -5, Number.NaN])(
+    "rejects a monthlyUsd of %s with a TypeError, without opening a popup",
+    async (usd) => {
+      const failure = await page.evaluate(
+        (monthlyUsd) =>
+          (window as unknown as { wattfare: { connect(o: object): Promise<unknown> } }).wattfare
+            .connect({ monthlyUsd })
+            .then(
+              () => "resolved",
+              (error: Error) => error.name,
+            ),
+        usd,
+      );
+      expect(failure).toBe("TypeError");
+      expect(await page.evaluate(() => (window as unknown as { events: string[] }).events)).not.toContain(
+        "open",
+      );
+    },
+  );
+
   it("answers the popup's ready with the session token, intent and cap, targeted at Wattfare's origin", async () => {
     const popup = await openPopup("Connect");
     expect(await sessionSentTo(popup)).toEqual({

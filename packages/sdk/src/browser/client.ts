@@ -436,6 +436,10 @@ export class WattfareBrowser {
     if (tokens === undefined) {
       return Promise.reject(new TypeError(`${intent} needs getSessionToken (in createWattfare).`));
     }
+    // Refused here, before a popup opens that Wattfare would only answer with an error.
+    if (typeof suggest === "number" && !(Number.isFinite(suggest) && suggest > 0)) {
+      return Promise.reject(new TypeError(`monthlyUsd must be a positive number of dollars, got ${suggest}`));
+    }
     return this.#consent<ConnectionStatus>(intent, options.signal, () => {
       // What the connection was before, to recognise an approval by polling when the popup's link is lost.
       const before = this.#fetchStatus().catch(() => undefined);

@@ -207,7 +207,6 @@ describe("POST /connect/session", () => {
 
   it.each([
     ["an unknown intent", { intent: "steal" }],
-    ["a monthlyUsd above the server maximum", { monthlyUsd: 1_000_001 }],
     ["a negative monthlyUsd", { monthlyUsd: -1 }],
     ["an unknown field", { extra: 1 }],
     ["a missing token", { token: undefined }],
@@ -220,6 +219,18 @@ describe("POST /connect/session", () => {
     });
     expect(res.statusCode).toBe(400);
     expect((res.json() as { error: { code: string } }).error.code).toBe("invalid_request");
+  });
+});
+
+describe("POST /connect/session's monthlyUsd", () => {
+  it("lowers a page's monthlyUsd above the server maximum to the maximum instead of refusing it", async () => {
+    const browser = h.browser();
+    const res = await exchange(browser, { token: await mint(user(5)), monthlyUsd: 1e21 });
+    expect(res.statusCode).toBe(200);
+    const row = h.store.db.prepare("SELECT requested_cap_nano FROM consent_sessions").get() as {
+      requested_cap_nano: bigint;
+    };
+    expect(row.requested_cap_nano).toBe(usdToNano(h.config.limits.maxMonthlyUsd, "down"));
   });
 });
 

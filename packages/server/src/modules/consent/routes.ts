@@ -94,10 +94,12 @@ export function registerSessionExchange(
     intent: z.enum(CONSENT_INTENTS as [string, ...string[]], {
       error: `must be one of ${CONSENT_INTENTS.join(", ")}`,
     }),
+    // Above the server's maximum is lowered to it, not refused: the popup cannot ask the page for
+    // another number (an SDK's recover() suggests twice the cap), and the payer decides anyway.
     monthlyUsd: z
       .number({ error: "must be a number" })
       .positive("must be positive")
-      .max(max, `must be at most ${max}`)
+      .transform((usd) => Math.min(usd, max))
       .optional(),
   });
 
