@@ -292,6 +292,24 @@ describe("status() and disconnect()", () => {
     expect(standIn.state.apiCalls.filter((call) => call === "GET /api/v1/connections")).toHaveLength(4);
   });
 
+  it("asks for a new session token after clearSession(), and cancels a popup still open", async () => {
+    await page.evaluate(() =>
+      (window as unknown as { wattfare: { status(): Promise<unknown> } }).wattfare.status(),
+    );
+    const popup = await openPopup("Connect");
+    await page.evaluate(async () => {
+      const { wattfare } = window as unknown as {
+        wattfare: { clearSession(): void; status(): Promise<unknown> };
+      };
+      wattfare.clearSession();
+      await wattfare.status();
+    });
+    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+    await expect.poll(() => popup.isClosed()).toBe(true);
+    // One token for the first status() and the popup, one after the session was cleared.
+    expect(standIn.state.minted).toHaveLength(2);
+  });
+
   it("fetches a new session token once after a 401 and retries with it", async () => {
     await page.evaluate(() =>
       (window as unknown as { wattfare: { status(): Promise<unknown> } }).wattfare.status(),

@@ -242,6 +242,25 @@ export class WattfareBrowser {
   }
 
   /**
+   * Forgets this client's session token (and the last status it reported), and cancels a consent popup
+   * still open on the page. Call it when the user signs out or another user signs in without a page
+   * load: otherwise the cached token — valid for minutes — would still speak for the previous user.
+   *
+   * @example
+   * ```ts
+   * signOutButton.onclick = async () => {
+   *   await fetch("/logout", { method: "POST" });
+   *   wattfare.clearSession();
+   * };
+   * ```
+   */
+  clearSession(): void {
+    this.#tokens?.clear();
+    this.#last = undefined;
+    cancelActiveConsent("The session was cleared: the user signed out.");
+  }
+
+  /**
    * Revokes the user's connection (`DELETE /api/v1/connections`) and resolves with the new status.
    *
    * @example
@@ -478,7 +497,7 @@ export class WattfareBrowser {
   ): Promise<T> {
     let popup: Window;
     try {
-      cancelActiveConsent();
+      cancelActiveConsent("Replaced by a newer Wattfare request.");
       popup = openConsentWindow(`${this.baseUrl}/connect`);
     } catch (error) {
       return Promise.reject(error);

@@ -94,9 +94,9 @@ export interface RunningConsent<T> {
 const ACTIVE_CONSENT = Symbol.for("wattfare.browser.activeConsent");
 const page = globalThis as { [ACTIVE_CONSENT]?: RunningConsent<unknown> | undefined };
 
-/** Cancels the page's open consent request, if any: a newer one is about to take its window. */
-export function cancelActiveConsent(): void {
-  page[ACTIVE_CONSENT]?.cancel(new PopupClosedError({ message: "Replaced by a newer Wattfare request." }));
+/** Cancels the page's open consent request, if any (a newer one is about to take its window, say). */
+export function cancelActiveConsent(reason: string): void {
+  page[ACTIVE_CONSENT]?.cancel(new PopupClosedError({ message: reason }));
 }
 
 /** Makes `running` the page's open consent request until it settles. */

@@ -87,4 +87,24 @@ describe("tokenLifetimeMs", () => {
     expect(tokenLifetimeMs("opaque")).toBe(0);
     expect(tokenLifetimeMs("a.!!!.c")).toBe(0);
   });
+
+  it("asks the source again after clear(), and does not cache a fetch that was under way", async () => {
+    let release: (token: string) => void = () => {};
+    let calls = 0;
+    const tokens = new SessionTokens(() => {
+      calls++;
+      return calls === 1
+        ? new Promise<string>((resolve) => {
+            release = resolve;
+          })
+        : Promise.resolve(jwt({ user: "bob", iat: 1, exp: 601 }));
+    });
+    const aliceFetch = tokens.get();
+    tokens.clear(); // alice signed out while her token was being fetched
+    const bob = await tokens.get();
+    release(jwt({ user: "alice", iat: 1, exp: 601 }));
+    await aliceFetch;
+    expect(await tokens.get()).toBe(bob);
+    expect(calls).toBe(2);
+  });
 });

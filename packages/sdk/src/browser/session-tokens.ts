@@ -36,6 +36,8 @@ export class SessionTokens {
   readonly #now: () => number;
   #cached: CachedToken | undefined;
   #inflight: Promise<string> | undefined;
+  /** Bumped by clear(): a fetch started in an earlier epoch is not cached. */
+  #epoch = 0;
 
   constructor(source: SessionTokenSource, now: () => number = () => Date.now()) {
     this.#source = source;
@@ -46,9 +48,12 @@ export class SessionTokens {
   get(): Promise<string> {
     const cached = this.#cached;
     if (cached !== undefined && this.#now() < cached.refreshAt) return Promise.resolve(cached.token);
-    this.#inflight ??= this.#refresh().finally(() => {
-      this.#inflight = undefined;
-    });
+    if (this.#inflight === undefined) {
+      const refresh = this.#refresh().finally(() => {
+        if (this.#inflight === refresh) this.#inflight = undefined;
+      });
+      this.#inflight = refresh;
+    }
     return this.#inflight;
   }
 
@@ -57,7 +62,18 @@ export class SessionTokens {
     if (this.#cached?.token === token) this.#cached = undefined;
   }
 
+  /**
+   * Forgets the cached token and any fetch in progress (the user signed out, or another signed in):
+   * the next get() asks the source again, and a fetch started before is not cached when it lands.
+   */
+  clear(): void {
+    this.#cached = undefined;
+    this.#inflight = undefined;
+    this.#epoch++;
+  }
+
   async #refresh(): Promise<string> {
+    const epoch = this.#epoch;
     const received = await this.#source();
     const token = typeof received === "string" ? received : received?.token;
     if (typeof token !== "string" || token === "") {
@@ -67,7 +83,7 @@ export class SessionTokens {
     const lifetimeMs = tokenLifetimeMs(token);
     const margin = Math.min(REFRESH_MARGIN_MS, lifetimeMs / 5);
     // An undecodable token gets no lifetime: used once, then fetched again.
-    this.#cached = { token, refreshAt: receivedAt + lifetimeMs - margin };
+    if (epoch === this.#epoch) this.#cached = { token, refreshAt: receivedAt + lifetimeMs - margin };
     return token;
   }
 }
