@@ -4,12 +4,21 @@
  */
 
 /**
- * Anything with these four methods: `console`, pino, winston and most loggers fit.
+ * Anything with these four methods, called as `(message, fields?)`: `console` and winston fit as they
+ * are. pino takes its arguments the other way round (`(fields, message)`), so wrap it.
  *
  * @example
  * ```ts
  * import pino from "pino";
- * const wattfare = new Wattfare({ logger: pino() });
+ * const log = pino();
+ * const wattfare = new Wattfare({
+ *   logger: {
+ *     debug: (message, fields) => log.debug(fields ?? {}, message),
+ *     info: (message, fields) => log.info(fields ?? {}, message),
+ *     warn: (message, fields) => log.warn(fields ?? {}, message),
+ *     error: (message, fields) => log.error(fields ?? {}, message),
+ *   },
+ * });
  * ```
  */
 export interface Logger {
