@@ -1,6 +1,7 @@
 /**
  * Process entry for `wattfare serve`: config → store → app → listen; graceful drain on SIGTERM/SIGINT.
  */
+import path from "node:path";
 import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server.js";
@@ -29,7 +30,10 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const cli = `npx wattfare`;
-  const dbFlag = `WATTFARE_DATABASE_URL=sqlite:${config.database.path}`;
+  // The data directory, not only the database: the CLI finds the generated server secret there, and
+  // `dev connect` run from elsewhere would otherwise encrypt with a secret of its own.
+  const defaultDatabase = config.database.path === path.join(config.dataDir, "wattfare.db");
+  const dbFlag = `WATTFARE_DATA_DIR=${config.dataDir}${defaultDatabase ? "" : ` WATTFARE_DATABASE_URL=sqlite:${config.database.path}`}`;
   process.stdout.write(
     [
       ``,

@@ -44,6 +44,29 @@ describe("wattfare serve", () => {
     expect(await stopProcess(s)).toBe(0);
   });
 
+  it("prints CLI commands that reach its data directory, and so its secret, from any directory", async () => {
+    const dir = tempDataDir();
+    const s = await serve({ INIT_CWD: dir });
+    const hint = /^ +((?:WATTFARE_\w+=\S+ )+)npx wattfare apps create/m.exec(s.output())?.[1] ?? "";
+    const env = Object.fromEntries(
+      hint
+        .trim()
+        .split(" ")
+        .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
+    );
+    expect(env).toEqual({ WATTFARE_DATA_DIR: path.join(dir, "data") });
+    const elsewhere = tempDataDir();
+    const app = json<{ appId: string }>(
+      await runCli(["apps", "create", "--name", "A", "--json"], { INIT_CWD: elsewhere, ...env }),
+    );
+    await runCli(
+      ["dev", "connect", "--app", app.appId, "--user", "u", "--cap", "1", "--funding-key", "sk-or-v1-x"],
+      { INIT_CWD: elsewhere, ...env },
+    );
+    expect(fs.existsSync(path.join(elsewhere, "data"))).toBe(false);
+    expect(await stopProcess(s)).toBe(0);
+  });
+
   it("refuses to start a second server on the same database file", async () => {
     const dir = tempDataDir();
     await serve({ WATTFARE_DATA_DIR: dir });
