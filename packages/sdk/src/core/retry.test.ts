@@ -21,6 +21,12 @@ describe("isRetryable", () => {
     expect(isRetryable({ ...base, status })).toBe(false);
   });
 
+  it("retries a 503 that says x-should-retry: true (sent before any work started), but not another call's", () => {
+    expect(isRetryable({ ...base, status: 503, shouldRetryHeader: "true" })).toBe(true);
+    expect(isRetryable({ ...base, status: 503, shouldRetryHeader: "true", idempotent: false })).toBe(false);
+    expect(isRetryable({ ...base, status: 500, shouldRetryHeader: "true" })).toBe(false);
+  });
+
   it("never retries when the server says x-should-retry: false", () => {
     expect(isRetryable({ ...base, status: 429, shouldRetryHeader: "false" })).toBe(false);
   });

@@ -31,6 +31,8 @@ export function isRetryable(attempt: FailedAttempt): boolean {
   if (attempt.status === undefined) return true;
   // Wattfare sends this on every 402 and on any 5xx that may follow billing (DESIGN.md).
   if (attempt.shouldRetryHeader === "false") return false;
+  // A 503 marked safe to retry: sent before any work started (Wattfare restarting, say).
+  if (attempt.status === 503) return attempt.shouldRetryHeader === "true";
   return attempt.status === 429;
 }
 

@@ -78,8 +78,9 @@ export interface ClientOptions {
    */
   timeoutMs?: number | undefined;
   /**
-   * How many times an idempotent call (`status`, `sessions.create`) is retried after a network error,
-   * a timeout or a 429 (waiting as `Retry-After` says, up to 60 s; longer waits are thrown as
+   * How many times an idempotent call (`status`, `sessions.create`, `sessions.createGrant`,
+   * `grants.current`) is retried after a network error, a timeout, a 503 marked `x-should-retry: true`
+   * or a 429 (waiting as `Retry-After` says, up to 60 s; longer waits are thrown as
    * `RateLimitedError`). Chat completions are never retried: a retry could bill the user twice.
    *
    * Default: `2`.
