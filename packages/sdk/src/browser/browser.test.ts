@@ -222,22 +222,16 @@ describe("connect()", () => {
     expect(await settled()).toMatchObject({ state: "resolved", value: { connected: true } });
   });
 
-  it("replaces a request still open with a newer one", async () => {
+  it.each([
+    ["the same client", "Connect again", 7],
+    ["another client on the page", "Connect with another client", 9],
+  ] as const)("replaces a request still open with a newer one from %s", async (_who, button, monthlyUsd) => {
     await openPopup("Connect");
-    const popup = await openPopup("Connect again");
+    const popup = await openPopup(button);
     expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
-    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd: 7 });
+    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd });
     await answer(popup, "Approve");
-    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 7 } } });
-  });
-
-  it("replaces a request still open with a newer one from another client on the page", async () => {
-    await openPopup("Connect");
-    const popup = await openPopup("Connect with another client");
-    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
-    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd: 9 });
-    await answer(popup, "Approve");
-    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 9 } } });
+    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd } } });
     expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
   });
 });
