@@ -100,8 +100,8 @@ describe("connect()", () => {
     expect(popup.url()).toBe(`${standIn.wattfareUrl}/connect`);
   });
 
-  it.each([0, -5, Number.NaN])(
-    "rejects a monthlyUsd of %s with a TypeError, without opening a popup",
+  it.each([0, -5, Number.NaN, "5", null])(
+    "rejects a monthlyUsd of %j with a TypeError, without opening a popup",
     async (usd) => {
       const failure = await page.evaluate(
         (monthlyUsd) =>
@@ -234,6 +234,14 @@ describe("connect()", () => {
     expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd } } });
     expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
   });
+
+  it("shares with other clients on the page only a way to cancel the open request, not its outcome", async () => {
+    await openPopup("Connect");
+    const shared = await page.evaluate(() =>
+      Object.keys((globalThis as Record<symbol, object>)[Symbol.for("wattfare.browser.activeConsent")] ?? {}),
+    );
+    expect(shared.sort()).toEqual(["cancel", "owner"]);
+  });
 });
 
 describe("a popup whose link to the page is lost", () => {
@@ -302,6 +310,32 @@ describe("status() and disconnect()", () => {
     await expect.poll(() => popup.isClosed()).toBe(true);
     // One token for the first status() and the popup, one after the session was cleared.
     expect(standIn.state.minted).toHaveLength(2);
+  });
+
+  it("rejects a call still under way when clearSession() runs, instead of reporting the previous user's status", async () => {
+    let release = () => {};
+    standIn.state.statusGate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.evaluate(() => {
+      const w = window as unknown as { wattfare: { status(): Promise<unknown> }; pending: Promise<unknown> };
+      w.pending = w.wattfare.status().then(
+        () => "resolved",
+        (error: { code: string }) => error.code,
+      );
+    });
+    await expect.poll(() => standIn.state.apiCalls.includes("GET /api/v1/connections")).toBe(true);
+    await page.evaluate(() =>
+      (window as unknown as { wattfare: { clearSession(): void } }).wattfare.clearSession(),
+    );
+    release();
+    standIn.state.statusGate = undefined;
+    expect(await page.evaluate(() => (window as unknown as { pending: Promise<unknown> }).pending)).toBe(
+      "aborted",
+    );
+    expect(
+      await page.evaluate(() => (window as unknown as { statusEvents: unknown[] }).statusEvents),
+    ).toEqual([]);
   });
 
   it("fetches a new session token once after a 401 and retries with it", async () => {

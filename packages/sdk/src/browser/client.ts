@@ -3,7 +3,7 @@
  * the consent popup for connecting, raising the cap, reconnecting funding and one-time grants, and
  * recovery from the 402s the app's backend relays. It never holds the secret key.
  */
-import { errorFields, isWattfareError, NotFoundError } from "../core/errors.js";
+import { APIUserAbortError, errorFields, isWattfareError, NotFoundError } from "../core/errors.js";
 import {
   type Fetch,
   HttpClient,
@@ -243,7 +243,7 @@ export class WattfareBrowser {
 
   /**
    * Forgets this client's session token (and the last status it reported), and cancels a consent popup
-   * still open on the page. Call it when the user signs out or another user signs in without a page
+   * it opened that is still open. Call it when the user signs out or another user signs in without a page
    * load: otherwise the cached token — valid for minutes — would still speak for the previous user.
    *
    * @example
@@ -257,7 +257,7 @@ export class WattfareBrowser {
   clearSession(): void {
     this.#tokens?.clear();
     this.#last = undefined;
-    cancelActiveConsent("The session was cleared: the user signed out.");
+    cancelActiveConsent("The session was cleared: the user signed out.", this);
   }
 
   /**
@@ -456,7 +456,11 @@ export class WattfareBrowser {
       return Promise.reject(new TypeError(`${intent} needs getSessionToken (in createWattfare).`));
     }
     // Refused here, before a popup opens that Wattfare would only answer with an error.
-    if (typeof suggest === "number" && !(Number.isFinite(suggest) && suggest > 0)) {
+    if (
+      suggest !== undefined &&
+      typeof suggest !== "function" &&
+      !(typeof suggest === "number" && Number.isFinite(suggest) && suggest > 0)
+    ) {
       return Promise.reject(new TypeError(`monthlyUsd must be a positive number of dollars, got ${suggest}`));
     }
     return this.#consent<ConnectionStatus>(intent, options.signal, () => {
@@ -520,7 +524,7 @@ export class WattfareBrowser {
         signal,
       },
     );
-    return trackActiveConsent(running);
+    return trackActiveConsent(this, running);
   }
 
   async #fetchStatus(signal?: AbortSignal): Promise<ConnectionStatus> {
@@ -563,18 +567,29 @@ export class WattfareBrowser {
     }
   }
 
-  /** Sends with the cached session token; on a 401, fetches a new token and tries once more. */
+  /**
+   * Sends with the cached session token; on a 401, fetches a new token and tries once more. A call
+   * under way when clearSession() runs rejects instead of answering: it speaks for the previous user.
+   */
   async #authed<R>(send: (authorization: string) => Promise<R>): Promise<R> {
     const tokens = this.#tokens;
     if (tokens === undefined) throw new TypeError("This call needs getSessionToken (in createWattfare).");
+    const epoch = tokens.epoch;
     const token = await tokens.get();
+    let result: R;
     try {
-      return await send(`Bearer ${token}`);
+      result = await send(`Bearer ${token}`);
     } catch (error) {
-      if (!isWattfareError(error, "auth")) throw error;
+      if (!isWattfareError(error, "auth") || tokens.epoch !== epoch) throw error;
       tokens.invalidate(token);
-      return send(`Bearer ${await tokens.get()}`);
+      result = await send(`Bearer ${await tokens.get()}`);
     }
+    if (tokens.epoch !== epoch) {
+      throw new APIUserAbortError({
+        message: "The session was cleared (the user signed out) during this call.",
+      });
+    }
+    return result;
   }
 }
 

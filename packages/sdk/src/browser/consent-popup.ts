@@ -89,21 +89,33 @@ export interface RunningConsent<T> {
 /**
  * The consent request open in this page. Every client on a page — and every copy of the SDK bundled
  * into it — opens the same named window, so a newer request must replace an older one whichever client
- * made it. Kept on globalThis under a registered symbol so that all of them see it.
+ * made it. Kept on globalThis under a registered symbol so that all of them see it; what is kept there
+ * is only a way to cancel it (never its promise, which may carry a grant token), and each copy rejects
+ * with its own error class.
  */
 const ACTIVE_CONSENT = Symbol.for("wattfare.browser.activeConsent");
-const page = globalThis as { [ACTIVE_CONSENT]?: RunningConsent<unknown> | undefined };
+interface ActiveConsent {
+  /** The client that opened it. */
+  owner: object;
+  cancel(reason: string): void;
+}
+const page = globalThis as { [ACTIVE_CONSENT]?: ActiveConsent | undefined };
 
-/** Cancels the page's open consent request, if any (a newer one is about to take its window, say). */
-export function cancelActiveConsent(reason: string): void {
-  page[ACTIVE_CONSENT]?.cancel(new PopupClosedError({ message: reason }));
+/** Cancels the page's open consent request, if any; with `owner`, only when that client opened it. */
+export function cancelActiveConsent(reason: string, owner?: object): void {
+  const active = page[ACTIVE_CONSENT];
+  if (active !== undefined && (owner === undefined || active.owner === owner)) active.cancel(reason);
 }
 
-/** Makes `running` the page's open consent request until it settles. */
-export function trackActiveConsent<T>(running: RunningConsent<T>): Promise<T> {
-  page[ACTIVE_CONSENT] = running;
+/** Makes `running`, opened by `owner`, the page's open consent request until it settles. */
+export function trackActiveConsent<T>(owner: object, running: RunningConsent<T>): Promise<T> {
+  const active: ActiveConsent = {
+    owner,
+    cancel: (reason) => running.cancel(new PopupClosedError({ message: reason })),
+  };
+  page[ACTIVE_CONSENT] = active;
   return running.promise.finally(() => {
-    if (page[ACTIVE_CONSENT] === running) page[ACTIVE_CONSENT] = undefined;
+    if (page[ACTIVE_CONSENT] === active) page[ACTIVE_CONSENT] = undefined;
   });
 }
 

@@ -39,6 +39,11 @@ export class SessionTokens {
   /** Bumped by clear(): a fetch started in an earlier epoch is not cached. */
   #epoch = 0;
 
+  /** Changes at every clear(): a call can tell that the session changed under it. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
   constructor(source: SessionTokenSource, now: () => number = () => Date.now()) {
     this.#source = source;
     this.#now = now;
