@@ -57,13 +57,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook("preClose", async () => {
     closing = true;
   });
-  app.addHook("onRequest", async (request, reply) => {
-    reply.header(H.requestId, request.id);
+  // After every onRequest hook (a route's CORS headers included), so a browser can read it too.
+  app.addHook("preParsing", async () => {
     if (closing) {
       throw new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
         headers: { connection: "close" },
       });
     }
+  });
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header(H.requestId, request.id);
     // API answers carry tokens (a grant token, session tokens) and per-user state: no cache keeps one.
     if (request.url.startsWith("/api/")) reply.header("cache-control", "no-store");
     const clientId = request.headers[H.requestId];

@@ -2,7 +2,7 @@
  * Process entry for `wattfare serve`: config → store → app → listen; graceful drain on SIGTERM/SIGINT.
  */
 import path from "node:path";
-import { ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server.js";
 import { ServerLockError } from "./store/sqlite/server-lock.js";
@@ -30,17 +30,14 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const cli = `npx wattfare`;
-  // The data directory, not only the database: the CLI finds the generated server secret there, and
-  // `dev connect` run from elsewhere would otherwise encrypt with a secret of its own.
-  const defaultDatabase = config.database.path === path.join(config.dataDir, "wattfare.db");
-  const dbFlag = `WATTFARE_DATA_DIR=${config.dataDir}${defaultDatabase ? "" : ` WATTFARE_DATABASE_URL=sqlite:${config.database.path}`}`;
+  const cliEnv = cliEnvironment(config);
   process.stdout.write(
     [
       ``,
       `Wattfare is listening on ${server.url} (database ${config.database.path})`,
       ``,
       `Next: create an app (its secret key is shown once):`,
-      `  ${dbFlag} ${cli} apps create --name "My app" --origin http://localhost:3000`,
+      `  ${cliEnv} ${cli} apps create --name "My app" --origin http://localhost:3000`,
       `Then mint a session token for one of your users:`,
       `  curl -s ${server.url}/api/v1/sessions -H "Authorization: Bearer <secret key>" \\`,
       `    -H "Content-Type: application/json" -d '{"appUserId":"user_123"}'`,
@@ -70,4 +67,23 @@ export async function serve(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** A shell word: as it is when that is safe, else single-quoted. */
+const shellWord = (value: string): string =>
+  /^[\w./:@%+=,-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The environment the printed CLI commands need to reach this server's state from any directory: the
+ * data directory (where the generated server secret is; `dev connect` elsewhere would otherwise
+ * encrypt with a secret of its own), the database when it is elsewhere, and the server secret when it
+ * comes from the environment — by reference, never printed.
+ */
+export function cliEnvironment(config: Config): string {
+  const words = [`WATTFARE_DATA_DIR=${shellWord(config.dataDir)}`];
+  if (config.database.path !== path.join(config.dataDir, "wattfare.db")) {
+    words.push(`WATTFARE_DATABASE_URL=${shellWord(`sqlite:${config.database.path}`)}`);
+  }
+  if (config.serverSecret !== undefined) words.push(`WATTFARE_SERVER_SECRET="$WATTFARE_SERVER_SECRET"`);
+  return words.join(" ");
 }

@@ -10,7 +10,7 @@ import { ApiError } from "../errors.js";
 import type { AppWithOrigins } from "../store/port.js";
 
 const ALLOWED_HEADERS = "authorization, content-type";
-const EXPOSED_HEADERS = "x-request-id, retry-after";
+const EXPOSED_HEADERS = "x-request-id, retry-after, x-should-retry";
 
 function requestOrigin(request: FastifyRequest): string | undefined {
   const origin = request.headers.origin;

@@ -6,7 +6,8 @@ import type { FastifyInstance } from "fastify";
  * with a JSON Content-Type regardless. Anything else is parsed by Fastify's own JSON parser.
  */
 export function acceptEmptyJsonBody(scope: FastifyInstance): void {
-  const parse = scope.getDefaultJsonParser("error", "error");
+  const { onProtoPoisoning = "error", onConstructorPoisoning = "error" } = scope.initialConfig;
+  const parse = scope.getDefaultJsonParser(onProtoPoisoning, onConstructorPoisoning);
   scope.removeContentTypeParser("application/json");
   scope.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     if (body.length === 0) done(null, undefined);

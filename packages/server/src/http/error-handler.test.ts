@@ -4,6 +4,7 @@
  */
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { createChatHarness } from "../testing/chat-harness.js";
 import { createHarness, type Harness } from "../testing/harness.js";
 
 let h: Harness | undefined;
@@ -91,8 +92,34 @@ describe("errors outside any route", () => {
     ]);
   });
 
-  it("answers a request that arrives while the server shuts down with 503 unavailable in the envelope", async () => {
+  it("does not write its answer into a response already under way on the connection", async () => {
+    const chat = await createChatHarness({ sim: { interTokenMs: 20, responseTokens: 50 } });
+    try {
+      await chat.connect("alice", 5);
+      const body = JSON.stringify({
+        model: "openai/gpt-4o-mini",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      });
+      const raw = await rawExchange(Number(new URL(chat.url).port), async (socket) => {
+        socket.write(
+          `POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${chat.secretKey}\r\nx-wattfare-user: alice\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        await new Promise((resolve) => socket.once("data", resolve));
+        socket.write("NOT HTTP\r\n\r\n");
+      });
+      const text = raw.toString("latin1");
+      expect(text.startsWith("HTTP/1.1 200 OK")).toBe(true);
+      expect(text.match(/HTTP\/1\.1 /g)).toHaveLength(1);
+      await chat.drain();
+    } finally {
+      await chat.close();
+    }
+  });
+
+  it("answers a request that arrives while the server shuts down with 503 unavailable in the envelope, readable cross-origin", async () => {
     const { harness, port } = await listening();
+    await harness.createApp();
     let closing: Promise<undefined> | undefined;
     const text = await rawExchange(port, async (socket) => {
       // A request still being received keeps its connection open through the shutdown …
@@ -103,7 +130,7 @@ describe("errors outside any route", () => {
       closing = harness.app.close();
       for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
       // … and a second one pipelined behind it arrives once the shutdown has begun.
-      socket.write("{}GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+      socket.write("{}GET /api/v1/connections HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n\r\n");
     });
     await closing;
     const [first, second] = responses(text);
@@ -114,5 +141,7 @@ describe("errors outside any route", () => {
     });
     expect(second?.headers["x-request-id"]).toMatch(/^req_[0-9a-f]{32}$/);
     expect(second?.headers.connection).toBe("close");
+    expect(second?.headers["access-control-allow-origin"]).toBe("http://localhost:5173");
+    expect(second?.headers["cache-control"]).toBe("no-store");
   });
 });

@@ -58,13 +58,20 @@ const CLIENT_ERRORS: Record<string, string> = {
  * Node's `clientError`: the request could not be parsed, so there is no request to reply to. Answers
  * 400 in the envelope on the raw socket and closes it.
  */
-export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+export function answerClientError(
+  this: FastifyInstance,
+  error: Error & { code?: string },
+  socket: Socket & { _httpMessage?: { headersSent?: boolean } },
+): void {
   if (error.code === "ECONNRESET" || socket.destroyed) return;
-  if (socket.writable) {
+  // As Node's own handler: not into a response already under way on this connection (a stream).
+  if (socket.writable && socket._httpMessage?.headersSent !== true) {
+    const requestId = newRequestId();
     const message = CLIENT_ERRORS[error.code ?? ""] ?? "The request is not valid HTTP.";
+    this.log.debug({ err: error, requestId }, "unparseable request");
     const body = JSON.stringify(errorBody(new ApiError("invalid_request", message)));
     socket.write(
-      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${H.requestId}: ${newRequestId()}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${H.requestId}: ${requestId}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);

@@ -418,7 +418,7 @@ describe("the funding key's cached limit", () => {
     expect((await ask()).status).toBe(402); // known insufficient: not sent upstream again
     expect(sent()).toBe(before);
 
-    h.clock.advance(60_000); // 00:00 UTC, and the state is 30 s old
+    h.clock.advance(60_000); // 00:00 UTC, and the state is 60 s old: past the 30 s re-check
     expect((await ask()).status).toBe(200);
     const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
     expect(await h.store.getFunding(fundingId)).toMatchObject({ state: "ok" });

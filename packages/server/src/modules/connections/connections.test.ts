@@ -47,6 +47,12 @@ describe("/api/v1/connections", () => {
     expect(res.json()).toMatchObject({ connected: true, limits: { monthlyUsd: 10 }, funding: "ok" });
     expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
     expect(res.headers["access-control-allow-credentials"]).toBeUndefined();
+    // What the browser SDK reads of an answer: its request id and whether (and when) to retry.
+    expect(String(res.headers["access-control-expose-headers"]).split(", ").sort()).toEqual([
+      "retry-after",
+      "x-request-id",
+      "x-should-retry",
+    ]);
   });
 
   it("answers a preflight for a registered origin and refuses an unregistered one", async () => {

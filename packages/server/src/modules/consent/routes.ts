@@ -87,20 +87,15 @@ export function registerSessionExchange(
   deps: AppDeps,
   consents: ConsentSessions,
 ): void {
-  const max = deps.config.limits.maxMonthlyUsd;
   const body = z.strictObject({
     token: z.string({ error: "is required" }).min(1, "is required").max(4096),
     origin: z.string({ error: "is required" }).min(1, "is required").max(2048),
     intent: z.enum(CONSENT_INTENTS as [string, ...string[]], {
       error: `must be one of ${CONSENT_INTENTS.join(", ")}`,
     }),
-    // Above the server's maximum is lowered to it, not refused: the popup cannot ask the page for
+    // No maximum here: verifyExchange lowers a larger one to it, as the popup cannot ask the page for
     // another number (an SDK's recover() suggests twice the cap), and the payer decides anyway.
-    monthlyUsd: z
-      .number({ error: "must be a number" })
-      .positive("must be positive")
-      .transform((usd) => Math.min(usd, max))
-      .optional(),
+    monthlyUsd: z.number({ error: "must be a number" }).positive("must be positive").optional(),
   });
 
   app.post(SESSION_EXCHANGE_PATH, async (request, reply) => {
