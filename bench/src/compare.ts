@@ -2,9 +2,11 @@
  * `npm run bench -- --compare <git ref>`: this tree's Wattfare against the same benchmark subject built
  * from another commit, side by side, beside one bare proxy — the steadiest way to tell a few per cent on
  * this drifting VM (separate runs move ±15 %). The ref is checked out into a temporary worktree, installed
- * with `npm ci` and built; each Wattfare and the bare proxy get their own simulator; c=64 rounds are
- * interleaved (the order flips every round), then c=1 rounds. It prints CPU per request against (b) for
- * both, the median of this tree's per-round ratio to the ref, and c=1 p50/p99. It writes nothing.
+ * with `npm ci` and built; two instances of each build (in A B B A slots) and the bare proxy each get their
+ * own simulator; c=64 rounds are interleaved (the order flips every round), then c=1 rounds. It prints CPU
+ * per request against (b) for every instance, the median of this tree's per-round ratio to the ref (both
+ * instances of each), how far the two instances of one build differ (the resolution), and c=1 p50/p99.
+ * It writes nothing.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -74,8 +76,13 @@ export async function compareWithRef(ref: string): Promise<void> {
   try {
     sides.push(await start("(b) bare proxy", (sim, key) => startBareProxy(sim, key, workDir)));
     const refBin = path.join(tree, "packages/server/bin/wattfare.js");
-    sides.push(await start(`Wattfare ${ref}`, (sim, key) => startWattfare(sim, key, workDir, [], refBin)));
-    sides.push(await start("Wattfare (this tree)", (sim, key) => startWattfare(sim, key, workDir)));
+    const startRef = (slot: number) =>
+      start(`Wattfare ${ref} #${slot}`, (sim, key) => startWattfare(sim, key, workDir, [], refBin));
+    const startTree = (slot: number) =>
+      start(`Wattfare (this tree) #${slot}`, (sim, key) => startWattfare(sim, key, workDir));
+    // Two instances of each build in A B B A slots: on a VM where one slot runs dearer than another
+    // (seen: the same build 10 % apart), neither build gets the better slots.
+    sides.push(await startRef(1), await startTree(1), await startTree(2), await startRef(2));
     const target = (side: Side): Target => side.running.target;
     for (const side of sides) await cannon(target(side), CONNECTIONS, WARMUP_SECONDS);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -96,15 +103,22 @@ export async function compareWithRef(ref: string): Promise<void> {
       for (const side of sides)
         side.latenciesMs.push(...(await cannon(target(side), 1, LATENCY_SECONDS)).latenciesMs);
     }
-    const [bare, old, current] = sides as [Side, Side, Side];
+    const [bare, ref1, tree1, tree2, ref2] = sides as [Side, Side, Side, Side, Side];
     const perRound = (side: Side, base: Side) =>
       side.cpuPerRequest.map((cpu, i) => cpu / (base.cpuPerRequest[i] ?? Number.NaN));
+    const pairPerRound = (a: Side, b: Side, baseA: Side, baseB: Side) =>
+      a.cpuPerRequest.map(
+        (cpu, i) =>
+          (cpu + (b.cpuPerRequest[i] ?? Number.NaN)) /
+          ((baseA.cpuPerRequest[i] ?? Number.NaN) + (baseB.cpuPerRequest[i] ?? Number.NaN)),
+      );
     const lines = sides.map(
       (side) =>
-        `${side.label.padEnd(26)} CPU/request ${fixed(median(side.cpuPerRequest), 0)} µs = ${fixed(median(perRound(side, bare)), 2)}× (b)   c=1 p50 ${fixed(percentile(side.latenciesMs, 0.5), 3)} ms, p99 ${fixed(percentile(side.latenciesMs, 0.99), 3)} ms`,
+        `${side.label.padEnd(28)} CPU/request ${fixed(median(side.cpuPerRequest), 0)} µs = ${fixed(median(perRound(side, bare)), 2)}× (b)   c=1 p50 ${fixed(percentile(side.latenciesMs, 0.5), 3)} ms, p99 ${fixed(percentile(side.latenciesMs, 0.99), 3)} ms`,
     );
     lines.push(
-      `this tree / ${ref}, median of per-round CPU ratios: ${fixed(median(perRound(current, old)), 3)}`,
+      `this tree / ${ref}, median of per-round CPU ratios (both instances of each): ${fixed(median(pairPerRound(tree1, tree2, ref1, ref2)), 3)}`,
+      `resolution: the same build in two slots, #2 / #1: this tree ${fixed(median(perRound(tree2, tree1)), 3)}, ${ref} ${fixed(median(perRound(ref2, ref1)), 3)}`,
     );
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {

@@ -295,6 +295,22 @@ describe("POST /api/v1/chat/completions (stream)", () => {
     });
   });
 
+  it("echoes the request body in a first chunk without choices under debug.echo_upstream_body, streams only", async () => {
+    const body = {
+      model: "openai/gpt-4o-mini",
+      messages: HI,
+      max_tokens: 2,
+      debug: { echo_upstream_body: true },
+    };
+    const streamed = dataEvents(await (await postChat(sim, key, { ...body, stream: true })).text());
+    const first = JSON.parse(streamed[0] ?? "{}") as Record<string, unknown>;
+    expect(first).toMatchObject({ object: "chat.completion.chunk", choices: [] });
+    expect(first.debug).toEqual({ echo_upstream_body: { ...body, stream: true } });
+    expect(streamed.filter((event) => event.includes('"debug"'))).toHaveLength(1);
+    const json = (await (await postChat(sim, key, body)).json()) as Record<string, unknown>;
+    expect(json.debug).toBeUndefined();
+  });
+
   it("sends as many processing comments as configured before the first data event", async () => {
     const quiet = await startSimulator({ processingComments: 3 });
     try {

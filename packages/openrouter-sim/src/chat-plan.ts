@@ -3,6 +3,7 @@
  * Streaming, faults and billing then only count how far through the plan the response got.
  */
 import type { Account } from "./accounts.js";
+import type { JsonObject } from "./json.js";
 import type { SimModel } from "./models.js";
 import { generateTokens } from "./text-generator.js";
 
@@ -30,6 +31,8 @@ export interface GenerationPlan {
   finishReason: "stop" | "length";
   /** Every generated token, choices interleaved round-robin as a parallel sampler would stream them. */
   pieces: Piece[];
+  /** With `debug.echo_upstream_body` on a stream: the body the first chunk echoes. */
+  echoBody: JsonObject | null;
 }
 
 export interface PlanInput {
@@ -42,6 +45,7 @@ export interface PlanInput {
   n: number;
   streamed: boolean;
   externalUser: string | null;
+  echoBody: JsonObject | null;
   maxTokens: number | null;
   responseTokens: number;
   seed: number;
@@ -89,6 +93,7 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     reasoningPerChoice,
     finishReason: tokensPerChoice < input.responseTokens ? "length" : "stop",
     pieces,
+    echoBody: input.streamed ? input.echoBody : null,
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Settlement } from "./billing.js";
 import type { GenerationPlan, Piece } from "./chat-plan.js";
+import type { JsonObject } from "./json.js";
 
 export const PROCESSING_COMMENT = ": OPENROUTER PROCESSING\n\n";
 export const DONE_EVENT = "data: [DONE]\n\n";
@@ -48,6 +49,11 @@ export class ChunkWriter {
       ? `{"role":"assistant","content":"","reasoning":${JSON.stringify(piece.text)}}`
       : `{"role":"assistant","content":${JSON.stringify(piece.text)},"reasoning":null}`;
     return `${this.head}{"index":${piece.choice},"delta":${delta},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n`;
+  }
+
+  /** `debug.echo_upstream_body`'s first chunk: no choices, the request body as sent upstream. */
+  echo(body: JsonObject): string {
+    return `${this.head}],"debug":{"echo_upstream_body":${JSON.stringify(body)}}}\n\n`;
   }
 
   /** One finish chunk per choice. */

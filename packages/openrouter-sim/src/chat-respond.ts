@@ -53,7 +53,9 @@ export function streamCompletion(sim: SimState, plan: GenerationPlan, res: Serve
   let sent = 0;
   let settled = false;
   let timer: NodeJS.Timeout | undefined;
-  let pending = PROCESSING_COMMENT.repeat(processingComments);
+  let pending =
+    PROCESSING_COMMENT.repeat(processingComments) +
+    (plan.echoBody === null ? "" : writer.echo(plan.echoBody));
 
   const settle = (pieces: number, finishReason: "stop" | "length" | "error" | null, cancelled: boolean) => {
     settled = true;

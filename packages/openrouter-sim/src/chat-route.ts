@@ -215,6 +215,8 @@ export async function handleChatCompletions(
     n: request.n,
     streamed: request.stream,
     externalUser: request.user,
+    echoBody:
+      isRecord(request.body.debug) && request.body.debug.echo_upstream_body === true ? request.body : null,
     maxTokens: request.maxTokens,
     responseTokens: sim.settings.responseTokens,
     seed: sim.settings.seed,

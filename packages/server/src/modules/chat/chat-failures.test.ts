@@ -264,6 +264,33 @@ describe("client aborts", () => {
     expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(60);
   });
 
+  it("never settles from a usage object nested in an echoed request (debug), but asks /generation", async () => {
+    const key = await start({ sim: { interTokenMs: 5, responseTokens: 60 } });
+    const controller = new AbortController();
+    const tools = [
+      {
+        type: "function",
+        function: {
+          name: "meter",
+          parameters: { type: "object", properties: { usage: { cost: 0 } } },
+        },
+      },
+    ];
+    const res = await abortable(
+      {
+        model: "wattfare/non-cancellable",
+        messages: hello,
+        stream: true,
+        tools,
+        debug: { echo_upstream_body: true },
+      },
+      controller,
+    );
+    expect(await readAndAbort(res, controller, 1)).toContain('"echo_upstream_body"');
+    await expectExact(key);
+    expect(await h.ledgerTotal()).toBeGreaterThan(0n);
+  });
+
   it("meters a non-stream request in full when its client leaves early", async () => {
     const key = await start({ sim: { ttftMs: 150 } });
     const controller = new AbortController();

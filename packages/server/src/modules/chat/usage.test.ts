@@ -45,6 +45,17 @@ describe("reading the cost of a response", () => {
     expect(costInBody(body('{"a":{"usage":{"cost":1}},"usage":{"cost":2}}'))?.costNano).toBe(2_000_000_000n);
   });
 
+  it("takes only the document's own usage, never one nested deeper, wherever each stands", () => {
+    const read = (text: string) => [costInText(text)?.costNano, costInBody(body(text))?.costNano];
+    expect(read('{"usage":{"cost":2},"a":{"usage":{"cost":1}}}')).toEqual([2_000_000_000n, 2_000_000_000n]);
+    expect(read('{"a":{"usage":{"cost":1}}}')).toEqual([undefined, undefined]);
+    expect(read('{"a":[{"usage":{"cost":1}}] }')).toEqual([undefined, undefined]);
+    // debug.echo_upstream_body: a stream's first chunk echoes the request, tool schemas included.
+    const echo =
+      '{"id":"gen-1","choices":[],"debug":{"echo_upstream_body":{"tools":[{"function":{"parameters":{"properties":{"usage":{"cost":0}}}}}]}}}';
+    expect(read(echo)).toEqual([undefined, undefined]);
+  });
+
   it("ends its search at a failed match at the very start of the text", () => {
     expect(costInText('"usage":"none here"}')).toBeUndefined();
   });

@@ -12,13 +12,16 @@ export interface UsageCost {
   completionTokens: number | null;
 }
 
-const USAGE = fieldTree([
+const USAGE_PATHS = [
   ["cost"],
   ["is_byok"],
   ["cost_details", "upstream_inference_cost"],
   ["prompt_tokens"],
   ["completion_tokens"],
-]);
+];
+const USAGE = fieldTree(USAGE_PATHS);
+/** The same fields under a document's own `usage`, never one nested deeper. */
+const TOP_LEVEL_USAGE = fieldTree(USAGE_PATHS.map((path) => ["usage", ...path]));
 
 const tokenCount = (raw: string | undefined): number | null => {
   const n = raw === undefined ? Number.NaN : Number(raw);
@@ -49,50 +52,63 @@ function isNumberText(raw: string | undefined): raw is string {
 }
 
 /** Whether the character at `i` follows an odd number of backslashes. */
-function escaped(text: string, i: number): boolean {
+function escaped(text: string | Buffer, i: number): boolean {
   let j = i;
-  while (j > 0 && text.charCodeAt(j - 1) === 0x5c) j--;
+  while (j > 0 && (typeof text === "string" ? text.charCodeAt(j - 1) : text[j - 1]) === 0x5c) j--;
   return (i - j) % 2 === 1;
 }
 
+/** costOf, with an unreadable cost (e.g. negative) untrusted: /generation is asked instead. */
+function trustedCost(fields: readonly (string | undefined)[] | undefined): UsageCost | undefined {
+  if (fields === undefined) return undefined;
+  try {
+    return costOf(fields);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The cost in a response body's (or stream event's) last `"usage": {…}` object, if it is readable:
- * the object is read once, validated and its fields taken in the same pass, never through a float. A
- * `"usage"` inside a string value cannot match (its quotes are escaped there: `\"usage\"`), nor can the
- * end of a key such as `"say \"usage"`; one not followed by an object is passed over. When the last
- * usage object is not valid JSON, nothing is trusted — not even an earlier one.
+ * The usual document ends with its own usage: `…,"usage":{…}}`. The fields of the usage object whose key
+ * starts at `at` when it is that — the value is followed only by the top-level object's closing brace,
+ * which in valid JSON no nested `usage` can be — else undefined.
+ */
+function closingUsage(text: string, at: number): (string | undefined)[] | undefined {
+  const colon = skipJsonWhitespace(text, at + 7);
+  if (text[colon] !== ":") return undefined;
+  const usage = rawFields(text, colon + 1, USAGE, false);
+  if (usage === undefined) return undefined;
+  const close = skipJsonWhitespace(text, usage.end);
+  return text[close] === "}" && skipJsonWhitespace(text, close + 1) === text.length
+    ? usage.values
+    : undefined;
+}
+
+/**
+ * The cost in a response body's (or stream event's) own, top-level `usage` object, if it is readable:
+ * read in a validating pass, never through a float. A `usage` nested deeper never counts — a request's
+ * tool schema echoed back by `debug`, say — nor one inside a string (its quotes are escaped there). The
+ * usual document ends with its usage, so that is tried first from the last `"usage"` key; any other
+ * document is read whole, and one that is not valid JSON gives nothing.
  */
 export function costInText(text: string): UsageCost | undefined {
-  let at = text.lastIndexOf('"usage"');
-  while (at >= 0) {
-    const colon = skipJsonWhitespace(text, at + 7);
-    // After an odd number of backslashes the quote is escaped: `"say \"usage":` is the key `say "usage`.
-    const open = text[colon] === ":" && !escaped(text, at) ? skipJsonWhitespace(text, colon + 1) : -1;
-    if (open >= 0 && text[open] === "{") {
-      const usage = rawFields(text, open, USAGE, false);
-      try {
-        return usage === undefined ? undefined : costOf(usage.values);
-      } catch {
-        // An unreadable cost (e.g. negative) is not trusted: /generation is asked instead.
-        return undefined;
-      }
-    }
-    // (lastIndexOf clamps a negative start to 0: a failed match at 0 must end the search.)
-    at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
-  }
-  return undefined;
+  const at = text.lastIndexOf('"usage"');
+  if (at < 0) return undefined;
+  const last = at > 0 && !escaped(text, at) ? closingUsage(text, at) : undefined;
+  return trustedCost(last ?? rawFields(text, 0, TOP_LEVEL_USAGE, true)?.values);
 }
 
 const USAGE_KEY = Buffer.from('"usage"');
 
 /**
- * `costInText` of a body still in bytes. Only the text from the last `"usage"` on is decoded — the usual
- * body ends with its usage — and the whole body only when that was not the object.
+ * `costInText` of a body still in bytes. Usually only the text from the last `"usage"` on is decoded —
+ * the body ends with its usage — and the whole body only when that was not it.
  */
 export function costInBody(body: Buffer): UsageCost | undefined {
   const at = body.lastIndexOf(USAGE_KEY);
   if (at < 0) return undefined;
-  return costInText(body.toString("utf8", at)) ?? (at > 0 ? costInText(body.toString("utf8")) : undefined);
+  const last = at > 0 && !escaped(body, at) ? closingUsage(body.toString("utf8", at), 0) : undefined;
+  return trustedCost(last ?? rawFields(body.toString("utf8"), 0, TOP_LEVEL_USAGE, true)?.values);
 }
 
 const GENERATION = fieldTree([
