@@ -117,7 +117,22 @@ export function createChatHttpHandler(
     const body = await readBody(req);
     if (body.length === 0)
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
-    await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, caller, body);
+    // A grant is read again once the body is in: while it arrived (a slow client may take minutes), the
+    // payer may have revoked the grant, paused spending or removed their funding, or the grant expired.
+    // (A user's connection is read after the body anyway, by the proxy.)
+    const current =
+      caller.kind === "grant"
+        ? {
+            ...caller,
+            grant: await resolveGrant(
+              deps,
+              caller.app.id,
+              headerValue(req.headers[H.grant]) ?? "",
+              deps.clock.now(),
+            ),
+          }
+        : caller;
+    await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, current, body);
   };
 
   return (req, res) => {

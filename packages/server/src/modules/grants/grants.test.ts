@@ -1,5 +1,6 @@
+import http from "node:http";
 import { decodeJwt } from "jose";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { usdToNano } from "../../money.js";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
 import { postChat } from "../../testing/harness.js";
@@ -200,6 +201,54 @@ describe("chat with x-wattfare-grant", () => {
     expect(res.headers.get("x-should-retry")).toBe("false");
     expect(await errorOf(res)).toEqual({ code: "grant_invalid", message, type: "payment_required" });
   });
+
+  it.each([
+    [
+      "revoked",
+      (grantId: string) => h.store.revokeGrant(grantId, payerId, h.clock.now()),
+      { code: "grant_invalid", message: "This grant was revoked by the payer." },
+    ],
+    ["paused by its payer", () => h.store.setPayerPaused(payerId, true), { code: "budget_exceeded" }],
+  ] as const)(
+    "checks a grant again once a slow body is in: one %s meanwhile spends nothing",
+    async (_name, spoil, error) => {
+      const { grantToken } = await grant({ maxUsd: 1 });
+      const grantId = (h.store.db.prepare("SELECT id FROM grants").get() as { id: string }).id;
+      const lookups = vi.spyOn(h.store, "grantByTokenHash");
+      const body = JSON.stringify({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 });
+      const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(`${h.url}/api/v1/chat/completions`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${h.secretKey}`,
+            "x-wattfare-grant": grantToken,
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          },
+        });
+        req.on("response", (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on("error", reject);
+        req.write(body.slice(0, 10));
+        // Once the grant was checked at the headers, spoil it; then send the rest of the body.
+        void expect
+          .poll(() => lookups.mock.calls.length)
+          .toBe(1)
+          .then(async () => {
+            await spoil(grantId);
+            req.end(body.slice(10));
+          });
+      });
+      const res = await answer;
+      expect(res.status).toBe(402);
+      expect((JSON.parse(res.text) as { error: unknown }).error).toMatchObject(error);
+      expect(await h.ledgerTotal()).toBe(0n);
+      expect(h.sim.control.requests()).toHaveLength(0);
+    },
+  );
 
   it("applies the payer's funding state as for connections", async () => {
     const { grantToken } = await grant({ maxUsd: 1 });
