@@ -62,3 +62,53 @@ describe("renderUpstreamBody", () => {
     expect(request.body).toEqual({ model: "m", messages: [{ role: "user", content: "hi" }] });
   });
 });
+
+describe("parseChatRequest refuses what cannot be priced in advance", () => {
+  const parse =
+    (extra: Record<string, unknown>, content: unknown = "hi") =>
+    () =>
+      parseChatRequest(
+        Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content }], ...extra })),
+      );
+
+  it.each([
+    [{ type: "openrouter:web_search" }],
+    [{ type: "web_search_preview" }],
+    [{ function: { name: "f" } }],
+  ])("refuses a tool %j that is not a function tool, naming tools", (tool) => {
+    expect(parse({ tools: [{ type: "function", function: { name: "ok" } }, tool] })).toThrow(
+      expect.objectContaining({ code: "invalid_request", param: "tools" }),
+    );
+  });
+
+  it.each([
+    [{ type: "file", file: { filename: "a.pdf", file_data: "https://example.com/1000-pages.pdf" } }],
+    [{ type: "video_url", video_url: { url: "https://example.com/v.mp4" } }],
+    [{ type: "mystery" }],
+    ["plain string"],
+  ])("refuses a content part %j other than text, image_url or input_audio", (part) => {
+    expect(parse({}, [{ type: "text", text: "hi" }, part])).toThrow(
+      expect.objectContaining({ code: "invalid_request", param: "messages" }),
+    );
+  });
+
+  it("takes text, image and audio parts and function tools", () => {
+    const request = parse({ tools: [{ type: "function", function: { name: "f" } }] }, [
+      { type: "text", text: "hi" },
+      { type: "image_url", image_url: { url: "https://example.com/a.png" } },
+      { type: "input_audio", input_audio: { data: "AAAA", format: "wav" } },
+    ])();
+    expect(request.imageParts).toBe(1);
+  });
+
+  it("refuses a body that is not valid UTF-8, whose re-encoding would outgrow the prompt bound", () => {
+    const body = Buffer.concat([
+      Buffer.from('{"model":"m","messages":[{"role":"user","content":"'),
+      Buffer.from([0xff, 0xfe, 0xff]),
+      Buffer.from('"}]}'),
+    ]);
+    expect(() => parseChatRequest(body)).toThrow(
+      expect.objectContaining({ code: "invalid_request", message: "The request body is not valid UTF-8." }),
+    );
+  });
+});

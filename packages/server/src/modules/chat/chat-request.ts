@@ -9,6 +9,7 @@
  * tools, functions, response_format, … — is covered; no tokenizer emits more tokens than bytes), minus
  * the bytes of image URLs, which are priced per part instead, plus overhead per message and per tool.
  */
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { ApiError } from "../../errors.js";
 import { ceilDiv, type Nano } from "../../money.js";
@@ -50,6 +51,9 @@ function optionalPositiveInt(body: Record<string, unknown>, key: string): number
   return value;
 }
 
+/** Content parts whose tokens the prompt bound covers: text and audio by their bytes, images per part. */
+const PRICEABLE_PARTS = new Set(["text", "image_url", "input_audio"]);
+
 function countParts(messages: unknown[]): { images: number; imageUrlBytes: number } {
   let images = 0;
   let imageUrlBytes = 0;
@@ -57,7 +61,16 @@ function countParts(messages: unknown[]): { images: number; imageUrlBytes: numbe
     const content = (message as { content?: unknown }).content;
     if (!Array.isArray(content)) continue;
     for (const part of content) {
-      if (part && typeof part === "object" && (part as { type?: unknown }).type === "image_url") {
+      const type = part !== null && typeof part === "object" ? (part as { type?: unknown }).type : undefined;
+      if (typeof type !== "string" || !PRICEABLE_PARTS.has(type)) {
+        // A file (a PDF by URL, or compressed text that parses into more tokens than its bytes) or a
+        // video can be far larger than the request: refused, never guessed.
+        throw invalid(
+          `content parts of type ${JSON.stringify(type ?? null)} cannot be priced in advance; send text, image_url or input_audio`,
+          "messages",
+        );
+      }
+      if (type === "image_url") {
         images++;
         const url = (part as { image_url?: { url?: unknown } | string }).image_url;
         const text = typeof url === "string" ? url : url?.url;
@@ -69,6 +82,9 @@ function countParts(messages: unknown[]): { images: number; imageUrlBytes: numbe
 }
 
 export function parseChatRequest(raw: Buffer): ChatRequest {
+  // Invalid UTF-8 would be re-encoded larger than it came (each bad byte a 3-byte U+FFFD) and so larger
+  // than the prompt bound, which counts the bytes received.
+  if (!isUtf8(raw)) throw invalid("The request body is not valid UTF-8.");
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString("utf8"));
@@ -119,6 +135,18 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
       `service_tier "${String(tier)}" cannot be priced in advance; use "auto" or leave it out`,
       "service_tier",
     );
+  }
+  if (Array.isArray(body.tools)) {
+    for (const tool of body.tools) {
+      const type = tool !== null && typeof tool === "object" ? (tool as { type?: unknown }).type : undefined;
+      // Server tools (web search, web fetch, image generation) run upstream and are billed per use.
+      if (type !== "function") {
+        throw invalid(
+          `tools of type ${JSON.stringify(type ?? null)} cannot be priced in advance; only function tools are forwarded`,
+          "tools",
+        );
+      }
+    }
   }
   const tools = Array.isArray(body.tools) ? body.tools.length : 0;
   const functions = Array.isArray(body.functions) ? body.functions.length : 0;
