@@ -3,6 +3,7 @@ import { usdToNano } from "../../money.js";
 import { postChat } from "../../testing/harness.js";
 import { createPayerHarness, type InjectBrowser, type PayerHarness } from "../../testing/payer-harness.js";
 import { approveGrant } from "../grants/index.js";
+import { LISTED_GRANTS } from "./service.js";
 
 const PASSWORD = "correct horse battery staple";
 let h: PayerHarness;
@@ -211,6 +212,31 @@ describe("the payer dashboard", () => {
       message: "This grant was revoked by the payer.",
     });
     expect(page).toContain("(grant)");
+  });
+
+  it("lists a live grant however many newer grants ended after it, so it can still be revoked", async () => {
+    const p = await payer();
+    const approve = () =>
+      approveGrant(
+        h.deps,
+        {
+          appId: app.appId,
+          payerId: p.payerId,
+          terms: { maxUsd: 1 },
+          sessionJti: `jti-dashboard-${++n}`,
+          sessionExpiresAt: Math.floor(h.clock.now() / 1000) + 600,
+        },
+        h.clock.now(),
+      );
+    const old = await approve();
+    for (let i = 0; i < LISTED_GRANTS + 1; i++) {
+      h.clock.advance(1000);
+      const { grantId } = await approve();
+      await h.store.revokeGrant(grantId, p.payerId, h.clock.now());
+    }
+    const page = (await p.browser.get("/account")).body;
+    expect(page).toContain(`name="grant" value="${old.grantId}"`);
+    expect(page.match(/<article aria-labelledby="grant-/g)).toHaveLength(LISTED_GRANTS + 1);
   });
 
   it("never touches another payer's connection or grant", async () => {

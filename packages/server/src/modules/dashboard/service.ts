@@ -10,6 +10,7 @@ import { type GrantStatus, grantStatus } from "../grants/index.js";
 
 export const CHART_MONTHS = 6;
 export const RECENT_REQUESTS = 20;
+/** Ended grants listed (the newest); every grant still live is listed too. */
 export const LISTED_GRANTS = 20;
 
 export interface ConnectedApp {
@@ -68,8 +69,14 @@ export async function loadDashboard(deps: AppDeps, payerId: string, now: number)
   );
   const months = periods.map((p) => spend.get(p) ?? { period: p, settledNano: 0n, requests: 0 });
   const appNames = new Map<string, string>();
+  // Every grant that can still spend is listed, however many came after it: it is the payer's only way
+  // to revoke it. Of those that ended (revoked, expired), the newest LISTED_GRANTS.
+  let ended = 0;
+  const listed = (await store.grantsOfPayer(payerId)).filter(
+    (grant) => (grant.revokedAt === null && now < grant.expiresAt) || ended++ < LISTED_GRANTS,
+  );
   const grants = await Promise.all(
-    (await store.grantsOfPayer(payerId)).slice(0, LISTED_GRANTS).map(async (grant) => {
+    listed.map(async (grant) => {
       let appName = appNames.get(grant.appId);
       if (appName === undefined) {
         appName = (await store.getApp(grant.appId))?.name ?? grant.appId;
