@@ -341,6 +341,16 @@ describe("sign-up, sign-in and sign-out", () => {
     }
   });
 
+  it("shows only its own notices: a query naming an Object property shows none", async () => {
+    const browser = h.browser();
+    for (const notice of ["constructor", "__proto__", "toString"]) {
+      const page = (await browser.get(`/signin?notice=${notice}`)).body;
+      expect(page).not.toContain('class="notice"');
+      expect(page).not.toContain("native code");
+    }
+    expect((await browser.get("/signin?notice=signed_out")).body).toContain("You are signed out.");
+  });
+
   it("signs out by ending the session on the server, not only the cookie", async () => {
     const { browser } = await signUp();
     const cookie = browser.cookies.get("wf_session") ?? "";

@@ -44,15 +44,20 @@ export function throttledMessage(throttled: Throttled): string {
   return `Too many attempts. Try again in ${minutes} minute${minutes === 1 ? "" : "s"}.`;
 }
 
-const SIGN_IN_NOTICES: Record<string, string> = {
-  signed_out: "You are signed out.",
-  password_changed: "Your password has been changed. Sign in with the new one.",
-};
+// Maps, not objects: the key comes from the query string, and `?notice=constructor` must not find
+// Object.prototype's.
+const SIGN_IN_NOTICES = new Map([
+  ["signed_out", "You are signed out."],
+  ["password_changed", "Your password has been changed. Sign in with the new one."],
+]);
 
-const ACCOUNT_NOTICES: Record<string, string> = {
-  verification_sent: "We sent you a new link. It expires in 48 hours.",
-  verification_throttled: "We've sent several links recently. Please use one of those, or try again later.",
-};
+const ACCOUNT_NOTICES = new Map([
+  ["verification_sent", "We sent you a new link. It expires in 48 hours."],
+  [
+    "verification_throttled",
+    "We've sent several links recently. Please use one of those, or try again later.",
+  ],
+]);
 
 export function registerPayerPages(
   scope: FastifyInstance,
@@ -82,7 +87,7 @@ export function registerPayerPages(
   ): Promise<FastifyReply> {
     const csrf = sessions.csrfToken(request, reply, signedIn);
     const { payer } = signedIn;
-    const notice = ACCOUNT_NOTICES[queryParam(request, "account")];
+    const notice = ACCOUNT_NOTICES.get(queryParam(request, "account"));
     const contributed: SafeHtml[] = [];
     for (const section of sections) contributed.push(await section({ request, signedIn, csrf }));
     if (options.throttled) reply.header(H.retryAfter, String(options.throttled.retryAfterSeconds));
@@ -102,7 +107,7 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
     const returnTo = safeReturnTo(queryParam(request, "returnTo"), config);
     const signedIn = await sessions.current(request);
     if (signedIn) return reply.redirect(returnTo, 303);
-    const notice = SIGN_IN_NOTICES[queryParam(request, "notice")];
+    const notice = SIGN_IN_NOTICES.get(queryParam(request, "notice"));
     const csrf = sessions.csrfToken(request, reply, undefined);
     return formPage(reply, "Sign in", signInForm({ csrf, returnTo, ...(notice ? { notice } : {}) }));
   });
