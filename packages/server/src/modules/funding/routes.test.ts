@@ -254,7 +254,7 @@ describe("OAuth PKCE", () => {
     );
   });
 
-  it("refuses a code without state, which may be someone else's, and a state it never issued", async () => {
+  it("refuses a code without state, which may be someone else's, a bare visit and a state it never issued", async () => {
     const { browser, payerId } = await signUp();
     const mine = await startOAuth(browser);
     // A code someone got for their own key without a challenge or a state, sent to this payer as a
@@ -266,6 +266,10 @@ describe("OAuth PKCE", () => {
     expect(other.searchParams.get("state")).toBeNull();
     const callback = new URL(await answerConsentPage(mine.toString()));
     expect((await browser.get(callbackPath(other.toString()))).headers.location).toBe(
+      "/account?funding=oauth_failed",
+    );
+    // Nor does a bare visit to the callback URL (any site can send the browser there).
+    expect((await browser.get("/funding/oauth/callback")).headers.location).toBe(
       "/account?funding=oauth_failed",
     );
     const forged = new URL(callback);

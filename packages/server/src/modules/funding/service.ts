@@ -177,7 +177,8 @@ export class FundingService {
    * Completes the attempt this session started: the one `state` names, or — OpenRouter omits `state`
    * when the user denies access — the session's newest, which can then only end as denied or failed.
    * A code without a state is refused before any attempt is touched: it may be someone else's (a link
-   * that would put the sender's key on this payer's account). The attempt is used up whatever happens,
+   * that would put the sender's key on this payer's account); so is a callback with neither a state nor
+   * an error. The attempt is used up whatever happens,
    * so a replayed callback finds nothing. The code is exchanged server-side with the verifier, then the
    * new key goes through the same checks as a pasted one.
    */
@@ -187,7 +188,9 @@ export class FundingService {
     params: { code: string; state: string; error: string },
     fallbackReturnTo: string,
   ): Promise<{ outcome: FundingOutcome; returnTo: string }> {
-    if (params.state === "" && params.code !== "")
+    // Without a state only a denial is taken (OpenRouter sends it so): a code, or nothing at all (any
+    // site can send the browser to this URL), is refused before any attempt is touched.
+    if (params.state === "" && (params.code !== "" || params.error === ""))
       return { outcome: "oauth_failed", returnTo: fallbackReturnTo };
     const now = this.d.clock.now();
     const attempt = await this.d.store.takeOAuthAttempt(
