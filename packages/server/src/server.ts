@@ -9,6 +9,7 @@ import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import { type AppDeps, type Clock, systemClock } from "./deps.js";
 import { MemoryRateLimitStore } from "./ratelimit/index.js";
+import { reencryptFundingKeys } from "./security/index.js";
 import { loadKeyRing } from "./server-secret.js";
 import { acquireServerLock } from "./store/sqlite/server-lock.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
@@ -30,10 +31,18 @@ export async function startServer(
   try {
     const store = await openSqliteStore(config.database.path, { backgroundCheckpoints: true });
     const rateLimits = new MemoryRateLimitStore({ sweepIntervalMs: 60_000 });
+    const keyRing = loadKeyRing(config);
+    if (keyRing.previous !== undefined) {
+      const { reencrypted, unreadable } = await reencryptFundingKeys(store, keyRing);
+      logger.info(
+        { reencrypted, unreadable },
+        "funding keys re-encrypted under the current server secret; WATTFARE_SERVER_SECRET_PREVIOUS can be removed once no server runs without this one",
+      );
+    }
     const deps: AppDeps = {
       config,
       store,
-      keyRing: loadKeyRing(config),
+      keyRing,
       clock,
       rateLimits,
       instanceId: `inst_${randomUUID()}`,

@@ -231,6 +231,31 @@ describe("shutdown", () => {
   });
 });
 
+describe("server secret rotation", () => {
+  it("re-encrypts stored funding keys when started with a new secret and the previous one, so the previous one can go", async () => {
+    const setup = await connectedSetup({ interTokenMs: 0, responseTokens: 4 });
+    // dev connect stored the funding key under the generated dev secret: that is the old one.
+    const old = fs.readFileSync(path.join(setup.env.WATTFARE_DATA_DIR, "server-secret"), "utf8").trim();
+    const fresh = "n".repeat(48);
+    const both = await serve({
+      ...setup.env,
+      WATTFARE_SERVER_SECRET: fresh,
+      WATTFARE_SERVER_SECRET_PREVIOUS: old,
+    });
+    expect(await stopProcess(both)).toBe(0);
+    const after = await serve({ ...setup.env, WATTFARE_SERVER_SECRET: fresh });
+    const reader = await setup.stream(after.url);
+    let text = "";
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      text += new TextDecoder().decode(read.value);
+    }
+    expect(text).toContain("[DONE]"); // not 402 funding_invalid: the key is readable under the new secret
+    for (let i = 0; i < 50 && setup.ledger().total === 0n; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(setup.ledger().total).toBe(setup.sim.control.billedNano(setup.key));
+    expect(setup.ledger().total).toBeGreaterThan(0n);
+  });
+});
+
 describe("durability", () => {
   it("loses nothing when the server is killed with -9 mid-stream: the next server reconciles the reservation", async () => {
     const setup = await connectedSetup(

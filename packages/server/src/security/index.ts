@@ -22,6 +22,7 @@ export {
   needsReencryption,
   openRouterKeyHash,
 } from "./funding-crypto.js";
+export { type Reencryption, reencryptFundingKeys } from "./funding-rotation.js";
 export {
   createKeyRing,
   deriveSubkeys,

@@ -231,6 +231,10 @@ export interface Store {
     now: number,
   ): Promise<void>;
   getFunding(fundingId: string): Promise<FundingRecord | undefined>;
+  /** Every funding row's encrypted key (erased ones left out), for re-encryption after a secret rotation. */
+  fundingKeyBlobs(): Promise<{ id: string; keyBlob: string }[]>;
+  /** Replaces a row's encrypted key if it is still `from`; false when it changed meanwhile. */
+  replaceFundingKeyBlob(fundingId: string, from: string, to: string): Promise<boolean>;
 
   // ── budgets, reservations, ledger (the hot path) ────────────────────
   budget(ref: AccountRef, capNano: bigint): Promise<BudgetSnapshot>;

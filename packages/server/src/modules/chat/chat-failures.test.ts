@@ -135,6 +135,19 @@ describe("upstream errors before the body", () => {
     expect(again.status).toBe(402);
   });
 
+  it("answers a funding key it cannot decrypt (a retired server secret) with 402 and marks the funding invalid", async () => {
+    await start();
+    h.store.db.prepare("UPDATE funding SET key_blob = 'v1.unknownkid.AAAA.AAAA'").run();
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(402);
+    expect((await errorOf(res)).code).toBe("funding_invalid");
+    await h.drain();
+    expect((h.store.db.prepare("SELECT state FROM funding").get() as { state: string }).state).toBe(
+      "invalid",
+    );
+    expect(h.sim.control.requests()).toHaveLength(0);
+  });
+
   it("turns a moderation block into 400 invalid_request with the reason", async () => {
     const key = await start();
     const res = await h.post(

@@ -267,6 +267,10 @@ export class ChatProxy {
       return this.fundingKey(funding);
     } catch (error) {
       this.d.logger.error({ err: error, fundingId: funding.id }, "funding key cannot be decrypted");
+      // So that /status and the dashboard say so too (the payer reconnects, as for a rejected key).
+      void this.d.store
+        .setFundingState(funding.id, "invalid", funding.limitRemainingNano, this.d.clock.now())
+        .catch(() => undefined);
       throw new ApiError(
         "funding_invalid",
         "The payer's funding key cannot be used; they need to reconnect it.",

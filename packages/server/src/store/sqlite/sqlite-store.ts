@@ -609,6 +609,20 @@ export class SqliteStore implements Store {
     return r ? toFunding(r) : undefined;
   }
 
+  async fundingKeyBlobs(): Promise<{ id: string; keyBlob: string }[]> {
+    const rows = this.db
+      .prepare("SELECT id, key_blob FROM funding WHERE key_blob <> ?")
+      .all(ERASED_KEY_BLOB) as Row[];
+    return rows.map((r) => ({ id: str(r.id), keyBlob: str(r.key_blob) }));
+  }
+
+  async replaceFundingKeyBlob(fundingId: string, from: string, to: string): Promise<boolean> {
+    const changed = this.db
+      .prepare("UPDATE funding SET key_blob = ? WHERE id = ? AND key_blob = ?")
+      .run(to, fundingId, from);
+    return changed.changes > 0;
+  }
+
   // ── budgets, reservations, ledger ──────────────────────────────────
 
   async budget(ref: AccountRef, capNano: bigint): Promise<BudgetSnapshot> {
