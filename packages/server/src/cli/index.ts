@@ -3,7 +3,7 @@
  * lock); the server reads apps, keys, origins and limits on every request, so changes apply at once.
  */
 import { randomBytes } from "node:crypto";
-import { Command, InvalidArgumentError } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { serve } from "../main.js";
 import {
@@ -129,17 +129,24 @@ export function buildCli(): Command {
   apps
     .command("rotate-key <appId>")
     .description("issue a new secret key; the old one keeps working for a grace period")
-    .option("--expire-old-in <duration>", "grace period for the old key (e.g. 24h, 30m)", "24h")
-    .option("--compromised", "end the old key now and refuse session tokens issued before")
+    .addOption(
+      new Option("--expire-old-in <duration>", "grace period for the old key, with a unit (e.g. 24h, 30m)")
+        .argParser(parseDuration)
+        .default(parseDuration("24h"), "24h"),
+    )
+    .option(
+      "--compromised",
+      "end the old key now (whatever --expire-old-in says) and refuse session tokens issued before",
+    )
     .option("--json", "print JSON")
-    .action(async (appId: string, opts: { expireOldIn: string; compromised?: boolean; json?: boolean }) =>
+    .action(async (appId: string, opts: { expireOldIn: number; compromised?: boolean; json?: boolean }) =>
       withStore(async (store) => {
-        const expireOldInMs = parseDuration(opts.expireOldIn);
+        const now = Date.now();
         const secretKey = await rotateAppKey(
           store,
           appId,
-          { expireOldInMs, compromised: opts.compromised === true },
-          Date.now(),
+          { expireOldInMs: opts.expireOldIn, compromised: opts.compromised === true },
+          now,
         );
         if (opts.json) out(JSON.stringify({ appId, secretKey }));
         else {
@@ -147,7 +154,7 @@ export function buildCli(): Command {
           out(
             opts.compromised
               ? "The old key stopped working now."
-              : `The old key keeps working for ${opts.expireOldIn}.`,
+              : `The old key keeps working until ${new Date(now + opts.expireOldIn).toISOString()}.`,
           );
         }
       }),
