@@ -53,6 +53,43 @@ describe("loadConfig", () => {
     ).toEqual([]);
   });
 
+  it("refuses a plain-http upstream or OAuth page in production, except on a loopback host", () => {
+    const prod = {
+      NODE_ENV: "production",
+      WATTFARE_PUBLIC_URL: "https://w.example",
+      WATTFARE_SERVER_SECRET: SECRET,
+    };
+    expect(problemsOf({ ...prod, WATTFARE_UPSTREAM_URL: "http://evil.example/api/v1" })).toEqual([
+      "WATTFARE_UPSTREAM_URL: must be https when NODE_ENV=production (plain http only to a loopback host)",
+    ]);
+    expect(problemsOf({ ...prod, WATTFARE_OPENROUTER_AUTH_URL: "http://openrouter.ai/auth" })).toHaveLength(
+      1,
+    );
+    expect(problemsOf({ ...prod, WATTFARE_UPSTREAM_URL: "http://127.0.0.1:4010/api/v1" })).toEqual([]);
+    expect(problemsOf({ WATTFARE_UPSTREAM_URL: "http://sim.internal/api/v1" })).toEqual([]); // development
+    expect(problemsOf({ WATTFARE_UPSTREAM_URL: "https://openrouter.ai/api/v1?x=1" })).toEqual([
+      "WATTFARE_UPSTREAM_URL: must have no query or fragment",
+    ]);
+  });
+
+  it.each([
+    ["PORT", ""],
+    ["PORT", " "],
+    ["PORT", "0x1f90"],
+    ["PORT", "80.5"],
+    ["WATTFARE_UPSTREAM_CONNECTIONS", "1e3"],
+  ])("refuses %s=%j: numbers are whole decimal numbers", (name, value) => {
+    expect(problemsOf({ [name]: value }).join("\n")).toContain(`${name}: must be a whole number`);
+  });
+
+  it("refuses a server secret of whitespace, or with whitespace at either end, and a mail sender of two lines", () => {
+    expect(problemsOf({ WATTFARE_SERVER_SECRET: " ".repeat(40) })[0]).toContain("WATTFARE_SERVER_SECRET");
+    expect(problemsOf({ WATTFARE_SERVER_SECRET: `${SECRET}\n` })[0]).toContain("no whitespace");
+    expect(problemsOf({ WATTFARE_MAIL_FROM: "a@b.example\r\nBcc: x@y.example" })[0]).toContain(
+      "WATTFARE_MAIL_FROM: must be one line",
+    );
+  });
+
   it("says PostgreSQL and Redis are not supported yet rather than ignoring them", () => {
     expect(problemsOf({ WATTFARE_DATABASE_URL: "postgres://localhost/db" })[0]).toContain(
       "not supported yet",

@@ -1,7 +1,8 @@
 /**
  * The one place the environment is read. One zod schema → a frozen `Config`.
  * Every knob is a `WATTFARE_*` variable (plus HOST, PORT, LOG_LEVEL, NODE_ENV) and is listed in
- * docs/self-hosting.md. Bad config fails at start with every problem named at once.
+ * docs/self-hosting.md. Bad config fails at start naming its problems: every malformed value at once,
+ * or, when all are well-formed, every rule they break (a secret too short, http in production, …).
  */
 import { isIP } from "node:net";
 import path from "node:path";
@@ -10,7 +11,13 @@ import { z } from "zod";
 const DEFAULT_UPSTREAM_URL = "https://openrouter.ai/api/v1";
 const DEFAULT_OPENROUTER_AUTH_URL = "https://openrouter.ai/auth";
 
-const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** Decimal digits only: `z.coerce` would also take "" (as 0), " " and "0x1f90". */
+const intFrom = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
 const flag = z
   .enum(["0", "1", "true", "false"])
   .transform((v) => v === "1" || v === "true")
@@ -62,7 +69,12 @@ const envSchema = z.object({
     .string()
     .regex(/^smtps?:\/\/./, "must be an smtp:// or smtps:// URL, e.g. smtps://user:pass@mail.example.com")
     .optional(),
-  WATTFARE_MAIL_FROM: z.string().min(3).max(320).optional(),
+  WATTFARE_MAIL_FROM: z
+    .string()
+    .min(3)
+    .max(320)
+    .regex(/^[^\r\n]+$/, "must be one line")
+    .optional(),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -159,6 +171,10 @@ function parseTrustProxy(value: string | undefined, problems: string[]): string 
   return false;
 }
 
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 /**
  * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
  * INIT_CWD (the directory the user ran npm from), so `./data` lands where the user expects.
@@ -195,10 +211,23 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
     ["WATTFARE_SERVER_SECRET", e.WATTFARE_SERVER_SECRET],
     ["WATTFARE_SERVER_SECRET_PREVIOUS", e.WATTFARE_SERVER_SECRET_PREVIOUS],
   ] as const) {
-    if (value !== undefined && Buffer.byteLength(value, "utf8") < MIN_SECRET_BYTES) {
+    if (value === undefined) continue;
+    if (Buffer.byteLength(value, "utf8") < MIN_SECRET_BYTES || value.trim() !== value) {
       problems.push(
-        `${name}: must be at least ${MIN_SECRET_BYTES} bytes (generate one with: openssl rand -base64 48)`,
+        `${name}: must be at least ${MIN_SECRET_BYTES} bytes, with no whitespace at either end (generate one with: openssl rand -base64 48)`,
       );
+    }
+  }
+  // Every payer's funding key travels to the upstream as a bearer token, and payers are sent to the
+  // OAuth page: never in clear text in production, and never with a query that paths would follow.
+  for (const [name, value] of [
+    ["WATTFARE_UPSTREAM_URL", e.WATTFARE_UPSTREAM_URL],
+    ["WATTFARE_OPENROUTER_AUTH_URL", e.WATTFARE_OPENROUTER_AUTH_URL],
+  ] as const) {
+    const url = new URL(value);
+    if (url.search !== "" || url.hash !== "") problems.push(`${name}: must have no query or fragment`);
+    if (production && url.protocol !== "https:" && !isLoopbackHost(url.hostname)) {
+      problems.push(`${name}: must be https when NODE_ENV=production (plain http only to a loopback host)`);
     }
   }
   if (production && e.WATTFARE_SERVER_SECRET === undefined) {
