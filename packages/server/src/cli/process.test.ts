@@ -250,7 +250,7 @@ describe("server secret rotation", () => {
       text += new TextDecoder().decode(read.value);
     }
     expect(text).toContain("[DONE]"); // not 402 funding_invalid: the key is readable under the new secret
-    for (let i = 0; i < 50 && setup.ledger().total === 0n; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && setup.ledger().total === 0n; i++) await new Promise((r) => setTimeout(r, 50));
     expect(setup.ledger().total).toBe(setup.sim.control.billedNano(setup.key));
     expect(setup.ledger().total).toBeGreaterThan(0n);
   });
