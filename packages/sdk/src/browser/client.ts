@@ -44,7 +44,7 @@ const DEFAULT_LOST_LINK_TIMEOUT_MS = 30 * 60_000;
  * ```
  */
 export interface BrowserClientOptions {
-  /** Wattfare's origin, such as `https://wattfare.com` (a path prefix is allowed); the SDK appends `/connect` and `/api/v1`. */
+  /** Wattfare's origin, such as `https://wattfare.com` (no path); the SDK appends `/connect` and `/api/v1`. */
   baseUrl: string;
   /**
    * Gets a session token for the signed-in user from your backend (an endpoint made with the server
@@ -207,7 +207,7 @@ export class WattfareBrowser {
   /** @internal Use `createWattfare()`. */
   constructor(options: BrowserClientOptions) {
     const url = parseBaseUrl(options.baseUrl);
-    this.baseUrl = url.origin + url.pathname.replace(/\/+$/, "");
+    this.baseUrl = url.origin;
     this.origin = url.origin;
     if (options.getSessionToken === undefined && options.getGrantSessionToken === undefined) {
       throw new TypeError("createWattfare needs getSessionToken (or getGrantSessionToken for grants).");
@@ -637,10 +637,14 @@ function parseBaseUrl(value: string): URL {
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new TypeError("baseUrl must use https: (or http: for a local Wattfare).");
   }
-  if (url.pathname.replace(/\/+$/, "").endsWith(API_PATH)) {
+  const path = url.pathname.replace(/\/+$/, "");
+  if (path.endsWith(API_PATH)) {
     throw new TypeError(
       `baseUrl is Wattfare's origin (like https://wattfare.com): the SDK appends ${API_PATH}.`,
     );
+  }
+  if (path !== "") {
+    throw new TypeError("baseUrl must be Wattfare's origin, without a path: Wattfare is served at the root.");
   }
   return url;
 }

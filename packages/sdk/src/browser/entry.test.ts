@@ -172,6 +172,9 @@ describe("createWattfare", () => {
   it("refuses a baseUrl that is not Wattfare's origin, and a client without any token source", () => {
     const getSessionToken = () => "t";
     expect(() => browser.createWattfare({ baseUrl: "wattfare.com", getSessionToken })).toThrow(TypeError);
+    expect(() => browser.createWattfare({ baseUrl: "https://w.example/wattfare", getSessionToken })).toThrow(
+      /without a path/,
+    );
     expect(() => browser.createWattfare({ baseUrl: "https://w.example/api/v1", getSessionToken })).toThrow(
       /appends \/api\/v1/,
     );

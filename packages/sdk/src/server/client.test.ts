@@ -147,13 +147,12 @@ describe("new Wattfare()", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 
-  it("keeps a self-hosted path prefix", () => {
-    const client = new Wattfare({
-      secretKey: "sk_live_abcdefgh_secret",
-      baseUrl: "https://example.com/wattfare/",
-    });
-    expect(client.baseUrl).toBe("https://example.com/wattfare");
-    expect(client.openaiOptions({ user: "u" }).baseURL).toBe("https://example.com/wattfare/api/v1");
+  it("takes the origin with or without a trailing slash, and refuses a path: Wattfare serves from the root", () => {
+    const client = new Wattfare({ secretKey: "sk_live_abcdefgh_secret", baseUrl: "https://example.com/" });
+    expect(client.openaiOptions({ user: "u" }).baseURL).toBe("https://example.com/api/v1");
+    expect(
+      () => new Wattfare({ secretKey: "sk_live_abcdefgh_secret", baseUrl: "https://example.com/wattfare/" }),
+    ).toThrow(/without a path/);
   });
 
   it("warns when the secret key would cross the network over plain http", () => {
@@ -281,11 +280,9 @@ describe("status", () => {
     expect(delays).toHaveLength(2);
   });
 
-  it("throws NotFoundError when baseUrl points below Wattfare's origin", async () => {
+  it("throws NotFoundError when baseUrl points at a server without Wattfare's API", async () => {
     await start();
-    await expect(wattfare({ baseUrl: `${h.url}/not-here` }).status("alice")).rejects.toBeInstanceOf(
-      NotFoundError,
-    );
+    await expect(wattfare({ baseUrl: h.sim.url }).status("alice")).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 

@@ -57,8 +57,8 @@ export interface ClientOptions {
    */
   secretKey?: string | undefined;
   /**
-   * Wattfare's origin, such as `https://wattfare.com` or `http://localhost:8080` (a path prefix is
-   * allowed for a self-hosted Wattfare behind one). Not the API URL: the SDK appends `/api/v1`.
+   * Wattfare's origin, such as `https://wattfare.com` or `http://localhost:8080`, without a path
+   * (Wattfare serves its API and pages at the root). Not the API URL: the SDK appends `/api/v1`.
    *
    * Default: the `WATTFARE_BASE_URL` environment variable, else `https://wattfare.com`.
    */
@@ -507,6 +507,9 @@ function normalizeBaseUrl(value: string, logger: Logger): string {
       `baseUrl is Wattfare's origin (like https://wattfare.com): the SDK appends ${API_PATH}.`,
     );
   }
+  if (path !== "") {
+    throw new TypeError("baseUrl must be Wattfare's origin, without a path: Wattfare is served at the root.");
+  }
   if (url.protocol === "http:" && !isLoopback(url.hostname)) {
     logger.warn(
       "baseUrl uses http: to a non-local host; the secret key will cross the network unencrypted.",
@@ -515,7 +518,7 @@ function normalizeBaseUrl(value: string, logger: Logger): string {
       },
     );
   }
-  return url.origin + path;
+  return url.origin;
 }
 
 /** The header naming who pays: exactly one of a user (their connection) or a one-time grant. */
