@@ -4,7 +4,7 @@
 import path from "node:path";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
-import { startServer } from "./server.js";
+import { type RunningServer, startServer } from "./server.js";
 import { ServerLockError } from "./store/sqlite/server-lock.js";
 
 export async function serve(): Promise<void> {
@@ -19,9 +19,34 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  let server: Awaited<ReturnType<typeof startServer>>;
+  const starting = startServer(config, logger);
+  // Signal handlers before the server is up: a SIGTERM that arrives while it starts, or just after it
+  // printed that it listens, still drains it (Node's default would kill the process on the spot).
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "draining");
+    const force = setTimeout(() => {
+      logger.error("drain timed out; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    force.unref();
+    starting
+      .then((running) => running.close())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  let server: RunningServer;
   try {
-    server = await startServer(config, logger);
+    server = await starting;
   } catch (error) {
     if (error instanceof ServerLockError) {
       process.stderr.write(`error: ${error.message}\n`);
@@ -46,27 +71,6 @@ export async function serve(): Promise<void> {
       ``,
     ].join("\n"),
   );
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, "draining");
-    const force = setTimeout(() => {
-      logger.error("drain timed out; exiting");
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    force.unref();
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
 }
 
 /** A shell word: as it is when that is safe, else single-quoted. */

@@ -23,15 +23,17 @@ import { parseDuration } from "./duration.js";
 class CliError extends Error {}
 
 function positiveInt(value: string): number {
-  const n = Number(value);
+  const n = /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > 1_000_000)
     throw new InvalidArgumentError("must be an integer from 1 to 1000000");
   return n;
 }
 
+/** A plain decimal amount of at least a cent (no exponent: 1e-12 would be a $0 cap). */
 function positiveUsd(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("must be a positive amount in USD");
+  const n = /^\d{1,9}(\.\d{1,9})?$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 0.01))
+    throw new InvalidArgumentError("must be an amount in USD of at least 0.01, e.g. 5 or 2.50");
   return n;
 }
 
@@ -227,6 +229,10 @@ export function buildCli(): Command {
           await requireApp(store, opts.app);
           if (!/^[\x21-\x7E]{1,256}$/.test(opts.user))
             throw new CliError("--user must be 1-256 printable ASCII characters");
+          if (opts.cap > config.limits.maxMonthlyUsd)
+            throw new CliError(
+              `--cap must be at most WATTFARE_MAX_MONTHLY_USD (${config.limits.maxMonthlyUsd})`,
+            );
           const ring = loadKeyRing(config);
           const fundingId = `fnd_${randomBytes(12).toString("hex")}`;
           const connection = await store.devConnect({

@@ -229,6 +229,25 @@ describe("shutdown", () => {
       ),
     ).rejects.toThrow(/refused when NODE_ENV=production/);
   });
+
+  it.each([
+    [["apps", "limits", "APP", "--chat-per-minute", "0x10"], /must be an integer/],
+    [["apps", "limits", "APP", "--chat-per-minute", "1e3"], /must be an integer/],
+    [
+      ["dev", "connect", "--app", "APP", "--user", "u", "--funding-key", "k", "--cap", "1e-12"],
+      /at least 0.01/,
+    ],
+    [["dev", "connect", "--app", "APP", "--user", "u", "--funding-key", "k", "--cap", "1000.01"], /at most/],
+  ])("refuses the numbers in %j", async (args, message) => {
+    const env = { WATTFARE_DATA_DIR: tempDataDir() };
+    const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "N", "--json"], env));
+    await expect(
+      runCli(
+        args.map((a) => (a === "APP" ? app.appId : a)),
+        env,
+      ),
+    ).rejects.toThrow(message);
+  });
 });
 
 describe("server secret rotation", () => {
