@@ -1,11 +1,15 @@
 /**
- * One server per SQLite file (its in-memory budget counters are the authority). A pid file next to the
- * database, created exclusively; a stale one (its process is gone, e.g. after kill -9) is taken over.
- * The CLI does not take the lock, so it works while the server runs — on the same schema: it does not
- * migrate a database a live server is using (see liveServerPid()).
+ * One server per SQLite file (its in-memory budget counters are the authority). The lock is an
+ * exclusive SQLite lock on a small file next to the database, held for the life of the process: the
+ * kernel drops it when the process dies, kill -9 included, so there is no stale lock to take over and no
+ * race between servers starting together (a pid file could be read half-written, or removed as stale by
+ * two starters at once). The holder's pid is written beside it, for messages only. The CLI does not take
+ * the lock, so it works while the server runs — on the same schema: it does not migrate a database a
+ * live server is using (see anotherServerServes()).
  */
 import fs from "node:fs";
 import path from "node:path";
+import Database from "better-sqlite3";
 
 export class ServerLockError extends Error {}
 
@@ -13,63 +17,83 @@ export interface ServerLock {
   release(): void;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
+const lockPathOf = (dbPath: string) => `${dbPath}.server.lock`;
+const pidPathOf = (dbPath: string) => `${dbPath}.server.pid`;
+/** Locks this process holds: its own must not read as another server's. */
+const heldHere = new Set<string>();
 
-const lockPathOf = (dbPath: string) => `${dbPath}.server.pid`;
+const isBusy = (error: unknown) => {
+  const code = (error as { code?: string }).code;
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
+};
 
-/** The pid in the lock file, if that process is alive and is not this one. */
-function liveHolder(lockPath: string): number | undefined {
-  let text: string;
+/** " (pid N)" from the pid file, when it names one. */
+function holderText(dbPath: string): string {
   try {
-    text = fs.readFileSync(lockPath, "utf8");
+    const pid = Number.parseInt(fs.readFileSync(pidPathOf(dbPath), "utf8").trim(), 10);
+    return Number.isInteger(pid) && pid > 0 ? ` (pid ${pid})` : "";
   } catch {
-    return undefined;
+    return "";
   }
-  const holder = Number.parseInt(text.trim(), 10);
-  return Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)
-    ? holder
-    : undefined;
-}
-
-/** The pid of another live Wattfare server serving `dbPath`, if there is one. */
-export function liveServerPid(dbPath: string): number | undefined {
-  return liveHolder(lockPathOf(dbPath));
 }
 
 export function acquireServerLock(dbPath: string): ServerLock {
   const lockPath = lockPathOf(dbPath);
   fs.mkdirSync(path.dirname(lockPath), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = fs.openSync(lockPath, "wx", 0o600);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
-      return {
-        release() {
-          try {
-            if (fs.readFileSync(lockPath, "utf8").trim() === String(process.pid)) fs.unlinkSync(lockPath);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = liveHolder(lockPath);
-      if (holder !== undefined) {
-        throw new ServerLockError(
-          `another Wattfare server (pid ${holder}) is already serving ${dbPath}; stop it first, or use the CLI alongside it`,
-        );
-      }
-      fs.rmSync(lockPath, { force: true });
+  const db = new Database(lockPath);
+  try {
+    db.pragma("busy_timeout = 0");
+    // In EXCLUSIVE locking mode the lock a write takes is kept until the connection closes.
+    db.pragma("locking_mode = EXCLUSIVE");
+    db.exec(
+      `BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS holder (pid INTEGER); DELETE FROM holder;
+       INSERT INTO holder VALUES (${process.pid}); COMMIT;`,
+    );
+  } catch (error) {
+    db.close();
+    if (isBusy(error)) {
+      throw new ServerLockError(
+        `another Wattfare server${holderText(dbPath)} is already serving ${dbPath}; stop it first, or use the CLI alongside it`,
+      );
     }
+    throw error;
   }
-  throw new ServerLockError(`could not take the server lock for ${dbPath}`);
+  heldHere.add(lockPath);
+  // Written whole under another name, then renamed: a reader never sees it half-written.
+  const pidPath = pidPathOf(dbPath);
+  const temp = `${pidPath}.${process.pid}`;
+  fs.writeFileSync(temp, String(process.pid), { mode: 0o600 });
+  fs.renameSync(temp, pidPath);
+  return {
+    release() {
+      heldHere.delete(lockPath);
+      db.close();
+      try {
+        if (fs.readFileSync(pidPath, "utf8").trim() === String(process.pid)) fs.unlinkSync(pidPath);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/**
+ * " (pid N)" — or "" when the pid is unknown — if another live process holds `dbPath`'s server lock;
+ * undefined when none does.
+ */
+export function anotherServerServes(dbPath: string): string | undefined {
+  const lockPath = lockPathOf(dbPath);
+  if (heldHere.has(lockPath) || !fs.existsSync(lockPath)) return undefined;
+  const db = new Database(lockPath, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma("busy_timeout = 0");
+    db.prepare("SELECT count(*) FROM sqlite_master").get();
+    return undefined;
+  } catch (error) {
+    // Anything else (a hot journal a read-only connection cannot roll back, say) is no live holder:
+    // a live one keeps the file locked, which reads as busy.
+    return isBusy(error) ? holderText(dbPath) : undefined;
+  } finally {
+    db.close();
+  }
 }

@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -383,21 +385,36 @@ describe("SQLite adapter", () => {
   it("does not migrate a database another live server is serving, but opens it once that server is gone", async () => {
     const file = tempFile();
     await database0005(file);
-    // A live process other than this one holds the server lock (the runner that started this test).
-    fs.writeFileSync(`${file}.server.pid`, String(process.ppid));
+    // Another process holds the server lock, as a running server does.
+    const holdLock = () => {
+      const child = spawn(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `import { acquireServerLock } from ${JSON.stringify(new URL("../../../dist/store/sqlite/server-lock.js", import.meta.url).href)};
+           acquireServerLock(${JSON.stringify(file)}); process.stdout.write("held\\n"); process.stdin.resume();`,
+        ],
+        { stdio: ["pipe", "pipe", "inherit"] },
+      );
+      return once(child.stdout as NodeJS.ReadableStream, "data").then(() => child);
+    };
+    const server = await holdLock();
     await expect(openSqliteStore(file)).rejects.toThrow(
       new RegExp(
-        `server \\(pid ${process.ppid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path pending\\)`,
+        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path pending\\)`,
       ),
     );
-    fs.writeFileSync(`${file}.server.pid`, "2147483646"); // no such process: a stale lock after kill -9
+    server.kill("SIGKILL"); // gone, as after kill -9: nothing to clean up
+    await once(server, "exit");
     const store = await openSqliteStore(file);
     await store.close();
     // Up to date, the CLI opens the file beside a live server, as it always could.
-    fs.writeFileSync(`${file}.server.pid`, String(process.ppid));
+    const again = await holdLock();
     const cli = await openSqliteStore(file);
     expect(await cli.openReservations()).toHaveLength(1);
     await cli.close();
+    again.kill("SIGKILL");
   });
 
   it("keeps the ledger to one B-tree on the hot path; the re-check reads the unreconciled rows through a partial index", async () => {

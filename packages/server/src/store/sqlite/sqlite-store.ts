@@ -42,7 +42,7 @@ import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
 import { openSqlite } from "./database.js";
 import { MigratingSqliteDialect, migrateToLatest, pendingMigrations } from "./migrations.js";
-import { liveServerPid, ServerLockError } from "./server-lock.js";
+import { anotherServerServes, ServerLockError } from "./server-lock.js";
 import { WriteBatcher } from "./write-batcher.js";
 
 type Row = Record<string, unknown>;
@@ -273,12 +273,12 @@ export class SqliteStore implements Store {
    * when it starts, after taking the lock).
    */
   async migrate(): Promise<string[]> {
-    const server = this.file === ":memory:" ? undefined : liveServerPid(this.file);
+    const server = this.file === ":memory:" ? undefined : anotherServerServes(this.file);
     if (server !== undefined) {
       const pending = await pendingMigrations(this.kysely);
       if (pending.length > 0) {
         throw new ServerLockError(
-          `a Wattfare server (pid ${server}) is serving ${this.file} on an older schema; stop it before migrating (${pending.join(", ")} pending)`,
+          `a Wattfare server${server} is serving ${this.file} on an older schema; stop it before migrating (${pending.join(", ")} pending)`,
         );
       }
     }
