@@ -13,6 +13,11 @@ interface QueuedWrite {
   reject: (error: unknown) => void;
 }
 
+const isLockContention = (error: unknown): boolean => {
+  const code = (error as { code?: string }).code ?? "";
+  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED");
+};
+
 export class WriteBatcher {
   private queue: QueuedWrite[] = [];
   private scheduled: NodeJS.Immediate | undefined;
@@ -48,14 +53,20 @@ export class WriteBatcher {
     try {
       this.commitAll(writes);
       for (const w of writes) w.resolve();
-    } catch {
-      // One bad write must not fail its neighbours: retry each alone so only the culprit rejects.
-      for (const w of writes) {
-        try {
-          this.db.transaction(w.run)();
-          w.resolve();
-        } catch (error) {
-          w.reject(error);
+    } catch (error) {
+      if (isLockContention(error)) {
+        // Another connection holds the write lock (past the busy timeout): every write alone would wait
+        // that timeout again, synchronously, freezing the process for (1 + N) × the timeout. All fail now.
+        for (const w of writes) w.reject(error);
+      } else {
+        // One bad write must not fail its neighbours: retry each alone so only the culprit rejects.
+        for (const w of writes) {
+          try {
+            this.db.transaction(w.run)();
+            w.resolve();
+          } catch (single) {
+            w.reject(single);
+          }
         }
       }
     }
