@@ -13,6 +13,22 @@ describe("MemoryRateLimitStore", () => {
     vi.useRealTimers();
   });
 
+  it("lets a flood of new keys displace only keys of its own partition: one app's chat users, not another app's nor a sign-in throttle", async () => {
+    const store = new MemoryRateLimitStore({ maxKeys: 3 });
+    const limited = [
+      "rl:payer:signin:email-ip:10.0.0.1 alice@example.com",
+      "rl:chat:victimapp:user:bob",
+      "rl:sessions:victimapp",
+    ];
+    for (const key of limited) {
+      await store.hit(key, minute, T0);
+      await store.hit(key, minute, T0);
+    }
+    for (let i = 0; i < 10; i++) await store.hit(`rl:chat:floodapp:user:made-up-${i}`, minute, T0 + 1);
+    for (const key of limited) expect((await store.hit(key, minute, T0 + 2)).allowed, key).toBe(false);
+    expect(store.size).toBe(3 + 3);
+  });
+
   it("when full, evicts the least recently used key if its window is empty", async () => {
     const store = new MemoryRateLimitStore({ maxKeys: 2 });
     await store.hit("short", second, T0);
