@@ -3,6 +3,7 @@
  * the consent popup for connecting, raising the cap, reconnecting funding and one-time grants, and
  * recovery from the 402s the app's backend relays. It never holds the secret key.
  */
+import { API_PATH, parseWattfareOrigin } from "../core/base-url.js";
 import { APIUserAbortError, errorFields, isWattfareError, NotFoundError } from "../core/errors.js";
 import {
   type Fetch,
@@ -25,7 +26,6 @@ import {
 } from "./consent-popup.js";
 import { type SessionTokenSource, SessionTokens } from "./session-tokens.js";
 
-const API_PATH = "/api/v1";
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_RETRIES = 2;
 const DEFAULT_POLL_INTERVAL_MS = 1_000;
@@ -206,7 +206,7 @@ export class WattfareBrowser {
 
   /** @internal Use `createWattfare()`. */
   constructor(options: BrowserClientOptions) {
-    const url = parseBaseUrl(options.baseUrl);
+    const url = parseWattfareOrigin(options.baseUrl);
     this.baseUrl = url.origin;
     this.origin = url.origin;
     if (options.getSessionToken === undefined && options.getGrantSessionToken === undefined) {
@@ -625,26 +625,4 @@ function tokenOf(value: string | { token: string }): string {
     throw new TypeError("getGrantSessionToken must return a session token or { token }.");
   }
   return token;
-}
-
-function parseBaseUrl(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError("baseUrl must be Wattfare's absolute URL, such as https://wattfare.com.");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new TypeError("baseUrl must use https: (or http: for a local Wattfare).");
-  }
-  const path = url.pathname.replace(/\/+$/, "");
-  if (path.endsWith(API_PATH)) {
-    throw new TypeError(
-      `baseUrl is Wattfare's origin (like https://wattfare.com): the SDK appends ${API_PATH}.`,
-    );
-  }
-  if (path !== "") {
-    throw new TypeError("baseUrl must be Wattfare's origin, without a path: Wattfare is served at the root.");
-  }
-  return url;
 }

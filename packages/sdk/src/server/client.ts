@@ -4,6 +4,7 @@
  * property that `JSON.stringify`, `util.inspect` or a logger could print.
  */
 import { APIPromise } from "../core/api-promise.js";
+import { API_PATH, parseWattfareOrigin } from "../core/base-url.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -29,7 +30,6 @@ const DEFAULT_BASE_URL = "https://wattfare.com";
 /** Like openai-node: a long non-streamed completion arrives all at once, after generation. */
 const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
 const DEFAULT_MAX_RETRIES = 2;
-const API_PATH = "/api/v1";
 const USER_HEADER = "x-wattfare-user";
 const GRANT_HEADER = "x-wattfare-grant";
 /** `sk_{mode}_{appId}_{secret}`; checked loosely so a future key mode needs no SDK release. */
@@ -489,26 +489,9 @@ export class ChatCompletions {
 }
 
 function normalizeBaseUrl(value: string, logger: Logger): string {
-  let url: URL;
-  try {
-    url = new URL(value.trim());
-  } catch {
-    throw new TypeError("baseUrl must be an absolute URL such as https://wattfare.com.");
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new TypeError("baseUrl must use https: (or http: for a local Wattfare).");
-  }
+  const url = parseWattfareOrigin(value);
   if (url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
     throw new TypeError("baseUrl must be Wattfare's origin, without query, fragment or credentials.");
-  }
-  const path = url.pathname.replace(/\/+$/, "");
-  if (path.endsWith(API_PATH)) {
-    throw new TypeError(
-      `baseUrl is Wattfare's origin (like https://wattfare.com): the SDK appends ${API_PATH}.`,
-    );
-  }
-  if (path !== "") {
-    throw new TypeError("baseUrl must be Wattfare's origin, without a path: Wattfare is served at the root.");
   }
   if (url.protocol === "http:" && !isLoopback(url.hostname)) {
     logger.warn(
