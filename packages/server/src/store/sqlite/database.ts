@@ -17,3 +17,9 @@ export function openSqlite(file: string): Database.Database {
   db.defaultSafeIntegers(true);
   return db;
 }
+
+/** Whether a SQLite error means another connection holds the lock needed (SQLITE_BUSY, SQLITE_LOCKED, or an extended code of either). */
+export function isLockContention(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
+}

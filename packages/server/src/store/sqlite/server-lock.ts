@@ -10,6 +10,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
+import { isLockContention } from "./database.js";
 
 export class ServerLockError extends Error {}
 
@@ -21,11 +22,6 @@ const lockPathOf = (dbPath: string) => `${dbPath}.server.lock`;
 const pidPathOf = (dbPath: string) => `${dbPath}.server.pid`;
 /** Locks this process holds: its own must not read as another server's. */
 const heldHere = new Set<string>();
-
-const isBusy = (error: unknown) => {
-  const code = (error as { code?: string }).code;
-  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
-};
 
 /** " (pid N)" from the pid file, when it names one. */
 function holderText(dbPath: string): string {
@@ -51,7 +47,7 @@ export function acquireServerLock(dbPath: string): ServerLock {
     );
   } catch (error) {
     db.close();
-    if (isBusy(error)) {
+    if (isLockContention(error)) {
       throw new ServerLockError(
         `another Wattfare server${holderText(dbPath)} is already serving ${dbPath}; stop it first, or use the CLI alongside it`,
       );
@@ -92,7 +88,7 @@ export function anotherServerServes(dbPath: string): string | undefined {
   } catch (error) {
     // Anything else (a hot journal a read-only connection cannot roll back, say) is no live holder:
     // a live one keeps the file locked, which reads as busy.
-    return isBusy(error) ? holderText(dbPath) : undefined;
+    return isLockContention(error) ? holderText(dbPath) : undefined;
   } finally {
     db.close();
   }

@@ -6,17 +6,13 @@
  * (Measured: waiting extra turns for a fuller batch cost latency and gained no throughput.)
  */
 import type BetterSqlite3 from "better-sqlite3";
+import { isLockContention } from "./database.js";
 
 interface QueuedWrite {
   run: () => void;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
-
-const isLockContention = (error: unknown): boolean => {
-  const code = (error as { code?: string }).code ?? "";
-  return code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED");
-};
 
 export class WriteBatcher {
   private queue: QueuedWrite[] = [];
