@@ -12,7 +12,8 @@ interface UsageWindow {
   byokUsageNano: bigint;
 }
 
-const WINDOWS = ["daily", "weekly", "monthly"] as const satisfies readonly LimitReset[];
+/** Every window a key's usage is counted in, and so every period a key limit can reset on. */
+export const LIMIT_RESETS = ["daily", "weekly", "monthly"] as const satisfies readonly LimitReset[];
 const DAY_MS = 86_400_000;
 
 /** The start of the UTC day, week (from Monday) or month holding `at`. */
@@ -93,7 +94,7 @@ export class Accounts {
     account.creditsNano -= charge.costNano;
     account.usageNano += charge.costNano;
     account.byokUsageNano += charge.upstreamCostNano;
-    for (const name of WINDOWS) {
+    for (const name of LIMIT_RESETS) {
       const window = currentWindow(account, name, at);
       window.usageNano += charge.costNano;
       window.byokUsageNano += charge.upstreamCostNano;

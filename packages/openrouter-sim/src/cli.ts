@@ -3,6 +3,7 @@
  * one funded demo key (or, with `--json`, one JSON line for scripts that spawn it).
  */
 import { parseArgs } from "node:util";
+import { LIMIT_RESETS } from "./accounts.js";
 import { startSimulator } from "./server.js";
 import type { Faults, LimitReset, SimulatorOptions } from "./types.js";
 
@@ -39,7 +40,6 @@ export interface CliConfig {
   help: boolean;
 }
 
-const LIMIT_RESETS = ["daily", "weekly", "monthly"] as const satisfies readonly LimitReset[];
 const FAULT_STATUSES = [408, 429, 500, 502, 503, 504, 524, 529] as const;
 
 function number(name: string, value: string | undefined, { min = 0 } = {}): number | undefined {
