@@ -18,6 +18,15 @@ export function openSqlite(file: string): Database.Database {
   return db;
 }
 
+/**
+ * A failure of the store rather than of the write that met it: any SQLite error but a constraint (a lock
+ * held elsewhere, a full disk, I/O, a read-only file). A write's own check throwing is not one either.
+ */
+export function isStoreFault(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_") && !code.startsWith("SQLITE_CONSTRAINT");
+}
+
 /** Whether a SQLite error means another connection holds the lock needed (SQLITE_BUSY, SQLITE_LOCKED, or an extended code of either). */
 export function isLockContention(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;

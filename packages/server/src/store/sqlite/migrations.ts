@@ -326,6 +326,18 @@ const m0006_lean_hot_path: Migration = {
   },
 };
 
+/**
+ * One row /readyz rewrites, only after a commit failed, to learn whether the store can write again
+ * (a lock held elsewhere past the busy timeout, a full disk, a read-only file): a read cannot tell.
+ */
+const m0007_write_probe: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL) STRICT`.execute(
+      db,
+    );
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
@@ -333,6 +345,7 @@ export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0004_consent_sessions": m0004_consent_sessions,
   "0005_account_changes": m0005_account_changes,
   "0006_lean_hot_path": m0006_lean_hot_path,
+  "0007_write_probe": m0007_write_probe,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -182,6 +182,36 @@ describe("SQLite adapter", () => {
     await restarted.close();
   });
 
+  it("answers ping without writing while commits go through, and fails it while a commit failed for the store's sake until a probe write commits", async () => {
+    const { file, store, c } = await storeWithAlice(1000n);
+    const reservation = await reserve(store, c, "r1", 300n);
+    const probes = () => store.db.prepare("SELECT COUNT(*) FROM write_probe").pluck().get();
+    await store.ping();
+    expect(probes()).toBe(0n);
+
+    const unlock = holdWriteLock(store, file);
+    await store.ping(); // reads still answer, and no write has failed yet
+    await expect(reserve(store, c, "r2", 100n)).rejects.toThrow(/locked|busy/i);
+    await expect(store.ping()).rejects.toThrow(/locked|busy/i);
+    unlock();
+    await store.ping();
+    expect(probes()).toBe(1n);
+    await store.ping();
+    expect(store.db.prepare("SELECT n FROM write_probe").pluck().get()).toBe(1n); // healthy again: no write
+
+    // A closing write still failing (and waiting for its retry) keeps ping writing until it commits.
+    const again = holdWriteLock(store, file);
+    await expect(store.release(reservation)).rejects.toThrow(/locked|busy/i);
+    again();
+    await store.ping();
+    await store.ping();
+    expect(store.db.prepare("SELECT n FROM write_probe").pluck().get()).toBe(3n);
+    expect(await store.retryFailedCloses()).toBe(0);
+    await store.ping();
+    expect(store.db.prepare("SELECT n FROM write_probe").pluck().get()).toBe(3n);
+    await store.close();
+  });
+
   it("commits a closing write that failed when the store closes before its retry", async () => {
     const { file, store, c } = await storeWithAlice(1000n);
     const reservation = await reserve(store, c, "r1", 300n);
@@ -402,7 +432,7 @@ describe("SQLite adapter", () => {
     const server = await holdLock();
     await expect(openSqliteStore(file)).rejects.toThrow(
       new RegExp(
-        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path pending\\)`,
+        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path, 0007_write_probe pending\\)`,
       ),
     );
     server.kill("SIGKILL"); // gone, as after kill -9: nothing to clean up

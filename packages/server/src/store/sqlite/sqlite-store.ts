@@ -237,6 +237,9 @@ export class SqliteStore implements Store {
           generation_id, owner, lease_until, created_at, deadline_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
       setGenerationId: db.prepare("UPDATE reservations SET generation_id = ? WHERE id = ?"),
+      writeProbe: db.prepare(
+        "INSERT INTO write_probe (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = n + 1",
+      ),
       useGrant: db.prepare("UPDATE grants SET uses = uses + 1 WHERE id = ?"),
       refundGrantUse: db.prepare("UPDATE grants SET uses = uses - 1 WHERE id = ? AND uses > 0"),
       grantByTokenHash: db.prepare(`
@@ -302,9 +305,16 @@ export class SqliteStore implements Store {
     }
   }
 
+  /**
+   * Reads, and once a commit has failed for the store's sake (or a closing write is still failing), also
+   * writes: a lock held past the busy timeout or a full disk fails writes while reads still answer. The
+   * probe goes through the group commit, so it succeeds only if a request's write would now.
+   */
   async ping(): Promise<void> {
     if (this.closed) throw new Error("store closed");
     this.db.prepare("SELECT 1").get();
+    if (this.batcher.failure === undefined && ![...this.closing.values()].some((w) => w.failed)) return;
+    await this.batcher.enqueue(() => this.stmt.writeProbe.run());
   }
 
   async close(): Promise<void> {

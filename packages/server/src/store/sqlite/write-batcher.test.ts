@@ -31,7 +31,10 @@ describe("WriteBatcher", () => {
     for (const write of writes) await expect(write).rejects.toThrow(/locked|busy/i);
     // Each retry alone would have waited the busy timeout again, with the event loop stopped.
     expect(runs).toBe(1);
+    expect(batcher.failure).toMatchObject({ code: expect.stringMatching(/^SQLITE_BUSY/) });
     blocker.exec("ROLLBACK");
+    await batcher.enqueue(() => insert.run(4));
+    expect(batcher.failure).toBeUndefined();
     blocker.close();
     db.close();
   });
@@ -45,6 +48,15 @@ describe("WriteBatcher", () => {
     const outcomes = await Promise.allSettled(writes);
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect(db.prepare("SELECT id FROM t ORDER BY id").pluck().all()).toEqual([1n, 2n]);
+    // A write's own failure (here a constraint, or its own check throwing) says nothing of the store.
+    await expect(batcher.enqueue(() => insert.run(2))).rejects.toThrow(/UNIQUE/);
+    expect(batcher.failure).toBeUndefined();
+    await expect(
+      batcher.enqueue(() => {
+        throw new Error("grant no longer live");
+      }),
+    ).rejects.toThrow("grant no longer live");
+    expect(batcher.failure).toBeUndefined();
     db.close();
   });
 });

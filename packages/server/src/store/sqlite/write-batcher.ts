@@ -6,7 +6,7 @@
  * (Measured: waiting extra turns for a fuller batch cost latency and gained no throughput.)
  */
 import type BetterSqlite3 from "better-sqlite3";
-import { isLockContention } from "./database.js";
+import { isLockContention, isStoreFault } from "./database.js";
 
 interface QueuedWrite {
   run: () => void;
@@ -20,6 +20,8 @@ export class WriteBatcher {
   private readonly commitAll: (writes: QueuedWrite[]) => void;
   private readonly totalChanges: BetterSqlite3.Statement;
   private changed = 0n;
+  /** Why the last commit failed, when it failed for the store's sake (not one write's); cleared by a commit. */
+  private storeFailure: unknown;
 
   constructor(private readonly db: BetterSqlite3.Database) {
     this.commitAll = db.transaction((writes: QueuedWrite[]) => {
@@ -48,8 +50,10 @@ export class WriteBatcher {
     const before = this.totalChanges.get() as bigint;
     try {
       this.commitAll(writes);
+      this.storeFailure = undefined;
       for (const w of writes) w.resolve();
     } catch (error) {
+      if (isStoreFault(error)) this.storeFailure = error;
       if (isLockContention(error)) {
         // Another connection holds the write lock (past the busy timeout): every write alone would wait
         // that timeout again, synchronously, freezing the process for (1 + N) × the timeout. All fail now.
@@ -59,8 +63,10 @@ export class WriteBatcher {
         for (const w of writes) {
           try {
             this.db.transaction(w.run)();
+            this.storeFailure = undefined;
             w.resolve();
           } catch (single) {
+            if (isStoreFault(single)) this.storeFailure = single;
             w.reject(single);
           }
         }
@@ -76,6 +82,15 @@ export class WriteBatcher {
    */
   changesByOthers(): bigint {
     return (this.totalChanges.get() as bigint) - this.changed;
+  }
+
+  /**
+   * Why the last commit failed, if the store itself failed it (a lock held past the busy timeout, a full
+   * disk, I/O) and nothing has committed since; undefined when the last commit went through, or failed
+   * only because of one write (a constraint, the write's own check).
+   */
+  get failure(): unknown {
+    return this.storeFailure;
   }
 
   get pending(): number {
