@@ -352,6 +352,20 @@ describe("reconciliation", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("counts the deadline from when the reconciler takes a request over, so a stream longer than the deadline is still settled from /generation", async () => {
+    const key = await start({
+      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 5 * 60_000 },
+    });
+    const controller = new AbortController();
+    const res = await abortable({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, controller);
+    h.clock.advance(20 * 60_000); // the stream has run for 20 minutes when its client leaves
+    await readAndAbort(res, controller, 2);
+    await h.drain();
+    await h.reconcile(); // its record appears 5 minutes after the stream ended
+    expect((await h.store.ledger()).map((e) => e.unreconciled)).toEqual([false]);
+    await expectExact(key);
+  });
+
   it("adjusts an unreconciled charge to the real cost when /generation answers within 7 days", async () => {
     const key = await start({
       sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },

@@ -61,6 +61,7 @@ export async function createChat(
     heartbeatMs: config.reservations.heartbeatMs,
     tickMs: config.reservations.reconcilerTickMs,
     backoffMs: config.reservations.generationBackoffMs,
+    deadlineMs: config.reservations.reconcileDeadlineMs,
     recheckMs: config.reservations.unreconciledRecheckMs,
     isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
     metrics,

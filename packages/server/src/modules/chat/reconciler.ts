@@ -24,6 +24,11 @@ export interface ReconcilerOptions {
   heartbeatMs: number;
   tickMs: number;
   backoffMs: number;
+  /**
+   * How long /generation is asked before the reservation is charged, counted from when the reconciler
+   * takes the reservation over (a stream can outlast it: its record appears only once it has ended).
+   */
+  deadlineMs: number;
   /** How often `unreconciled` settlements are asked about again (they are, for RECHECK_WINDOW_MS). */
   recheckMs: number;
   /** Reservations still being served by this process are not the reconciler's to settle. */
@@ -35,6 +40,8 @@ interface Tracked {
   reservation: ReservationRecord;
   attempts: number;
   nextAt: number;
+  /** The later of the reservation's own deadline and `deadlineMs` after it was taken over. */
+  deadlineAt: number;
 }
 
 /**
@@ -92,11 +99,13 @@ export class Reconciler {
   /** Settle this reservation from upstream records, first try after the initial back-off. */
   track(reservation: ReservationRecord): void {
     if (this.tracked.has(reservation.id)) return;
-    this.tracked.set(reservation.id, {
-      reservation,
-      attempts: 0,
-      nextAt: this.o.clock.now() + this.o.backoffMs,
-    });
+    const now = this.o.clock.now();
+    this.tracked.set(reservation.id, this.tracking(reservation, now, now + this.o.backoffMs));
+  }
+
+  private tracking(reservation: ReservationRecord, now: number, nextAt: number): Tracked {
+    const deadlineAt = Math.max(reservation.deadlineAt, now + this.o.deadlineMs);
+    return { reservation, attempts: 0, nextAt, deadlineAt };
   }
 
   get pending(): number {
@@ -157,7 +166,7 @@ export class Reconciler {
     );
     for (const reservation of claimed) {
       if (!this.tracked.has(reservation.id) && !this.o.isInFlight(reservation.id)) {
-        this.tracked.set(reservation.id, { reservation, attempts: 0, nextAt: now });
+        this.tracked.set(reservation.id, this.tracking(reservation, now, now));
       }
     }
   }
@@ -179,7 +188,7 @@ export class Reconciler {
       return;
     }
     // No generation id means the upstream never told us what it did: nothing to poll, charge the bound.
-    if (reservation.generationId === null || now >= reservation.deadlineAt) {
+    if (reservation.generationId === null || now >= t.deadlineAt) {
       await this.settle(
         t,
         { costNano: reservation.amountNano, promptTokens: null, completionTokens: null },
