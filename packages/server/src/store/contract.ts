@@ -179,8 +179,8 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
           unreconciled: false,
           at: T0 + 5,
         };
-        await store.settle(r, settlement);
-        await store.settle(r, { ...settlement, costNano: 999n }); // a replay changes nothing
+        expect(await store.settle(r, settlement)).toBe(true);
+        expect(await store.settle(r, { ...settlement, costNano: 999n })).toBe(false); // a replay changes nothing
         await store.release(r);
         expect(await store.budget({ account, period: "2026-11" }, 1000n)).toEqual({
           capNano: 1000n,

@@ -253,8 +253,12 @@ export interface Store {
   ): Promise<AdmitResult>;
   /** Durable before the first response byte goes to the client. */
   recordGenerationId(reservationId: string, generationId: string): Promise<void>;
-  /** Closes the reservation with its real cost. Idempotent by reservation id. */
-  settle(reservation: ReservationRecord, settlement: Settlement): Promise<void>;
+  /**
+   * Closes the reservation with its real cost. Idempotent by reservation id: resolves to whether this
+   * call closed it (false when it was already closed). Rejects only when the closing write failed after
+   * the reservation was closed; the store retries that write until it commits.
+   */
+  settle(reservation: ReservationRecord, settlement: Settlement): Promise<boolean>;
   /** Closes the reservation with no charge (proven non-billing); a grant gets its use back. Idempotent. */
   release(reservation: ReservationRecord): Promise<void>;
   /** Extends the lease of this owner's open reservations. */

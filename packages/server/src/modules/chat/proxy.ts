@@ -45,7 +45,7 @@ import {
   planAdmission,
   renderUpstreamBody,
 } from "./chat-request.js";
-import { observeSettlement, type Reconciler } from "./reconciler.js";
+import { type Reconciler, settleObserved } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
 import type { Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
@@ -578,26 +578,22 @@ export class ChatProxy {
     cost: UsageCost,
     generationId: string | null,
   ): Promise<void> {
-    observeSettlement(this.d, reservation, cost.costNano, false);
-    return this.d.store
-      .settle(reservation, {
-        costNano: cost.costNano,
-        generationId: generationId ?? reservation.generationId,
-        promptTokens: cost.promptTokens,
-        completionTokens: cost.completionTokens,
-        unreconciled: false,
-        at: this.d.clock.now(),
-      })
-      .catch((error: unknown) => {
-        // Closed in memory already; the store retries the write until it commits (a restart before that
-        // takes the row over, and the reconciler settles it).
-        this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
-      });
+    return settleObserved(this.d, reservation, {
+      costNano: cost.costNano,
+      generationId: generationId ?? reservation.generationId,
+      promptTokens: cost.promptTokens,
+      completionTokens: cost.completionTokens,
+      unreconciled: false,
+      at: this.d.clock.now(),
+    }).catch((error: unknown) => {
+      // Closed in memory already; the store retries the write until it commits (a restart before that
+      // takes the row over, and the reconciler settles it).
+      this.d.logger.error({ err: error, requestId: reservation.id }, "settlement write failed");
+    });
   }
 
   private async settleAtBound(reservation: ReservationRecord): Promise<void> {
-    observeSettlement(this.d, reservation, reservation.amountNano, true);
-    await this.d.store.settle(reservation, {
+    await settleObserved(this.d, reservation, {
       costNano: reservation.amountNano,
       generationId: null,
       promptTokens: null,

@@ -8,7 +8,7 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../deps.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
-import type { ReservationRecord, Store } from "../../store/port.js";
+import type { ReservationRecord, Settlement, Store } from "../../store/port.js";
 import type { Metrics } from "../metrics/index.js";
 import type { Upstream } from "./upstream.js";
 import { costFromGeneration, type UsageCost } from "./usage.js";
@@ -45,20 +45,28 @@ interface Tracked {
 }
 
 /**
- * What every settlement reports, from the proxy or the reconciler: a real cost above its reservation
- * (a provider surprise; warned and counted) and a charge at the reservation for want of the cost (counted).
+ * Every settlement, from the proxy or the reconciler, goes through here: it reports a real cost above its
+ * reservation (a provider surprise; warned and counted) and a charge at the reservation for want of the
+ * cost (counted) once this call closed the reservation — a settlement of one already closed reports
+ * nothing. A failed write was closed all the same (the store retries it), so it is reported, then thrown.
  */
-export function observeSettlement(
-  o: { metrics: Metrics; logger: Logger },
+export async function settleObserved(
+  o: { store: Store; metrics: Metrics; logger: Logger },
   reservation: ReservationRecord,
-  costNano: bigint,
-  unreconciled: boolean,
-): void {
-  if (costNano > reservation.amountNano) {
-    o.metrics.costOverReservation.inc();
-    o.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
+  settlement: Settlement,
+): Promise<void> {
+  let closed = true;
+  try {
+    closed = await o.store.settle(reservation, settlement);
+  } finally {
+    if (closed) {
+      if (settlement.costNano > reservation.amountNano) {
+        o.metrics.costOverReservation.inc();
+        o.logger.warn({ requestId: reservation.id }, "real cost exceeded its reservation");
+      }
+      if (settlement.unreconciled) o.metrics.unreconciledCharges.inc();
+    }
   }
-  if (unreconciled) o.metrics.unreconciledCharges.inc();
 }
 
 const MAX_BACKOFF_MS = 30_000;
@@ -218,8 +226,7 @@ export class Reconciler {
 
   private async settle(t: Tracked, cost: UsageCost, unreconciled: boolean): Promise<void> {
     this.tracked.delete(t.reservation.id);
-    observeSettlement(this.o, t.reservation, cost.costNano, unreconciled);
-    await this.o.store.settle(t.reservation, {
+    await settleObserved(this.o, t.reservation, {
       costNano: cost.costNano,
       generationId: t.reservation.generationId,
       promptTokens: cost.promptTokens,

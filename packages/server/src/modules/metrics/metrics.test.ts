@@ -79,7 +79,7 @@ describe("GET /metrics", () => {
     expect(sample(text, "wattfare_unreconciled_charges_total")).toBe(1);
   });
 
-  it("counts a settlement whose real cost exceeded its reservation", async () => {
+  it("counts a settlement whose real cost exceeded its reservation, once: settling it again counts nothing", async () => {
     ch = await createChatHarness({ env: { WATTFARE_METRICS_TOKEN: TOKEN } });
     await ch.connect("alice", 5);
     const hello = [{ role: "user" as const, content: "Hi" }];
@@ -118,5 +118,10 @@ describe("GET /metrics", () => {
     const text = (await scrape(ch.app, `Bearer ${TOKEN}`)).body;
     expect(sample(text, "wattfare_cost_over_reservation_total")).toBe(1);
     expect(await ch.openReservations()).toBe(0);
+    // Handed over a second time (as a reservation both a claim and its owner could settle): a no-op.
+    ch.app.chat.reconciler.track({ ...admitted.reservation, generationId });
+    await ch.reconcile();
+    const again = (await scrape(ch.app, `Bearer ${TOKEN}`)).body;
+    expect(sample(again, "wattfare_cost_over_reservation_total")).toBe(1);
   });
 });

@@ -724,8 +724,8 @@ export class SqliteStore implements Store {
     return true;
   }
 
-  async settle(reservation: ReservationRecord, s: Settlement): Promise<void> {
-    if (!this.closeInMemory(reservation)) return;
+  async settle(reservation: ReservationRecord, s: Settlement): Promise<boolean> {
+    if (!this.closeInMemory(reservation)) return false;
     this.book.get(reservation).settled += s.costNano;
     await this.closeDurably(reservation.id, () => {
       const closed = this.stmt.closeReservation.run(reservation.id);
@@ -747,6 +747,7 @@ export class SqliteStore implements Store {
       // The month's usage is the sum of its ledger: an entry that already existed adds nothing.
       if (entered.changes > 0) this.stmt.addUsage.run(reservation.account, reservation.period, s.costNano);
     });
+    return true;
   }
 
   async release(reservation: ReservationRecord): Promise<void> {
