@@ -152,6 +152,50 @@ export function storeContract(name: string, makeStore: () => Promise<Store>): vo
     );
 
     it(
+      "tells admission what the funding key took since its limit was read: open reservations, then what they settled at",
+      withStore(async (store) => {
+        const c = await connected(store);
+        const account = `c:${c.id}`;
+        const fundingId = "fnd_alice0001";
+        const seen: bigint[] = [];
+        const admitSeeing = async (id: string, amount: bigint | null) => {
+          const result = await store.admit(
+            draft(id, account),
+            1000n,
+            (_room, spent) => {
+              seen.push(spent);
+              return amount;
+            },
+            "inst_a",
+            T0,
+          );
+          return result.admitted ? result.reservation : undefined;
+        };
+        const settlement = (costNano: bigint) => ({
+          costNano,
+          generationId: null,
+          promptTokens: null,
+          completionTokens: null,
+          unreconciled: false,
+          at: T0,
+        });
+        const r1 = await admitSeeing("r1", 30n);
+        const r2 = await admitSeeing("r2", 20n);
+        await store.settle(r1 as ReservationRecord, settlement(5n));
+        await admitSeeing("r3", null); // refused: takes nothing
+        await store.release(r2 as ReservationRecord);
+        const r4 = await admitSeeing("r4", 7n);
+        // A fresh read of the limit already counts what settled; the open r4 still takes from it.
+        await store.setFundingState(fundingId, "ok", 100n, T0);
+        await admitSeeing("r5", null);
+        await store.settle(r4 as ReservationRecord, settlement(2n));
+        await store.setFundingState(fundingId, "insufficient", undefined, T0); // not read: counts stay
+        await admitSeeing("r6", null);
+        expect(seen).toEqual([0n, 30n, 25n, 5n, 7n, 2n]);
+      }),
+    );
+
+    it(
       "admits exactly one of two simultaneous requests when only one fits",
       withStore(async (store) => {
         const c = await connected(store);

@@ -99,9 +99,11 @@ export interface ReservationRecord extends ReservationDraft {
 
 /**
  * Decides how much to reserve given the headroom (cap − settled − reserved, never negative), or null to
- * refuse. Pure and synchronous: PostgreSQL runs it inside the admission transaction.
+ * refuse. `fundingSpentNano` is what the draft's funding key has taken through Wattfare since its limit
+ * was last read (setFundingState): its open reservations plus what it settled since, to take off that
+ * cached limit. Pure and synchronous: PostgreSQL runs it inside the admission transaction.
  */
-export type ReservationDecider = (headroomNano: bigint) => bigint | null;
+export type ReservationDecider = (headroomNano: bigint, fundingSpentNano: bigint) => bigint | null;
 
 export type AdmitResult =
   | { admitted: true; amountNano: bigint; reservation: ReservationRecord }
@@ -224,10 +226,15 @@ export interface Store {
   lowerCap(connectionId: string, capNano: bigint, now: number): Promise<boolean>;
   /** True when any app registered this origin (CORS preflights carry no token to tell which app). */
   isRegisteredOrigin(origin: string): Promise<boolean>;
+  /**
+   * Records the key's state checked at `now`. `limitRemainingNano` is the limit just read from `/key`
+   * (null: unlimited); what the key spent through Wattfare is then counted again from its open
+   * reservations. Undefined keeps the stored limit and that count (the limit was not read).
+   */
   setFundingState(
     fundingId: string,
     state: FundingState,
-    limitRemainingNano: bigint | null,
+    limitRemainingNano: bigint | null | undefined,
     now: number,
   ): Promise<void>;
   getFunding(fundingId: string): Promise<FundingRecord | undefined>;

@@ -448,6 +448,57 @@ describe("the funding key's cached limit", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("takes what the key spent through Wattfare off its cached limit, so a request is sized to what is left instead of meeting the upstream's 402", async () => {
+    await start();
+    const key = await h.connect("bob", 5, { limit: 1.2 });
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    await h.store.setFundingState(fundingId, "ok", 1_200_000_000n, h.clock.now()); // as read at connect
+    const ask = async (body: Record<string, unknown>) => {
+      const res = await h.post(
+        { model: "wattfare/expensive", messages: hello, ...body },
+        { "x-wattfare-user": "bob" },
+      );
+      await res.arrayBuffer();
+      return res.status;
+    };
+    for (let i = 0; i < 5; i++) expect(await ask({ max_tokens: 16 })).toBe(200);
+    await h.drain();
+    // No max_tokens: Wattfare sets what the key has left, not what it had when last read.
+    expect(await ask({})).toBe(200);
+    expect(await h.store.getFunding(fundingId)).toMatchObject({
+      state: "ok",
+      limitRemainingNano: 1_200_000_000n,
+    });
+    await h.drain();
+    await expectExact(key);
+  });
+
+  it("never admits concurrent requests whose bounds together exceed the key's cached limit", async () => {
+    await start();
+    const key = await h.connect("bob", 50, { limit: 1 });
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    await h.store.setFundingState(fundingId, "ok", 1_000_000_000n, h.clock.now());
+    const statuses = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const res = await h.post(
+          { model: "wattfare/expensive", messages: hello, max_tokens: 16 },
+          { "x-wattfare-user": "bob" },
+        );
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
+    await h.drain();
+    // Each bound is ≈ $0.2, so not all ten fit in $1: the rest are refused here, never sent upstream to
+    // meet its 402 (which would mark the key insufficient).
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(admitted).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 402)).toHaveLength(10 - admitted);
+    expect(h.sim.control.requests()).toHaveLength(admitted);
+    expect(await h.store.getFunding(fundingId)).toMatchObject({ state: "ok" });
+    await expectExact(key);
+  });
+
   it("refuses a key over its daily limit until the simulator's day turns, then re-reads /key and admits", async () => {
     await start();
     h.clock.ms = Date.UTC(2026, 6, 2, 23, 59, 0);

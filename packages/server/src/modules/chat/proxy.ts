@@ -249,9 +249,11 @@ export class ChatProxy {
         deadlineAt: now + config.reservations.reconcileDeadlineMs,
       },
       account.capNano,
-      (headroom) => {
-        keyLimitBinding = keyLimit !== null && keyLimit < headroom;
-        fit = plan.fit(keyLimitBinding && keyLimit !== null ? keyLimit : headroom);
+      (headroom, fundingSpent) => {
+        // The cached limit less what this key took through Wattfare since it was read.
+        const keyRoom = keyLimit === null ? null : keyLimit > fundingSpent ? keyLimit - fundingSpent : 0n;
+        keyLimitBinding = keyRoom !== null && keyRoom < headroom;
+        fit = plan.fit(keyLimitBinding && keyRoom !== null ? keyRoom : headroom);
         return typeof fit === "string" ? null : fit.amountNano;
       },
       this.d.instanceId,
@@ -269,7 +271,7 @@ export class ChatProxy {
       this.d.logger.error({ err: error, fundingId: funding.id }, "funding key cannot be decrypted");
       // So that /status and the dashboard say so too (the payer reconnects, as for a rejected key).
       void this.d.store
-        .setFundingState(funding.id, "invalid", funding.limitRemainingNano, this.d.clock.now())
+        .setFundingState(funding.id, "invalid", undefined, this.d.clock.now())
         .catch(() => undefined);
       throw new ApiError(
         "funding_invalid",
@@ -310,7 +312,7 @@ export class ChatProxy {
   private async readKeyState(funding: FundingRecord): Promise<FundingRecord> {
     const now = this.d.clock.now();
     let state: FundingRecord["state"] = funding.state;
-    let limitRemaining: Nano | null = funding.limitRemainingNano;
+    let limitRemaining: Nano | null | undefined; // undefined: not read
     try {
       const res = await this.d.upstream.get("/key", this.fundingKey(funding));
       const check = readKeyCheck(res.status, res.text);
@@ -323,7 +325,8 @@ export class ChatProxy {
       this.d.logger.warn({ err: error }, "funding re-check failed");
     }
     await this.d.store.setFundingState(funding.id, state, limitRemaining, now);
-    return { ...funding, state, limitRemainingNano: limitRemaining, checkedAt: now };
+    const limitRemainingNano = limitRemaining === undefined ? funding.limitRemainingNano : limitRemaining;
+    return { ...funding, state, limitRemainingNano, checkedAt: now };
   }
 
   /**
@@ -555,13 +558,8 @@ export class ChatProxy {
     if (mapped.funding === "insufficient") {
       // Refresh the cached key limit (DESIGN.md: "refreshed on 402"), but the upstream's word stands:
       // account credits are invisible to `/key`. The state clears by itself on a later re-check.
-      const refreshed = await this.refreshFunding(funding);
-      await this.d.store.setFundingState(
-        funding.id,
-        "insufficient",
-        refreshed.limitRemainingNano,
-        this.d.clock.now(),
-      );
+      await this.refreshFunding(funding);
+      await this.d.store.setFundingState(funding.id, "insufficient", undefined, this.d.clock.now());
     } else if (mapped.funding === "confirm-invalid") {
       // A 401 could be a passing upstream fault: only `/key` also refusing the key proves it is dead.
       const refreshed = await this.refreshFunding(funding);

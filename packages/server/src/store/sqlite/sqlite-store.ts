@@ -176,6 +176,11 @@ export class SqliteStore implements Store {
   /** Open reservations known to this process, so a settlement is applied to the counters exactly once. */
   private readonly open = new Map<string, ReservationRecord>();
   /**
+   * Per funding row: what its key took through this process since its limit was last read — open
+   * reservations plus settlements since (ReservationDecider). Rebuilt at start from the open ones only.
+   */
+  private readonly fundingSpent = new Map<string, bigint>();
+  /**
    * Apps and their keys, read on every authenticated request. Valid while `PRAGMA data_version` is
    * unchanged (it moves when another connection — the CLI — commits) and cleared by this process's own
    * app writes, so a change made anywhere applies to the very next request.
@@ -267,6 +272,7 @@ export class SqliteStore implements Store {
       setFundingState: db.prepare(
         "UPDATE funding SET state = ?, limit_remaining_nano = ?, checked_at = ? WHERE id = ?",
       ),
+      setFundingStateOnly: db.prepare("UPDATE funding SET state = ?, checked_at = ? WHERE id = ?"),
     };
   }
 
@@ -295,12 +301,14 @@ export class SqliteStore implements Store {
   private rebuildBook(): void {
     this.book.clear();
     this.open.clear();
+    this.fundingSpent.clear();
     for (const r of this.db.prepare("SELECT account, period, settled_nano FROM usage").all() as Row[]) {
       this.book.get({ account: str(r.account), period: str(r.period) }).settled = big(r.settled_nano);
     }
     for (const r of this.stmt.openReservations.all() as Row[]) {
       const res = toReservation(r);
       this.book.get(res).reserved += res.amountNano;
+      this.addFundingSpent(res.fundingId, res.amountNano);
       this.open.set(res.id, res);
     }
   }
@@ -608,10 +616,18 @@ export class SqliteStore implements Store {
   async setFundingState(
     fundingId: string,
     state: FundingState,
-    limitRemainingNano: bigint | null,
+    limitRemainingNano: bigint | null | undefined,
     now: number,
   ): Promise<void> {
+    if (limitRemainingNano === undefined) {
+      this.stmt.setFundingStateOnly.run(state, now, fundingId);
+      return;
+    }
     this.stmt.setFundingState.run(state, limitRemainingNano, now, fundingId);
+    // The fresh limit already reflects what the key's settled requests cost; its open ones still count.
+    let open = 0n;
+    for (const r of this.open.values()) if (r.fundingId === fundingId) open += r.amountNano;
+    this.fundingSpent.set(fundingId, open);
   }
 
   async getFunding(fundingId: string): Promise<FundingRecord | undefined> {
@@ -654,11 +670,12 @@ export class SqliteStore implements Store {
     if (grantUse && grantUse.maxUses !== null && uses >= grantUse.maxUses) {
       return { admitted: false, headroomNano: headroom, usedUp: true };
     }
-    const amount = decide(headroom);
+    const amount = decide(headroom, this.fundingSpent.get(draft.fundingId) ?? 0n);
     if (amount === null || amount > headroom || amount < 0n)
       return { admitted: false, headroomNano: headroom };
     const counters = this.book.get(draft);
     counters.reserved += amount;
+    this.addFundingSpent(draft.fundingId, amount);
     // Spelled out: on Node 20, `{ ...draft, amountNano, … }` costs ≈ 13 µs (a spread followed by more
     // properties makes V8 build a fresh hidden class each time) — more than the rest of admission.
     const reservation: ReservationRecord = {
@@ -699,6 +716,7 @@ export class SqliteStore implements Store {
     } catch (error) {
       // Not durable → never forwarded; give the headroom back.
       counters.reserved -= amount;
+      this.addFundingSpent(draft.fundingId, -amount);
       this.open.delete(reservation.id);
       // Not `uses`: another admission of this grant may have failed (and given its use back) before this one.
       if (grantUse) this.grantUses.set(grantUse.grantId, this.grantUsesOf(grantUse.grantId) - 1);
@@ -721,12 +739,18 @@ export class SqliteStore implements Store {
     if (!known) return false;
     this.open.delete(reservation.id);
     this.book.get(known).reserved -= known.amountNano;
+    this.addFundingSpent(known.fundingId, -known.amountNano);
     return true;
+  }
+
+  private addFundingSpent(fundingId: string, nano: bigint): void {
+    this.fundingSpent.set(fundingId, (this.fundingSpent.get(fundingId) ?? 0n) + nano);
   }
 
   async settle(reservation: ReservationRecord, s: Settlement): Promise<boolean> {
     if (!this.closeInMemory(reservation)) return false;
     this.book.get(reservation).settled += s.costNano;
+    this.addFundingSpent(reservation.fundingId, s.costNano);
     await this.closeDurably(reservation.id, () => {
       const closed = this.stmt.closeReservation.run(reservation.id);
       if (closed.changes === 0) return;
