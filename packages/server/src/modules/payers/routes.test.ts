@@ -246,6 +246,14 @@ describe("sign-up, sign-in and sign-out", () => {
         { headers: { "x-forwarded-for": "198.51.100.9" } },
       );
       expect(known.statusCode).toBe(303);
+      // …and, signed in, it can still delete the account: its password is not counted per email there.
+      await browser.get("/account");
+      const deleted = await browser.post(
+        "/account/delete",
+        { password: PASSWORD },
+        { headers: { "x-forwarded-for": "198.51.100.9" } },
+      );
+      expect(deleted.statusCode).toBe(200);
     } finally {
       await proxied.close();
     }
@@ -503,5 +511,16 @@ describe("account deletion", () => {
     expect(await h.store.payerByEmail(email)).toBeUndefined();
     // The address is free again.
     await signUp(email);
+  });
+
+  it("stops a signed-in session guessing the password to delete the account after 10 tries, with 429", async () => {
+    const { browser, email } = await signUp();
+    await browser.get("/account");
+    for (let i = 0; i < PAYER_RATE_RULES.confirmPerPayer.limit; i++) {
+      expect((await browser.post("/account/delete", { password: `wrong ${i}` })).statusCode).toBe(401);
+    }
+    const throttled = await browser.post("/account/delete", { password: PASSWORD });
+    expect(throttled.statusCode).toBe(429);
+    expect(await h.store.payerByEmail(email)).toBeDefined();
   });
 });

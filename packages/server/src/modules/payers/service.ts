@@ -33,6 +33,9 @@ export const PAYER_RATE_RULES = {
   signInPerEmail: { limit: 100, windowMs: 15 * 60_000 },
   // Generous: many people can share one address behind a NAT or a proxy.
   signInPerIp: { limit: 100, windowMs: 15 * 60_000 },
+  // A signed-in payer re-entering the password (to delete the account): per account, not per email, so
+  // strangers failing to sign in as them cannot block it, while a stolen session still cannot guess on.
+  confirmPerPayer: { limit: 10, windowMs: 15 * 60_000 },
   signUpPerIp: { limit: 20, windowMs: 3_600_000 },
   resetRequestPerIp: { limit: 30, windowMs: 3_600_000 },
   mailPerAddress: { limit: 5, windowMs: 3_600_000 },
@@ -47,6 +50,7 @@ export const payerRateKeys = {
   signUpIp: (ip: string) => `rl:payer:signup:ip:${clientNetwork(ip)}`,
   resetIp: (ip: string) => `rl:payer:reset:ip:${clientNetwork(ip)}`,
   mail: (email: string) => `rl:payer:mail:${email}`,
+  confirm: (payerId: string) => `rl:payer:confirm:${payerId}`,
 };
 
 export const MIN_PASSWORD_LENGTH = 8;
@@ -163,13 +167,14 @@ export class PayerService {
   }
 
   /**
-   * Re-checks the password of a signed-in payer before a destructive step (deleting the account); counts
-   * against the same per-email throttle as sign-in, so a stolen session can't be used to guess it.
+   * Re-checks the password of a signed-in payer before a destructive step (deleting the account). Its own
+   * per-account throttle, so a stolen session can't be used to guess it; not sign-in's per-email one,
+   * which anyone can fill by failing to sign in as this payer.
    */
   async confirmPassword(payer: PayerRecord, password: string, ip: string): Promise<SignInResult> {
     const throttled =
       (await this.throttle(PAYER_RATE_RULES.signInPerIp, payerRateKeys.signInIp(ip))) ??
-      (await this.perEmailThrottle(payer.email, ip));
+      (await this.throttle(PAYER_RATE_RULES.confirmPerPayer, payerRateKeys.confirm(payer.id)));
     if (throttled) return throttled;
     return (await this.passwordMatches(payer, password))
       ? { ok: true, payer }
