@@ -330,9 +330,10 @@ export interface Store {
   ): Promise<{ payerId: string; email: string } | undefined>;
   createOAuthAttempt(attempt: OAuthAttempt): Promise<void>;
   /**
-   * Removes and returns the session's pending OAuth attempt: the one whose state hash matches, or, when
-   * the callback carried no state (a denial), the session's newest. Expired attempts and other sessions'
-   * are never returned.
+   * Removes and returns the session's pending OAuth attempt whose state hash matches. When the callback
+   * carried no state (a denial — which any site can forge), returns the session's newest without
+   * removing it: the real callback can still complete it. Expired attempts and other sessions' are never
+   * returned.
    */
   takeOAuthAttempt(
     sessionHash: Buffer,

@@ -294,14 +294,28 @@ describe("OAuth PKCE", () => {
     );
   });
 
-  it("treats a denial as cancelled and uses the attempt up", async () => {
+  it("treats a denial as cancelled", async () => {
     const { browser } = await signUp();
     const callback = await answerConsentPage((await startOAuth(browser)).toString(), "deny");
     expect(new URL(callback).searchParams.get("error")).toBe("access_denied");
+    expect(new URL(callback).searchParams.has("state")).toBe(false); // as OpenRouter sends it
     expect((await browser.get(callbackPath(callback))).headers.location).toBe(
       "/account?funding=oauth_denied",
     );
-    expect(await h.store.db.prepare("SELECT count(*) AS n FROM oauth_states").get()).toEqual({ n: 0n });
+  });
+
+  it("lets no other site cancel the payer's attempt with a forged denial: OpenRouter's callback still completes it", async () => {
+    const { browser, payerId } = await signUp();
+    const callback = await answerConsentPage((await startOAuth(browser)).toString());
+    // Any page can send the browser here (a top-level GET carries the SameSite=Lax cookie).
+    const forged = await browser.get("/funding/oauth/callback?error=access_denied");
+    expect(forged.headers.location).toBe("/account?funding=oauth_denied");
+    expect((await browser.get(callbackPath(callback))).headers.location).toBe("/account?funding=connected");
+    expect(await current(payerId)).toMatchObject({ source: "oauth" });
+    // Used up by the callback that named it: a replay finds nothing.
+    expect((await browser.get(callbackPath(callback))).headers.location).toBe(
+      "/account?funding=oauth_expired",
+    );
   });
 
   it("asks a signed-out visitor of the callback to sign in again", async () => {
@@ -311,11 +325,14 @@ describe("OAuth PKCE", () => {
   });
 
   it("drops pending attempts at sign-out", async () => {
-    const { browser } = await signUp();
+    const { browser, payerId } = await signUp();
     await startOAuth(browser);
     await browser.get("/account");
+    const pending = () =>
+      h.store.db.prepare("SELECT count(*) AS n FROM oauth_states WHERE payer_id = ?").get(payerId);
+    expect(await pending()).toEqual({ n: 1n });
     await browser.post("/signout", {});
-    expect(await h.store.db.prepare("SELECT count(*) AS n FROM oauth_states").get()).toEqual({ n: 0n });
+    expect(await pending()).toEqual({ n: 0n });
   });
 
   it("never logs the code, the verifier or the key", async () => {

@@ -178,8 +178,9 @@ export class FundingService {
    * when the user denies access — the session's newest, which can then only end as denied or failed.
    * A code without a state is refused before any attempt is touched: it may be someone else's (a link
    * that would put the sender's key on this payer's account); so is a callback with neither a state nor
-   * an error. The attempt is used up whatever happens,
-   * so a replayed callback finds nothing. The code is exchanged server-side with the verifier, then the
+   * an error. An attempt named by its state is used up whatever happens, so a replayed callback finds
+   * nothing; a state-less denial only reads the newest (any site can send one: the payer's real callback
+   * must still find its attempt). The code is exchanged server-side with the verifier, then the
    * new key goes through the same checks as a pasted one.
    */
   async completeOAuth(

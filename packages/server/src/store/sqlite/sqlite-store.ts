@@ -1168,7 +1168,8 @@ export class SqliteStore implements Store {
               .get(sessionHash, stateHash)
       ) as Row | undefined;
       if (!r) return undefined;
-      this.db.prepare("DELETE FROM oauth_states WHERE state_hash = ?").run(r.state_hash);
+      if (stateHash !== null)
+        this.db.prepare("DELETE FROM oauth_states WHERE state_hash = ?").run(r.state_hash);
       return {
         stateHash: r.state_hash as Buffer,
         sessionHash: r.session_hash as Buffer,
