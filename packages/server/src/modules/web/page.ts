@@ -93,12 +93,16 @@ export function securityHeaders(config: Config, scriptNonce?: string): Record<st
     "base-uri 'none'",
     scriptNonce === undefined ? "script-src 'none'" : `script-src 'nonce-${scriptNonce}'`,
   ].join("; ");
-  return {
+  const headers: Record<string, string> = {
     "content-security-policy": csp,
     "referrer-policy": "same-origin",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
   };
+  // Served over https (behind a TLS proxy, typically): browsers keep to https for a year, so a first
+  // visit typed as http:// cannot be downgraded to read the session cookie's pages.
+  if (config.publicUrl.startsWith("https:")) headers["strict-transport-security"] = "max-age=31536000";
+  return headers;
 }
 
 /** Renders `content` in the layout and sends it with the page headers. */

@@ -96,6 +96,15 @@ describe("securityHeaders", () => {
     expect(Object.keys(headers)).not.toContain("cross-origin-opener-policy");
   });
 
+  it("asks browsers to keep to https (HSTS) when the public URL is https, and only then", () => {
+    expect(securityHeaders(config)["strict-transport-security"]).toBe("max-age=31536000");
+    const local = loadConfig({
+      WATTFARE_SERVER_SECRET: TEST_SECRET,
+      WATTFARE_PUBLIC_URL: "http://localhost:8787",
+    });
+    expect(securityHeaders(local)).not.toHaveProperty("strict-transport-security");
+  });
+
   it("allows exactly one nonce-bearing script when a page has one", () => {
     expect(securityHeaders(config, "bm9uY2U=")["content-security-policy"]).toContain(
       "script-src 'nonce-bm9uY2U='",
