@@ -2,6 +2,7 @@
  * Process entry for `wattfare serve`: config → store → app → listen; graceful drain on SIGTERM/SIGINT.
  */
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { type RunningServer, startServer } from "./server.js";
@@ -54,7 +55,9 @@ export async function serve(): Promise<void> {
     }
     throw error;
   }
-  const cli = `npx wattfare`;
+  // This installation's own CLI by path: `npx wattfare` outside the repository would ask the npm registry
+  // for a package of that name (someone else's, or none).
+  const cli = `node ${shellWord(fileURLToPath(new URL("../bin/wattfare.js", import.meta.url)))}`;
   const cliEnv = cliEnvironment(config);
   process.stdout.write(
     [

@@ -2,8 +2,10 @@
  * The real binary, in real processes: first run with no config, the single-server lock, the CLI beside
  * a running server, graceful drain, and a kill -9 in the middle of a stream that loses nothing.
  */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { promisify } from "node:util";
 import { startSimulator } from "@wattfare/openrouter-sim";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
@@ -47,22 +49,20 @@ describe("wattfare serve", () => {
   it("prints CLI commands that reach its data directory, and so its secret, from any directory", async () => {
     const dir = tempDataDir();
     const s = await serve({ INIT_CWD: dir });
-    const hint = /^ +((?:WATTFARE_\w+=\S+ )+)npx wattfare apps create/m.exec(s.output())?.[1] ?? "";
-    const env = Object.fromEntries(
-      hint
-        .trim()
-        .split(" ")
-        .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]),
-    );
-    expect(env).toEqual({ WATTFARE_DATA_DIR: path.join(dir, "data") });
+    const printed = /^ +(.+) apps create --name "My app"/m.exec(s.output())?.[1] ?? "";
+    expect(printed).toMatch(/^WATTFARE_DATA_DIR=\S+ node \S+wattfare\.js$/);
+    expect(printed).toContain(`WATTFARE_DATA_DIR=${path.join(dir, "data")} `);
+    // Run as printed, by a shell in another directory (no npm registry lookup: the CLI is named by path).
     const elsewhere = tempDataDir();
-    const app = json<{ appId: string }>(
-      await runCli(["apps", "create", "--name", "A", "--json"], { INIT_CWD: elsewhere, ...env }),
-    );
-    await runCli(
-      ["dev", "connect", "--app", app.appId, "--user", "u", "--cap", "1", "--funding-key", "sk-or-v1-x"],
-      { INIT_CWD: elsewhere, ...env },
-    );
+    const run = async (args: string) =>
+      (
+        await promisify(execFile)("sh", ["-c", `${printed} ${args}`], {
+          cwd: elsewhere,
+          env: { PATH: process.env.PATH, HOME: process.env.HOME, INIT_CWD: elsewhere },
+        })
+      ).stdout;
+    const app = json<{ appId: string }>(await run("apps create --name A --json"));
+    await run(`dev connect --app ${app.appId} --user u --cap 1 --funding-key sk-or-v1-x`);
     expect(fs.existsSync(path.join(elsewhere, "data"))).toBe(false);
     expect(await stopProcess(s)).toBe(0);
   });
