@@ -53,6 +53,12 @@ export async function serve(): Promise<void> {
       process.stderr.write(`error: ${error.message}\n`);
       process.exit(1);
     }
+    if ((error as { code?: unknown }).code === "EADDRINUSE") {
+      process.stderr.write(
+        `error: ${config.host}:${config.port} is in use by another program; set PORT to another port (PORT=0 picks a free one)\n`,
+      );
+      process.exit(1);
+    }
     throw error;
   }
   // This installation's own CLI by path: `npx wattfare` outside the repository would ask the npm registry

@@ -4,6 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { startSimulator } from "@wattfare/openrouter-sim";
@@ -65,6 +66,24 @@ describe("wattfare serve", () => {
     await run(`dev connect --app ${app.appId} --user u --cap 1 --funding-key sk-or-v1-x`);
     expect(fs.existsSync(path.join(elsewhere, "data"))).toBe(false);
     expect(await stopProcess(s)).toBe(0);
+  });
+
+  it("says which port is taken, and how to choose another, when its port is in use", async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const { port } = holder.address() as net.AddressInfo;
+    try {
+      const failed = await spawnServerExpectingFailure({
+        WATTFARE_DATA_DIR: tempDataDir(),
+        PORT: String(port),
+      });
+      expect(failed.code).toBe(1);
+      expect(failed.output).toBe(
+        `error: 127.0.0.1:${port} is in use by another program; set PORT to another port (PORT=0 picks a free one)\n`,
+      );
+    } finally {
+      holder.close();
+    }
   });
 
   it("refuses to start a second server on the same database file", async () => {
