@@ -15,9 +15,9 @@ afterEach(() => {
 afterAll(() => sim.close());
 
 /** Streams a long response slowly, reads the first content chunk, then hangs up. */
-async function disconnectAfterFirstChunk(key: string, model: string): Promise<string> {
-  // The second chunk is due in a minute: the client is long gone by then.
-  sim.control.setTiming({ interTokenMs: 60_000, responseTokens: 200 });
+async function disconnectAfterFirstChunk(key: string, model: string, interTokenMs = 60_000): Promise<string> {
+  // By default the second chunk is due in a minute: the client is long gone by then.
+  sim.control.setTiming({ interTokenMs, responseTokens: 200 });
   const controller = new AbortController();
   const response = await postChat(
     sim,
@@ -129,10 +129,13 @@ describe("billing", () => {
     expect(sim.control.billedNano(key)).toBe(2850n);
   });
 
-  it("bills a non-cancellable model's streaming disconnect for the full response", async () => {
+  it("bills a non-cancellable model's streaming disconnect for the full response, once it would have finished", async () => {
     const key = sim.control.createKey();
-    const id = await disconnectAfterFirstChunk(key, "wattfare/non-cancellable");
+    const leftAt = Date.now();
+    const id = await disconnectAfterFirstChunk(key, "wattfare/non-cancellable", 2);
     const record = await sim.control.waitForGeneration(id);
+    // The 199 tokens left, 2 ms apart, were still generated: only then does /generation know it.
+    expect(record.endedAt).toBeGreaterThanOrEqual(leftAt + 199 * 2);
     expect(record).toMatchObject({ completionTokens: 200, cancelled: true, finishReason: "stop" });
     // 15 × 0.0000005 + 200 × 0.0000015
     expect(record.costText).toBe("0.0003075");

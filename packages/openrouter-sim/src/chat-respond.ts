@@ -65,10 +65,16 @@ export function streamCompletion(sim: SimState, plan: GenerationPlan, res: Serve
   res.on("close", () => {
     if (settled) return;
     sim.clearTimer(timer);
-    // A cancellable provider stops at once; others keep generating and bill the whole response. A hung
-    // provider produced nothing more, so it bills what it sent either way.
+    // A cancellable provider stops at once; others keep generating and bill the whole response when it
+    // would have finished (only then does /generation know it). A hung provider produced nothing more,
+    // so it bills what it sent either way.
     if (plan.model.cancellable || stop.kind === "hang") settle(sent, null, true);
-    else settle(plan.pieces.length, plan.finishReason, true);
+    else {
+      const rest = (plan.pieces.length - sent) * interTokenMs;
+      const finish = () => settle(plan.pieces.length, plan.finishReason, true);
+      if (rest > 0) sim.setTimer(finish, rest);
+      else finish();
+    }
   });
 
   const step = (): void => {

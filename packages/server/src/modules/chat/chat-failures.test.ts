@@ -273,6 +273,9 @@ describe("client aborts", () => {
       controller,
     );
     await readAndAbort(res, controller, 1);
+    // The provider cannot be stopped: its record appears once it has finished (in real time here, while
+    // the reconciler's clock is the test's).
+    await h.sim.control.waitForGeneration(res.headers.get("x-generation-id") ?? "");
     await expectExact(key);
     expect(h.sim.control.generations(key)[0]?.completionTokens).toBe(60);
   });
@@ -300,6 +303,7 @@ describe("client aborts", () => {
       controller,
     );
     expect(await readAndAbort(res, controller, 1)).toContain('"echo_upstream_body"');
+    await h.sim.control.waitForGeneration(res.headers.get("x-generation-id") ?? "");
     await expectExact(key);
     expect(await h.ledgerTotal()).toBeGreaterThan(0n);
   });
