@@ -33,6 +33,12 @@ export interface AppWithOrigins extends AppRecord {
 
 export type FundingState = "ok" | "insufficient" | "invalid";
 
+/**
+ * An `unreconciled` charge (settled at its reservation for want of the cost) is asked about again for
+ * this long (DESIGN.md: 7 days); a retired funding key some such charge still needs is kept that long.
+ */
+export const UNRECONCILED_RECHECK_WINDOW_MS = 7 * 86_400_000;
+
 export interface FundingRecord {
   id: string;
   payerId: string;
@@ -352,9 +358,15 @@ export interface Store {
   /**
    * Retires the payer's current funding and, when given, makes `next` current — in one transaction, so
    * chat admission always reads exactly one current row. Retired rows keep their key blob while an open
-   * reservation still needs it (reconciliation); the others' blobs are erased.
+   * reservation still needs it (reconciliation), and, when the key is replaced (not removed), while an
+   * unreconciled charge it paid may still be corrected through /generation; the others' are erased.
    */
   replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void>;
+  /**
+   * Erases the key blob of every retired funding row nothing needs any more: no open reservation, and no
+   * unadjusted `unreconciled` charge younger than UNRECONCILED_RECHECK_WINDOW_MS. Returns how many.
+   */
+  eraseRetiredFundingKeys(now: number): Promise<number>;
 
   // ── consent popup and payer dashboard (issue 6; types at the end of this file) ──
   /** Stores a popup consent session, replacing an unanswered one made from the same session token. */

@@ -400,6 +400,70 @@ describe("reconciliation", () => {
   });
 });
 
+describe("a replaced or removed funding key", () => {
+  /** Alice's unreconciled charge (aborted, /generation silent for 3 h), then her payer's key replaced or removed. */
+  async function chargedThen(change: "replaced" | "removed"): Promise<{ key: string; oldFundingId: string }> {
+    const key = await start({
+      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
+    });
+    const controller = new AbortController();
+    const res = await abortable(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
+      controller,
+    );
+    await readAndAbort(res, controller, 2);
+    await h.drain();
+    await h.reconcile(); // past the deadline: charged at the reservation
+    expect((await h.store.ledger()).map((e) => e.unreconciled)).toEqual([true]);
+    const account = await h.store.chatAccount(h.appId, "alice");
+    const oldFundingId = account?.funding?.id ?? "";
+    if (change === "removed") {
+      await h.store.replacePayerFunding(account?.connection.payerId ?? "", null, h.clock.now());
+      return { key, oldFundingId };
+    }
+    const { encryptFundingKey } = await import("../../security/index.js");
+    const newKey = h.sim.control.createKey();
+    await h.store.replacePayerFunding(
+      account?.connection.payerId ?? "",
+      {
+        id: "fnd_replacement01",
+        keyBlob: encryptFundingKey(h.deps.keyRing, newKey, "fnd_replacement01"),
+        fingerprint: "sk-or-v1-…new",
+        openRouterKeyHash: "new",
+        source: "pasted",
+        state: "ok",
+        limitRemainingNano: null,
+        checkedAt: h.clock.now(),
+      },
+      h.clock.now(),
+    );
+    return { key, oldFundingId };
+  }
+
+  it("still corrects an unreconciled charge it paid, then is erased once nothing can need it", async () => {
+    const { key, oldFundingId } = await chargedThen("replaced");
+    h.clock.advance(4 * 3_600_000);
+    await h.app.chat.reconciler.recheckUnreconciled();
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+    // Adjusted: the re-check needs the key no more, and erases it.
+    expect((await h.store.getFunding(oldFundingId))?.keyBlob).toBe("erased");
+  });
+
+  it("is kept while its charge may still be corrected, and erased when the 7-day re-check window closes", async () => {
+    const { oldFundingId } = await chargedThen("replaced");
+    await h.app.chat.reconciler.recheckUnreconciled(); // still 404
+    expect((await h.store.getFunding(oldFundingId))?.keyBlob).not.toBe("erased");
+    h.clock.advance(7 * 86_400_000);
+    await h.app.chat.reconciler.recheckUnreconciled();
+    expect((await h.store.getFunding(oldFundingId))?.keyBlob).toBe("erased");
+  });
+
+  it("is erased at once when the payer removes it rather than replacing it, charge or not", async () => {
+    const { oldFundingId } = await chargedThen("removed");
+    expect((await h.store.getFunding(oldFundingId))?.keyBlob).toBe("erased");
+  });
+});
+
 describe("BYOK", () => {
   it("meters cost plus the upstream inference cost for a bring-your-own-key payer", async () => {
     h = await createChatHarness();

@@ -8,7 +8,12 @@
 import type { Logger } from "pino";
 import type { Clock } from "../../deps.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
-import type { ReservationRecord, Settlement, Store } from "../../store/port.js";
+import {
+  type ReservationRecord,
+  type Settlement,
+  type Store,
+  UNRECONCILED_RECHECK_WINDOW_MS,
+} from "../../store/port.js";
 import type { Metrics } from "../metrics/index.js";
 import type { Upstream } from "./upstream.js";
 import { costFromGeneration, type UsageCost } from "./usage.js";
@@ -29,7 +34,7 @@ export interface ReconcilerOptions {
    * takes the reservation over (a stream can outlast it: its record appears only once it has ended).
    */
   deadlineMs: number;
-  /** How often `unreconciled` settlements are asked about again (they are, for RECHECK_WINDOW_MS). */
+  /** How often `unreconciled` settlements are asked about again (they are, for UNRECONCILED_RECHECK_WINDOW_MS). */
   recheckMs: number;
   /** Reservations still being served by this process are not the reconciler's to settle. */
   isInFlight: (reservationId: string) => boolean;
@@ -70,8 +75,6 @@ export async function settleObserved(
 }
 
 const MAX_BACKOFF_MS = 30_000;
-/** An `unreconciled` charge is re-checked against /generation for this long (DESIGN.md: 7 days). */
-export const RECHECK_WINDOW_MS = 7 * 86_400_000;
 const CLAIM_BATCH = 100;
 
 export class Reconciler {
@@ -139,7 +142,8 @@ export class Reconciler {
 
   /**
    * Settlements charged at their reservation because /generation had no answer by the deadline: when
-   * the record appears within 7 days, an adjusting ledger entry brings the charge to the real cost.
+   * the record appears within 7 days, an adjusting ledger entry brings the charge to the real cost —
+   * asked with the key that paid, which a payer's replacing it does not erase before then.
    */
   async recheckUnreconciled(): Promise<void> {
     const now = this.o.clock.now();
@@ -147,7 +151,11 @@ export class Reconciler {
       // Page through all of them: entries whose record never appears must not hide the ones after them.
       let after = "";
       for (;;) {
-        const entries = await this.o.store.unreconciledSince(now - RECHECK_WINDOW_MS, CLAIM_BATCH, after);
+        const entries = await this.o.store.unreconciledSince(
+          now - UNRECONCILED_RECHECK_WINDOW_MS,
+          CLAIM_BATCH,
+          after,
+        );
         for (const entry of entries) {
           const cost = await this.lookupGeneration(entry.fundingId, entry.generationId).catch(
             () => undefined,
@@ -158,6 +166,8 @@ export class Reconciler {
         if (!last || entries.length < CLAIM_BATCH) break;
         after = last.requestId;
       }
+      // Replaced keys kept only for these re-checks go once nothing can need them.
+      await this.o.store.eraseRetiredFundingKeys(now);
     } catch (error) {
       this.o.logger.error({ err: error }, "unreconciled re-check failed");
     }

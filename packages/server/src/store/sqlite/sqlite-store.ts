@@ -36,6 +36,7 @@ import {
   type ReservationRecord,
   type Settlement,
   type Store,
+  UNRECONCILED_RECHECK_WINDOW_MS,
 } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
@@ -1054,7 +1055,7 @@ export class SqliteStore implements Store {
       this.db
         .prepare("UPDATE grants SET revoked_at = ? WHERE payer_id = ? AND revoked_at IS NULL")
         .run(now, payerId);
-      this.retireFunding(payerId, now);
+      this.retireFunding(payerId, now, false);
       this.db.prepare("DELETE FROM oauth_states WHERE payer_id = ?").run(payerId);
       this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
       this.db.prepare("DELETE FROM payer_email_tokens WHERE payer_id = ?").run(payerId);
@@ -1220,7 +1221,7 @@ export class SqliteStore implements Store {
 
   async replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void> {
     this.db.transaction(() => {
-      this.retireFunding(payerId, now);
+      this.retireFunding(payerId, now, next !== null);
       if (next === null) return;
       this.db
         .prepare(`
@@ -1243,19 +1244,41 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Retires the current funding row and erases the key blob of every retired row no open reservation
-   * still needs. Called inside a transaction. A request admitted an instant earlier holds its key in
+   * Retires the payer's current funding row and erases the key blob of every retired row nothing needs:
+   * `keepForRecheck` (a replaced key, not a removed one) keeps it also for its unreconciled charges'
+   * re-check. Called inside a transaction. A request admitted an instant earlier holds its key in
    * memory, and the reconciler treats an unreadable blob as "cost unknown" (settles at the reservation).
    */
-  private retireFunding(payerId: string, now: number): void {
+  private retireFunding(payerId: string, now: number, keepForRecheck: boolean): void {
     this.db
       .prepare("UPDATE funding SET replaced_at = ? WHERE payer_id = ? AND replaced_at IS NULL")
       .run(now, payerId);
-    this.db
+    this.eraseUnneededKeys(now, payerId, keepForRecheck);
+  }
+
+  async eraseRetiredFundingKeys(now: number): Promise<number> {
+    return this.eraseUnneededKeys(now, null, true);
+  }
+
+  /** Erases retired rows' key blobs (of one payer, or all) that no open reservation, nor (when asked) a charge still to re-check, needs. */
+  private eraseUnneededKeys(now: number, payerId: string | null, keepForRecheck: boolean): number {
+    return this.db
       .prepare(`
-        UPDATE funding SET key_blob = ? WHERE payer_id = ? AND replaced_at IS NOT NULL AND key_blob <> ?
-          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id)`)
-      .run(ERASED_KEY_BLOB, payerId, ERASED_KEY_BLOB);
+        UPDATE funding SET key_blob = ?
+        WHERE (? IS NULL OR payer_id = ?) AND replaced_at IS NOT NULL AND key_blob <> ?
+          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id)
+          AND NOT (? AND EXISTS (SELECT 1 FROM ledger l WHERE l.funding_id = funding.id AND l.unreconciled = 1
+            AND l.kind = 'settle' AND l.generation_id IS NOT NULL AND l.created_at >= ?
+            AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
+              AND a.request_id = l.request_id AND a.kind = 'adjust')))`)
+      .run(
+        ERASED_KEY_BLOB,
+        payerId,
+        payerId,
+        ERASED_KEY_BLOB,
+        keepForRecheck ? 1 : 0,
+        now - UNRECONCILED_RECHECK_WINDOW_MS,
+      ).changes;
   }
 
   // ── consent popup and payer dashboard (issue 6): the SQL is in consent-queries.ts ──
