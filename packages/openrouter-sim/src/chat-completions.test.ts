@@ -124,6 +124,49 @@ describe("POST /api/v1/chat/completions (JSON)", () => {
     expect(completion.model).toBe("openai/gpt-4o-mini");
   });
 
+  it("moves down the fallback chain past a model whose provider is down or whose context is too small, billing the one that answers", async () => {
+    sim.control.setFaults({ downModels: ["openai/gpt-4o-mini"] });
+    const { data, response } = await openai(sim, key)
+      .chat.completions.create({
+        model: "openai/gpt-4o-mini",
+        messages: HI,
+        max_tokens: 40_000, // beyond wattfare/non-cancellable's context of 32,768
+        // @ts-expect-error OpenRouter's extension of the request body
+        models: ["wattfare/non-cancellable", "anthropic/claude-3.5-haiku"],
+      })
+      .withResponse();
+    expect(data.model).toBe("anthropic/claude-3.5-haiku");
+    const record = await sim.control.waitForGeneration(response.headers.get("x-generation-id")!);
+    expect(record).toMatchObject({ model: "anthropic/claude-3.5-haiku", costNano: 76_000n });
+  });
+
+  it("answers the last candidate's error when every model of the chain fails, and a down model alone with 502", async () => {
+    sim.control.setFaults({ downModels: ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"] });
+    const chain = await postChat(sim, key, {
+      model: "openai/gpt-4o-mini",
+      messages: HI,
+      models: ["anthropic/claude-3.5-haiku"],
+    });
+    expect(chain.status).toBe(502);
+    expect(await chain.json()).toMatchObject({
+      error: {
+        code: 502,
+        message: "Provider returned error",
+        metadata: { error_type: "provider_unavailable" },
+      },
+    });
+    const alone = await postChat(sim, key, { model: "openai/gpt-4o-mini", messages: HI });
+    expect(alone.status).toBe(502);
+    await alone.arrayBuffer();
+    const unknownLast = await postChat(sim, key, {
+      model: "openai/gpt-4o-mini",
+      messages: HI,
+      models: ["nobody/unknown-model"],
+    });
+    expect(unknownLast.status).toBe(400);
+    await unknownLast.arrayBuffer();
+  });
+
   it("uses the account's default model when the request names none", async () => {
     const response = await postChat(sim, key, { messages: HI });
     expect(((await response.json()) as { model: string }).model).toBe("openai/gpt-4o-mini");

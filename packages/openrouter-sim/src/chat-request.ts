@@ -61,11 +61,46 @@ export function parseChatRequest(body: unknown): Parsed<ChatRequest> {
   };
 }
 
-/** The model that answers: the first candidate that exists, as OpenRouter's fallback chain does. */
-export function resolveModel(request: ChatRequest): Parsed<SimModel> {
+/** Why a candidate of the fallback chain cannot answer; undefined when it can. */
+export interface CandidateRefusal {
+  status: number;
+  message: string;
+  metadata?: Record<string, unknown>;
+}
+
+/**
+ * The model that answers: OpenRouter tries `model`, then each of `models` in order, after any error of
+ * the one before (unknown, its provider down, the context too long); the last one's error is returned.
+ */
+export function chooseModel(
+  request: ChatRequest,
+  promptTokens: number,
+  downModels: readonly string[],
+): { ok: true; value: SimModel } | { ok: false; refusal: CandidateRefusal } {
+  let refusal: CandidateRefusal = { status: 400, message: "No models provided" };
   for (const id of request.modelIds) {
     const model = findModel(id);
-    if (model) return { ok: true, value: model };
+    if (!model) {
+      refusal = { status: 400, message: `${id} is not a valid model ID` };
+      continue;
+    }
+    if (downModels.includes(model.id)) {
+      refusal = {
+        status: 502,
+        message: "Provider returned error",
+        metadata: { error_type: "provider_unavailable", provider_name: model.providerName },
+      };
+      continue;
+    }
+    const requestedContext = promptTokens + (request.maxTokens ?? 0);
+    if (requestedContext > model.contextLength) {
+      refusal = {
+        status: 400,
+        message: `This endpoint's maximum context length is ${model.contextLength} tokens. However, you requested about ${requestedContext} tokens (${promptTokens} of text input, ${request.maxTokens ?? 0} in the output). Please reduce the length of either one, or use the "middle-out" transform to compress your prompt automatically.`,
+      };
+      continue;
+    }
+    return { ok: true, value: model };
   }
-  return fail(`${request.modelIds[0]} is not a valid model ID`);
+  return { ok: false, refusal };
 }

@@ -1,11 +1,12 @@
 /**
- * `POST /api/v1/chat/completions`: OpenRouter's checks in its order — auth, body, model, key limit,
- * credits, context length, funds preflight, moderation — then injected faults, then the generation.
+ * `POST /api/v1/chat/completions`: OpenRouter's checks in its order — auth, body, the model (the
+ * fallback chain: unknown, down, context too long), key limit, credits, funds preflight, moderation —
+ * then injected faults, then the generation.
  */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from "node:http";
 import { type Account, limitUsageNano, sha256Hex, spendableNano } from "./accounts.js";
 import { planGeneration } from "./chat-plan.js";
-import { parseChatRequest, resolveModel } from "./chat-request.js";
+import { chooseModel, parseChatRequest } from "./chat-request.js";
 import { jsonCompletion, streamCompletion } from "./chat-respond.js";
 import { BodyTooLargeError, bearerToken, readBody, sendError } from "./http-util.js";
 import { isRecord, type JsonObject } from "./json.js";
@@ -151,22 +152,14 @@ export async function handleChatCompletions(
   const parsed = parseChatRequest(json);
   if (!parsed.ok) return fail(400, parsed.message);
   const request = parsed.value;
-  const resolved = resolveModel(request);
-  if (!resolved.ok) return fail(400, resolved.message);
-  const model = resolved.value;
+  const prompt = countPromptTokens(request.body);
+  const chosen = chooseModel(request, prompt.tokens, sim.faults.downModels);
+  if (!chosen.ok) return fail(chosen.refusal.status, chosen.refusal.message, chosen.refusal.metadata);
+  const model = chosen.value;
 
   if (account.limitNano !== null && limitUsageNano(account, createdAt) >= account.limitNano)
     return fail(403, keyLimitMessage(account));
   if (account.creditsNano <= 0n) return fail(402, NO_CREDITS_MESSAGE);
-
-  const prompt = countPromptTokens(request.body);
-  const requestedContext = prompt.tokens + (request.maxTokens ?? 0);
-  if (requestedContext > model.contextLength) {
-    return fail(
-      400,
-      `This endpoint's maximum context length is ${model.contextLength} tokens. However, you requested about ${requestedContext} tokens (${prompt.tokens} of text input, ${request.maxTokens ?? 0} in the output). Please reduce the length of either one, or use the "middle-out" transform to compress your prompt automatically.`,
-    );
-  }
 
   const outputBound = request.maxTokens ?? model.maxCompletionTokens;
   const funds = preflight(model, prompt.tokens, outputBound, request.n, prompt.images, account.byok);

@@ -29,6 +29,7 @@ export const USAGE = `Usage: openrouter-sim [options]
   --fault-hang-before-headers  never answer chat requests
   --fault-hang-after-chunks N  stop streams after N chunks, keeping the socket open
   --fault-byok-upstream-cost-null  BYOK answers report upstream_inference_cost: null (still billed)
+  --fault-down-models ID,ID    these models' provider is down (502; a "models" fallback chain moves on)
   --json                       print {"url","apiUrl","key"} as one JSON line
   -h, --help                   show this help`;
 
@@ -83,6 +84,7 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
       "fault-hang-before-headers": { type: "boolean" },
       "fault-hang-after-chunks": { type: "string" },
       "fault-byok-upstream-cost-null": { type: "boolean" },
+      "fault-down-models": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -113,6 +115,8 @@ export function parseCliArgs(argv: readonly string[]): CliConfig {
   if (values["fault-reset-before-headers"]) faults.resetBeforeHeaders = true;
   if (values["fault-hang-before-headers"]) faults.hangBeforeHeaders = true;
   if (values["fault-byok-upstream-cost-null"]) faults.byokUpstreamCostNull = true;
+  const down = values["fault-down-models"];
+  if (down !== undefined) faults.downModels = down.split(",").filter((id) => id !== "");
   const afterChunks = {
     resetAfterChunks: integer("fault-reset-after-chunks", values["fault-reset-after-chunks"]),
     errorAfterChunks: integer("fault-error-after-chunks", values["fault-error-after-chunks"]),

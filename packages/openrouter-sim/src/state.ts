@@ -26,6 +26,7 @@ export const NO_FAULTS: Readonly<Faults> = Object.freeze({
   hangBeforeHeaders: false,
   hangAfterChunks: null,
   byokUpstreamCostNull: false,
+  downModels: [],
 });
 
 const REQUEST_HISTORY = 1000;

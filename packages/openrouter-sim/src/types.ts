@@ -127,6 +127,11 @@ export interface Faults {
    * as when the provider did not report its price. The provider's charge is still billed.
    */
   byokUpstreamCostNull: boolean;
+  /**
+   * Models whose provider is down: asked for, they answer 502 "Provider returned error"; in a `models`
+   * fallback chain the next one answers instead (billed at its own price).
+   */
+  downModels: readonly string[];
 }
 
 export interface Timing {

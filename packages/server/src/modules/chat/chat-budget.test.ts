@@ -52,6 +52,28 @@ describe("budget invariants", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("keeps the cap when a fallback chain falls over to its dearest model, its cheap primary being down", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 16 } });
+    const key = await h.connect("alice", 1);
+    h.sim.control.setFaults({ downModels: ["openai/gpt-4o-mini"] });
+    const body = {
+      model: "openai/gpt-4o-mini",
+      models: ["wattfare/expensive"],
+      messages: hello,
+      max_tokens: 16,
+    };
+    const statuses = await streamAll(20, body);
+    await h.drain();
+    const settled = await h.ledgerTotal();
+    // Priced by its primary alone, each would have been admitted for a fraction of a cent.
+    expect(settled).toBeLessThanOrEqual(usdToNano(1, "down"));
+    expect(settled).toBe(h.sim.control.billedNano(key));
+    expect(h.sim.control.generations(key).every((g) => g.model === "wattfare/expensive")).toBe(true);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 402).length).toBeGreaterThan(0);
+    expect(await h.openReservations()).toBe(0);
+  });
+
   it("admits nothing new once the cap is lowered mid-flight, while in-flight streams finish and meter exactly", async () => {
     // Streams of ~2 s: long enough that all five still run once the last is admitted, even under load.
     h = await createChatHarness({ sim: { responseTokens: 100, interTokenMs: 20 } });
