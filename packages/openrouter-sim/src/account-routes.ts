@@ -111,7 +111,7 @@ function generationJson(record: GenerationRecord): string {
       native_tokens_completion: record.completionTokens,
       native_tokens_completion_images: 0,
       native_tokens_reasoning: record.reasoningTokens,
-      native_tokens_cached: 0,
+      native_tokens_cached: record.cachedTokens,
       num_media_prompt: record.images,
       num_media_completion: 0,
       num_input_audio_prompt: 0,

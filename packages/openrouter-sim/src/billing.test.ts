@@ -196,3 +196,68 @@ describe("billing", () => {
     expect(sim.control.credits(key)).toBeCloseTo(-0.03, 9);
   });
 });
+
+describe("prompt caching", () => {
+  const system = {
+    role: "system",
+    content: [
+      { type: "text", text: "You answer briefly. ".repeat(60), cache_control: { type: "ephemeral" } },
+    ],
+  };
+  // The cached prefix is the request overhead plus the system message; "Hi" adds 12 tokens after it.
+  const prefixTokens = 3 + Math.ceil(Buffer.byteLength(JSON.stringify(system)) / 4) + 4;
+  const body = { model: "anthropic/claude-3.5-haiku", messages: [system, ...HI], max_tokens: 16 };
+  // Haiku's prices in nano-USD per token: prompt 800, cache write 1,000, cache read 80, completion 4,000.
+  const costNano = (written: number, read: number) =>
+    BigInt(12 * 800 + written * 1_000 + read * 80 + 16 * 4_000);
+
+  it("bills a cache write above the prompt price, then reads of the same prefix below it, until 5 minutes pass unused", async () => {
+    let now = Date.UTC(2026, 10, 28);
+    const cached = await startSimulator({ now: () => now });
+    try {
+      const key = cached.control.createKey();
+      const usage = async (k = key) => {
+        const res = await postChat(cached, k, body);
+        return ((await res.json()) as { usage: Record<string, unknown> }).usage;
+      };
+      const first = await usage();
+      expect(first).toMatchObject({
+        prompt_tokens: prefixTokens + 12,
+        prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: prefixTokens },
+      });
+      expect(cached.control.billedNano(key)).toBe(costNano(prefixTokens, 0));
+      now += 4 * 60_000;
+      expect(await usage()).toMatchObject({
+        prompt_tokens_details: { cached_tokens: prefixTokens, cache_write_tokens: 0 },
+      });
+      expect(cached.control.billedNano(key)).toBe(costNano(prefixTokens, 0) + costNano(0, prefixTokens));
+      // Another key has a cache of its own.
+      const other = cached.control.createKey();
+      expect(await usage(other)).toMatchObject({
+        prompt_tokens_details: { cache_write_tokens: prefixTokens },
+      });
+      // The hit kept it 5 more minutes; 5 minutes unused, it is gone.
+      now += 5 * 60_000;
+      expect(await usage()).toMatchObject({
+        prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: prefixTokens },
+      });
+    } finally {
+      await cached.close();
+    }
+  });
+
+  it("caches nothing for a model without cache-write pricing, nor without a breakpoint", async () => {
+    const key = sim.control.createKey();
+    const plain = await postChat(sim, key, { ...body, model: "openai/gpt-4o-mini" });
+    expect(((await plain.json()) as { usage: unknown }).usage).toMatchObject({
+      prompt_tokens_details: { cached_tokens: 0 },
+    });
+    const noBreakpoint = await postChat(sim, key, {
+      ...body,
+      messages: [{ role: "system", content: "You answer briefly." }, ...HI],
+    });
+    expect(((await noBreakpoint.json()) as { usage: unknown }).usage).toMatchObject({
+      prompt_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+    });
+  });
+});

@@ -29,7 +29,13 @@ export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: O
   const output = outputOf(plan, outcome.pieces);
   const priced = chargeFor(
     plan.model,
-    { promptTokens: plan.promptTokens, images: plan.images, ...output },
+    {
+      promptTokens: plan.promptTokens,
+      cachedTokens: plan.cache.cachedTokens,
+      cacheWriteTokens: plan.cache.cacheWriteTokens,
+      images: plan.images,
+      ...output,
+    },
     plan.account.byok,
     insured(outcome.finishReason, output.completionTokens),
   );
@@ -43,6 +49,8 @@ export function settleGeneration(sim: SimState, plan: GenerationPlan, outcome: O
     model: plan.model.id,
     providerName: plan.model.providerName,
     promptTokens: plan.promptTokens,
+    cachedTokens: plan.cache.cachedTokens,
+    cacheWriteTokens: plan.cache.cacheWriteTokens,
     completionTokens: output.completionTokens,
     reasoningTokens: output.reasoningTokens,
     images: plan.images,

@@ -5,6 +5,7 @@
 import type { Account } from "./accounts.js";
 import type { JsonObject } from "./json.js";
 import type { SimModel } from "./models.js";
+import type { PromptCacheUse } from "./prompt-cache.js";
 import { generateTokens } from "./text-generator.js";
 
 export interface Piece {
@@ -22,6 +23,8 @@ export interface GenerationPlan {
   /** Clock ms when the request arrived. */
   createdAt: number;
   promptTokens: number;
+  /** What the prompt read from or wrote to the prompt cache. */
+  cache: PromptCacheUse;
   images: number;
   n: number;
   streamed: boolean;
@@ -41,6 +44,7 @@ export interface PlanInput {
   account: Account;
   createdAt: number;
   promptTokens: number;
+  cache: PromptCacheUse;
   images: number;
   n: number;
   streamed: boolean;
@@ -85,6 +89,7 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     created: Math.floor(input.createdAt / 1000),
     createdAt: input.createdAt,
     promptTokens: input.promptTokens,
+    cache: input.cache,
     images: input.images,
     n: input.n,
     streamed: input.streamed,

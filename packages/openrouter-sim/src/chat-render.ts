@@ -25,7 +25,11 @@ export function usageObject(plan: GenerationPlan, settlement: Settlement): Recor
     total_tokens: plan.promptTokens + output.completionTokens,
     cost: charge.cost,
     is_byok: charge.isByok,
-    prompt_tokens_details: { cached_tokens: 0 },
+    // `cache_write_tokens` only from models priced for cache writes (reference §2).
+    prompt_tokens_details:
+      plan.model.pricing.input_cache_write === undefined
+        ? { cached_tokens: plan.cache.cachedTokens }
+        : { cached_tokens: plan.cache.cachedTokens, cache_write_tokens: plan.cache.cacheWriteTokens },
     cost_details: {
       upstream_inference_cost: charge.upstreamCost,
       upstream_inference_prompt_cost: charge.upstreamPromptCost,

@@ -204,6 +204,7 @@ export async function handleChatCompletions(
     account,
     createdAt,
     promptTokens: prompt.tokens,
+    cache: sim.promptCache.use(account.keyHash, model, request.body, prompt.tokens, createdAt),
     images: prompt.images,
     n: request.n,
     streamed: request.stream,

@@ -19,6 +19,9 @@ export interface PriceTable {
   request: bigint;
   image: bigint;
   internalReasoning: bigint;
+  /** Prompt tokens read from / written to the prompt cache; the prompt price where the model has none. */
+  cacheRead: bigint;
+  cacheWrite: bigint;
   /** max(completion, internal_reasoning): the price any output token can cost at most. */
   worstOutput: bigint;
 }
@@ -37,8 +40,13 @@ export function priceTable(model: SimModel): PriceTable {
     const p = model.pricing;
     const completion = parseDecimalCeil(p.completion, PRICE_SCALE);
     const internalReasoning = parseDecimalCeil(p.internal_reasoning, PRICE_SCALE);
+    const prompt = parseDecimalCeil(p.prompt, PRICE_SCALE);
+    const priced = (price: string | undefined) =>
+      price === undefined ? prompt : parseDecimalCeil(price, PRICE_SCALE);
     table = {
-      prompt: parseDecimalCeil(p.prompt, PRICE_SCALE),
+      prompt,
+      cacheRead: priced(p.input_cache_read),
+      cacheWrite: priced(p.input_cache_write),
       completion,
       request: parseDecimalCeil(p.request, PRICE_SCALE),
       image: parseDecimalCeil(p.image, PRICE_SCALE),
@@ -51,7 +59,10 @@ export function priceTable(model: SimModel): PriceTable {
 }
 
 export interface TokenCounts {
+  /** All of them, the cached and cache-written ones included (as `prompt_tokens` counts them). */
   promptTokens: number;
+  cachedTokens: number;
+  cacheWriteTokens: number;
   /** Includes reasoning tokens, as OpenRouter's `completion_tokens` does. */
   completionTokens: number;
   reasoningTokens: number;
@@ -91,7 +102,12 @@ function emitted(atto: bigint): { value: number; text: string; nano: bigint } {
  */
 export function chargeFor(model: SimModel, counts: TokenCounts, byok: boolean, free: boolean): Charge {
   const prices = priceTable(model);
-  const promptAtto = free ? 0n : BigInt(counts.promptTokens) * prices.prompt;
+  const plainPrompt = counts.promptTokens - counts.cachedTokens - counts.cacheWriteTokens;
+  const promptAtto = free
+    ? 0n
+    : BigInt(plainPrompt) * prices.prompt +
+      BigInt(counts.cachedTokens) * prices.cacheRead +
+      BigInt(counts.cacheWriteTokens) * prices.cacheWrite;
   const completionAtto = free
     ? 0n
     : BigInt(counts.completionTokens - counts.reasoningTokens) * prices.completion +

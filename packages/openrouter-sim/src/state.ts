@@ -2,9 +2,11 @@
  * Everything one simulator instance holds: settings that tests change at run time, faults, keys,
  * generations, recorded requests, OAuth codes and the timers that must die with the server.
  */
+
 import { randomBytes } from "node:crypto";
 import { Accounts } from "./accounts.js";
 import { GenerationStore } from "./generation-store.js";
+import { PromptCache } from "./prompt-cache.js";
 import type { Faults, RecordedRequest, SimulatorOptions } from "./types.js";
 
 export interface Settings {
@@ -36,6 +38,7 @@ export class SimState {
   readonly settings: Settings;
   faults: Faults = { ...NO_FAULTS };
   readonly accounts = new Accounts();
+  readonly promptCache = new PromptCache();
   readonly generations: GenerationStore;
   readonly now: () => number;
   private readonly requestRing: RecordedRequest[] = [];

@@ -65,6 +65,9 @@ export interface GenerationRecord {
   model: string;
   providerName: string;
   promptTokens: number;
+  /** Of the prompt tokens: read from the prompt cache, and written to it. */
+  cachedTokens: number;
+  cacheWriteTokens: number;
   /** Completion tokens billed, reasoning included (summed over `n` choices). */
   completionTokens: number;
   reasoningTokens: number;

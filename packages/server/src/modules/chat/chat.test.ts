@@ -9,6 +9,7 @@ beforeEach(async () => {
 afterEach(async () => h.close());
 
 const hello = [{ role: "user" as const, content: "Hello there" }];
+const U_ALICE = { "x-wattfare-user": "alice" };
 
 /** The body of the last request the simulator received. */
 function lastSent<T = Record<string, unknown>>(): T {
@@ -68,6 +69,24 @@ describe("chat completions through the official openai client", () => {
     expect(text.length).toBeGreaterThan(0);
     expect(usageSeen).toBe(true);
     await expectExact(key);
+  });
+
+  it("meters prompt caching exactly: a cache write dearer than the prompt, then a cheaper read of the same prefix", async () => {
+    const key = await h.connect("alice", 5);
+    const system = {
+      role: "system" as const,
+      content: [{ type: "text", text: "Answer briefly. ".repeat(80), cache_control: { type: "ephemeral" } }],
+    };
+    const ask = () =>
+      h.post({ model: "anthropic/claude-3.5-haiku", messages: [system, ...hello], stream: true }, U_ALICE);
+    const written = await ask();
+    expect(await written.text()).toMatch(/"cache_write_tokens":[1-9]/);
+    await expectExact(key);
+    const writeCost = h.sim.control.billedNano(key);
+    const read = await ask();
+    expect(await read.text()).toMatch(/"cached_tokens":[1-9]/);
+    await expectExact(key);
+    expect(h.sim.control.billedNano(key) - writeCost).toBeLessThan(writeCost);
   });
 
   it("names each answer's request id in x-request-id, the key of its ledger entry (JSON and stream)", async () => {
