@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, unknownSettings } from "./config.js";
 import { DEV_SECRET_FILE, loadKeyRing } from "./server-secret.js";
 
 const SECRET = "s".repeat(40);
@@ -16,6 +16,21 @@ function problemsOf(env: Record<string, string>): string[] {
   }
   return [];
 }
+
+describe("unknownSettings", () => {
+  it("names WATTFARE_ variables neither the server nor the SDK reads, and nothing else", () => {
+    expect(
+      unknownSettings({
+        WATTFARE_PUBLC_URL: "https://pay.example", // misspelt
+        WATTFARE_PUBLIC_URL: "https://pay.example",
+        WATTFARE_SECRET_KEY: "sk_live_x", // the SDK's
+        WATTFARE_BASE_URL: "http://127.0.0.1:8787",
+        WATTFARE_CHAT_PER_MINUTE: "60",
+        PATH: "/usr/bin",
+      }),
+    ).toEqual(["WATTFARE_CHAT_PER_MINUTE", "WATTFARE_PUBLC_URL"]);
+  });
+});
 
 describe("loadConfig", () => {
   it("needs no configuration at all in development, with SQLite under ./data of the directory npm ran from", () => {

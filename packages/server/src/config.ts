@@ -179,6 +179,19 @@ function isLoopbackHost(hostname: string): boolean {
  * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
  * INIT_CWD (the directory the user ran npm from), so `./data` lands where the user expects.
  */
+/** `WATTFARE_*` names the SDK reads: they may share the server's environment. */
+const SDK_SETTINGS = new Set(["WATTFARE_SECRET_KEY", "WATTFARE_BASE_URL"]);
+
+/**
+ * `WATTFARE_*` variables neither the server nor the SDK reads — a misspelling, most likely (its value
+ * silently left at the default otherwise). Warned about at start, not refused.
+ */
+export function unknownSettings(env: Env): string[] {
+  return Object.keys(env)
+    .filter((name) => name.startsWith("WATTFARE_") && !(name in envSchema.shape) && !SDK_SETTINGS.has(name))
+    .sort();
+}
+
 export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {

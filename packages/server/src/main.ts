@@ -3,7 +3,7 @@
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Config, ConfigError, loadConfig } from "./config.js";
+import { type Config, ConfigError, loadConfig, unknownSettings } from "./config.js";
 import { createLogger } from "./logger.js";
 import { type RunningServer, startServer } from "./server.js";
 import { ServerLockError } from "./store/sqlite/server-lock.js";
@@ -20,6 +20,9 @@ export async function serve(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  for (const name of unknownSettings(process.env)) {
+    logger.warn({ setting: name }, "unknown WATTFARE_ setting ignored (misspelt?); see docs/self-hosting.md");
+  }
   const starting = startServer(config, logger);
   // Signal handlers before the server is up: a SIGTERM that arrives while it starts, or just after it
   // printed that it listens, still drains it (Node's default would kill the process on the spot).

@@ -47,6 +47,14 @@ describe("wattfare serve", () => {
     expect(await stopProcess(s)).toBe(0);
   });
 
+  it("warns of a WATTFARE_ setting it does not know (a misspelling), naming it, and starts all the same", async () => {
+    const s = await serve({ WATTFARE_DATA_DIR: tempDataDir(), WATTFARE_PUBLC_URL: "https://pay.example" });
+    expect(s.output()).toMatch(
+      /unknown WATTFARE_ setting ignored.*"setting":"WATTFARE_PUBLC_URL"|"setting":"WATTFARE_PUBLC_URL".*unknown WATTFARE_ setting ignored/,
+    );
+    expect(await stopProcess(s)).toBe(0);
+  });
+
   it("prints CLI commands that reach its data directory, and so its secret, from any directory", async () => {
     const dir = tempDataDir();
     const s = await serve({ INIT_CWD: dir });
