@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { type ChatHarness, createChatHarness, ManualClock } from "@wattfare/server/testing";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { ChatCompletionMessageParam } from "../core/chat-types.js";
 import { APIError } from "../core/errors.js";
 import type { Session } from "../core/types.js";
@@ -112,6 +112,50 @@ describe("the Next.js App Router snippet", () => {
 describe("the node:http snippet", () => {
   let server: Server;
   afterEach(async () => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it("stops the model when the browser leaves while the route still waits for Wattfare's answer", async () => {
+    await h.connect("alice", 5);
+    h.sim.control.setFaults({ hangAfterChunks: 2 }); // the model goes quiet: only the route leaving ends it
+    let browserLeft!: () => void;
+    const left = new Promise<void>((resolve) => {
+      browserLeft = resolve;
+    });
+    // Wattfare's answer reaches the route only after the browser has gone.
+    const slow = new Wattfare({
+      secretKey: h.secretKey,
+      baseUrl: h.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        await left;
+        return response;
+      },
+    });
+    const node = toNodeHandler(nextJsRoutes(slow, currentUser).chatRoutePOST, {
+      onError: (error) => {
+        throw new Error(`no handler fault expected: ${String(error)}`);
+      },
+    });
+    let finished = false;
+    server = createServer((req, res) => {
+      res.once("close", browserLeft);
+      void node(req, res).then(() => {
+        finished = true;
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const url = `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+
+    const browser = new AbortController();
+    const pending = fetch(url, { ...chatInit("uid=alice"), signal: browser.signal }).catch(() => undefined);
+    while (h.sim.control.requests().length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    browser.abort();
+    await pending;
+
+    const generationId = h.sim.control.requests().at(-1)?.generationId ?? "";
+    expect((await h.sim.control.waitForGeneration(generationId)).cancelled).toBe(true);
+    await vi.waitFor(() => expect(finished).toBe(true));
+  });
 
   it("pipes a chat stream to the browser and stops the model when the browser leaves", async () => {
     const key = await h.connect("alice", 5);

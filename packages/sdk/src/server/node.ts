@@ -7,17 +7,19 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 /**
  * Converts a Node request into a Fetch `Request`: method, URL, every header, and the body when it has
  * not been read yet (frameworks that parse bodies, like Fastify or Express with a body parser, leave
- * none). The URL's host comes from the `Host` header and is not trusted for anything else.
+ * none). The URL's host comes from the `Host` header and is not trusted for anything else. Given the
+ * Node response too, the request's `signal` aborts when the client disconnects before the response
+ * has finished — pass it on to `chat.completions.create` to stop the model as soon as the user leaves.
  *
  * @example
  * ```ts
  * // Fastify
  * fastify.post("/api/wattfare/session", async (request, reply) =>
- *   reply.send(await handler(toFetchRequest(request.raw), request)),
+ *   reply.send(await handler(toFetchRequest(request.raw, reply.raw), request)),
  * );
  * ```
  */
-export function toFetchRequest(req: IncomingMessage): Request {
+export function toFetchRequest(req: IncomingMessage, res?: ServerResponse): Request {
   const scheme = (req.socket as { encrypted?: boolean } | null)?.encrypted ? "https" : "http";
   let url: URL;
   try {
@@ -38,14 +40,27 @@ export function toFetchRequest(req: IncomingMessage): Request {
     init.body = toWebStream(req);
     init.duplex = "half";
   }
+  if (res !== undefined) init.signal = disconnectSignal(res);
   return new Request(url, init);
+}
+
+/** Aborts when the response closes unfinished: the client went away. */
+function disconnectSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) controller.abort(new Error("the client disconnected"));
+  };
+  if (res.destroyed) onClose();
+  else res.once("close", onClose);
+  return controller.signal;
 }
 
 /**
  * Mounts a Fetch-API handler as a Node `(req, res)` listener; the handler gets the Node request as its
- * second argument (for `req.user` and the like). Response bodies are streamed with back-pressure, and
- * when the client disconnects the body is cancelled, which stops a Wattfare stream at once. If the
- * handler throws, `onError` is called and the client gets a bare 500.
+ * second argument (for `req.user` and the like). Response bodies are streamed with back-pressure. When
+ * the client disconnects, the request's `signal` aborts (a chat still waiting for Wattfare's answer
+ * stops, if the handler passed the signal on) and a body being written is cancelled, which stops a
+ * Wattfare stream at once. If the handler throws, `onError` is called and the client gets a bare 500.
  *
  * @example
  * ```ts
@@ -60,9 +75,11 @@ export function toNodeHandler<Req extends IncomingMessage = IncomingMessage>(
 ): (req: Req, res: ServerResponse) => Promise<void> {
   const onError = options.onError ?? ((error: unknown) => console.error("[wattfare] handler failed", error));
   return async (req, res) => {
+    const request = toFetchRequest(req, res);
     try {
-      await writeFetchResponse(res, await handler(toFetchRequest(req), req));
+      await writeFetchResponse(res, await handler(request, req));
     } catch (error) {
+      if (request.signal.aborted) return; // the client left: nobody to answer, and no handler fault
       onError(error);
       if (res.headersSent) {
         res.destroy();
@@ -80,6 +97,11 @@ async function writeFetchResponse(res: ServerResponse, response: Response): Prom
   for (const [name, value] of response.headers) if (name !== "set-cookie") headers[name] = value;
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (res.destroyed) {
+    // The client left while the handler worked: nobody will read the body, so stop what produces it.
+    await response.body?.cancel().catch(() => {});
+    return;
+  }
   res.writeHead(response.status, headers);
   if (response.body === null) {
     res.end();
@@ -97,7 +119,10 @@ async function writeFetchResponse(res: ServerResponse, response: Response): Prom
       const { done, value } = await reader.read();
       if (done) break;
       if (!res.write(value)) await drained(res);
-      if (res.destroyed) return;
+      if (res.destroyed) {
+        await reader.cancel().catch(() => {});
+        return;
+      }
     }
     res.end();
   } catch {
@@ -109,6 +134,10 @@ async function writeFetchResponse(res: ServerResponse, response: Response): Prom
 
 function drained(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
+    if (res.destroyed) {
+      resolve();
+      return;
+    }
     const done = () => {
       res.off("drain", done);
       res.off("close", done);
