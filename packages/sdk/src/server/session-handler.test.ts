@@ -262,7 +262,7 @@ describe("in Fastify", () => {
       { client: wattfare },
     );
     fastify.post("/api/wattfare/session", async (request, reply) =>
-      reply.send(await handler(toFetchRequest(request.raw), request)),
+      reply.send(await handler(toFetchRequest(request.raw, reply.raw), request)),
     );
     try {
       // A parsed JSON body must not trouble the handler: Fastify has already read the stream.
