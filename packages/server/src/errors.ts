@@ -67,8 +67,10 @@ export class ApiError extends Error {
     const headers: Record<string, string> = Object.assign({}, options.headers);
     // Stock OpenAI clients retry 5xx/429/408 twice; a 402 is never worth retrying (DESIGN.md).
     if (this.status === 402) headers[H.shouldRetry] = "false";
-    // 503 is only raised before any work starts (no catalogue yet, store unreachable): safe to retry.
-    if (this.status === 503) headers[H.shouldRetry] ??= "true";
+    // A 5xx that may follow a charge says `false` where it is raised (after the upstream may have
+    // billed); every other one billed nothing — a 503 is only raised before any work starts — so it
+    // says so explicitly: a client can then tell Wattfare's safe answers from a proxy's bare 502.
+    if (this.status >= 500) headers[H.shouldRetry] ??= "true";
     this.headers = headers;
   }
 }

@@ -59,12 +59,13 @@ async function readAndAbort(res: Response, controller: AbortController, stopAfte
 
 describe("upstream errors before the body", () => {
   it.each([500, 502, 503, 504, 524, 529, 408] as const)(
-    "maps an upstream %i to 502 upstream and releases the reservation",
+    "maps an upstream %i to 502 upstream, safe to retry (nothing was billed), and releases the reservation",
     async (status) => {
       const key = await start();
       h.sim.control.setFaults({ status });
       const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
       expect(res.status).toBe(502);
+      expect(res.headers.get("x-should-retry")).toBe("true");
       expect((await errorOf(res)).code).toBe("upstream");
       await expectExact(key);
       expect(await h.ledgerTotal()).toBe(0n);
@@ -178,6 +179,7 @@ describe("upstream errors before the body", () => {
     await h.stopSimulator();
     const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
     expect(res.status).toBe(502);
+    expect(res.headers.get("x-should-retry")).toBe("true");
     expect((await errorOf(res)).code).toBe("upstream");
     expect(await h.openReservations()).toBe(0);
     expect(await h.ledgerTotal()).toBe(before);
