@@ -56,6 +56,7 @@ const envSchema = z.object({
   WATTFARE_UPSTREAM_CONNECTIONS: intFrom(1, 4096).default(256),
   WATTFARE_UPSTREAM_HEADERS_TIMEOUT_MS: intFrom(100, 3_600_000).default(120_000),
   WATTFARE_UPSTREAM_READ_TIMEOUT_MS: intFrom(100, 3_600_000).default(120_000),
+  WATTFARE_UPSTREAM_QUEUE_TIMEOUT_MS: intFrom(10, 3_600_000).default(10_000),
   WATTFARE_CLIENT_WRITE_STALL_MS: intFrom(100, 3_600_000).default(300_000),
   WATTFARE_RESERVATION_LEASE_MS: intFrom(1000, 3_600_000).default(15_000),
   WATTFARE_HEARTBEAT_MS: intFrom(100, 3_600_000).default(5_000),
@@ -111,6 +112,8 @@ export interface Config {
     readonly connections: number;
     readonly headersTimeoutMs: number;
     readonly readTimeoutMs: number;
+    /** How long a chat request may wait for a free upstream connection; then 503, never sent. */
+    readonly queueTimeoutMs: number;
     readonly clientWriteStallMs: number;
     readonly modelsCacheMs: number;
   };
@@ -289,6 +292,7 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
       connections: e.WATTFARE_UPSTREAM_CONNECTIONS,
       headersTimeoutMs: e.WATTFARE_UPSTREAM_HEADERS_TIMEOUT_MS,
       readTimeoutMs: e.WATTFARE_UPSTREAM_READ_TIMEOUT_MS,
+      queueTimeoutMs: e.WATTFARE_UPSTREAM_QUEUE_TIMEOUT_MS,
       clientWriteStallMs: e.WATTFARE_CLIENT_WRITE_STALL_MS,
       modelsCacheMs: e.WATTFARE_MODELS_CACHE_MS,
     }),

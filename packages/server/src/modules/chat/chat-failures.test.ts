@@ -328,6 +328,51 @@ describe("client aborts", () => {
   });
 });
 
+describe("a full upstream pool", () => {
+  /** One upstream connection, held by alice's long stream A until the test aborts it. */
+  async function poolHeldByStream(env: Record<string, string> = {}) {
+    const key = await start({
+      sim: { interTokenMs: 50, responseTokens: 1000 },
+      env: { WATTFARE_UPSTREAM_CONNECTIONS: "1", ...env },
+    });
+    const a = new AbortController();
+    const stream = await abortable({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, a);
+    expect(stream.status).toBe(200);
+    return { key, a };
+  }
+
+  it("never sends a request whose client left while it waited for a connection, and releases it at once", async () => {
+    // No queue timeout to fall back on: only the client's leaving can end B's wait.
+    const { key, a } = await poolHeldByStream({ WATTFARE_UPSTREAM_QUEUE_TIMEOUT_MS: "3600000" });
+    const b = new AbortController();
+    const queued = abortable({ model: "openai/gpt-4o-mini", messages: hello }, b).catch(() => undefined);
+    while ((await h.openReservations()) < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+    b.abort();
+    await queued;
+    while ((await h.openReservations()) > 1) await new Promise((resolve) => setTimeout(resolve, 1));
+    a.abort();
+    await h.drain();
+    await h.reconcile();
+    expect(h.sim.control.requests()).toHaveLength(1); // A only: B was never written
+    expect(await h.openReservations()).toBe(0);
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+  });
+
+  it("answers 503 unavailable, never sent and safe to retry, once a request waited past the queue timeout", async () => {
+    const { key, a } = await poolHeldByStream({ WATTFARE_UPSTREAM_QUEUE_TIMEOUT_MS: "20" });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("x-should-retry")).toBe("true");
+    expect((await errorOf(res)).code).toBe("unavailable");
+    expect(await h.openReservations()).toBe(1); // A's
+    a.abort();
+    await h.drain();
+    await h.reconcile();
+    expect(h.sim.control.requests()).toHaveLength(1);
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+  });
+});
+
 describe("reconciliation", () => {
   it("keeps asking /generation while it answers 404, then settles the real cost", async () => {
     const key = await start({

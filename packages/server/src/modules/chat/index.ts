@@ -38,6 +38,7 @@ export async function createChat(
     connections: config.upstream.connections,
     headersTimeoutMs: config.upstream.headersTimeoutMs,
     readTimeoutMs: config.upstream.readTimeoutMs,
+    queueTimeoutMs: config.upstream.queueTimeoutMs,
     referer: config.publicUrl,
   });
   const catalogue = new ModelCatalogue(

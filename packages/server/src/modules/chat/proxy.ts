@@ -49,7 +49,7 @@ import { type Reconciler, settleObserved } from "./reconciler.js";
 import { SseUsageSniffer } from "./sse-sniffer.js";
 import type { Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
-import type { UpstreamResponse } from "./upstream-response.js";
+import { NOT_SENT, QUEUE_TIMEOUT, type UpstreamResponse } from "./upstream-response.js";
 import { costInBody, costInText, type UsageCost } from "./usage.js";
 
 /** Re-check an `insufficient` key at most this often: the payer may have topped up. */
@@ -67,6 +67,9 @@ const NEVER_SENT = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "UND_ERR_CONNECT_TIMEOUT",
+  // given up while it still waited for a pool connection: never written
+  NOT_SENT,
+  QUEUE_TIMEOUT,
   // undici refused the request before writing it (e.g. an invalid header value)
   "UND_ERR_INVALID_ARG",
 ]);
@@ -357,12 +360,13 @@ export class ChatProxy {
     const { store } = this.d;
     let upstream: UpstreamResponse | undefined;
     let clientGone = false;
-    // A client that leaves before the upstream answered: keep waiting for the headers (bounded by
+    // A client that leaves while its request waits for a pool connection: it is never sent. One that
+    // leaves after it was sent, before the upstream answered: keep waiting for the headers (bounded by
     // headersTimeout) so the generation id can be reconciled, then stop the upstream at once.
     const onClose = () => {
       if (res.writableFinished) return;
       clientGone = true;
-      upstream?.discard();
+      if (upstream !== undefined && !upstream.awaitingHeaders) upstream.discard();
     };
     res.once("close", onClose);
     // The client may already be gone (it left while we were admitting): `close` will not fire again.
@@ -376,13 +380,25 @@ export class ChatProxy {
     }
     try {
       ending.dispatched = true;
-      upstream = await this.d.upstream.chat(body, fundingKey, caller.app.name);
+      // The handle first: a client leaving while the request waits for a pool connection discards it.
+      upstream = this.d.upstream.chat(body, fundingKey, caller.app.name);
+      await upstream.ready;
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";
       ending.done = true;
       if (NEVER_SENT.has(code)) {
         ending.dispatched = false;
         await store.release(reservation);
+        if (code === QUEUE_TIMEOUT) {
+          throw new ApiError(
+            "unavailable",
+            "Too many requests are waiting for the model provider; try again.",
+            {
+              cause: error,
+            },
+          );
+        }
+        if (clientGone) return; // given up while queued, for a client that has left: nobody to answer
         throw new ApiError("upstream", "The model provider could not be reached.", { cause: error });
       }
       // Sent but unanswered: the upstream may have billed and there is no generation id to ask about.

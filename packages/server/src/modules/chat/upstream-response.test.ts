@@ -7,7 +7,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { Pool } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { UpstreamResponse } from "./upstream-response.js";
+import { NOT_SENT, QUEUE_TIMEOUT, UpstreamResponse } from "./upstream-response.js";
 
 const servers: http.Server[] = [];
 const pools: Pool[] = [];
@@ -29,7 +29,7 @@ async function serve(handler: http.RequestListener): Promise<string> {
 async function send(upstream: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
   const pool = new Pool(await serve(upstream));
   pools.push(pool);
-  return UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" });
+  return UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, 60_000).ready;
 }
 
 /** Resolves when the socket closes, however it ends (an aborted upstream resets it). */
@@ -67,9 +67,66 @@ describe("UpstreamResponse", () => {
     const pool = new Pool(closed);
     pools.push(pool);
     await expect(
-      UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }),
+      UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, 60_000).ready,
     ).rejects.toMatchObject({
       code: "ECONNREFUSED",
+    });
+  });
+
+  describe("a request waiting for a pool connection", () => {
+    /** A one-connection pool whose connection is held by a first request until `release()`. */
+    async function fullPool() {
+      const bodies: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const url = await serve((req, res) => {
+        let body = "";
+        req.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        req.on("end", () => {
+          bodies.push(body);
+          void held.then(() => res.end("done"));
+        });
+      });
+      const pool = new Pool(url, { connections: 1 });
+      pools.push(pool);
+      const first = UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "first" }, 60_000);
+      while (bodies.length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      return { pool, bodies, release, first };
+    }
+
+    it("is never written once discarded, and its ready rejects at once as not sent", async () => {
+      const { pool, bodies, release, first } = await fullPool();
+      const second = UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "second" }, 60_000);
+      second.discard();
+      await expect(second.ready).rejects.toMatchObject({ code: NOT_SENT });
+      release();
+      await (await first.ready).readText(1024);
+      const third = await UpstreamResponse.send(
+        pool,
+        { method: "POST", path: "/chat", body: "third" },
+        60_000,
+      ).ready;
+      await third.readText(1024);
+      expect(bodies).toEqual(["first", "third"]);
+    });
+
+    it("is given up, never written, once it has waited longer than the queue timeout", async () => {
+      const { pool, bodies, release, first } = await fullPool();
+      const second = UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "second" }, 20);
+      await expect(second.ready).rejects.toMatchObject({ code: QUEUE_TIMEOUT });
+      release();
+      await (await first.ready).readText(1024);
+      const third = await UpstreamResponse.send(
+        pool,
+        { method: "POST", path: "/chat", body: "third" },
+        60_000,
+      ).ready;
+      await third.readText(1024);
+      expect(bodies).toEqual(["first", "third"]);
     });
   });
 

@@ -5,8 +5,10 @@
  * request than the same proxy on `request` + `pipe`.)
  *
  * Its life:
- *  1. `UpstreamResponse.send()` resolves once the status line and headers are in, or rejects with the
- *     connection's error (its undici `code` intact, so the caller can tell "never sent" apart).
+ *  1. `UpstreamResponse.send()` returns the response at once; its `ready` resolves once the status line
+ *     and headers are in, or rejects with the connection's error (its undici `code` intact, so the
+ *     caller can tell "never sent" apart). A request still waiting in the pool's queue for a connection
+ *     can be discarded — it then is never written — and waits there at most `queueTimeoutMs`.
  *  2. Chunks that arrive before a reader is attached are held; past HOLD_BYTES the upstream is paused.
  *  3. One reader at a time takes the body: `readUpTo` (which may hand over to a later reader), then
  *     `forwardTo` or `readText`.
@@ -26,6 +28,15 @@ interface Reader {
 
 const discarded = () => new Error("the upstream response was discarded");
 
+/** `ready`'s rejection when the request was given up while queued: it never reached the upstream. */
+export const NOT_SENT = "WATTFARE_UPSTREAM_NOT_SENT";
+/** Likewise, when it waited for a pool connection longer than `queueTimeoutMs`. */
+export const QUEUE_TIMEOUT = "WATTFARE_UPSTREAM_QUEUE_TIMEOUT";
+
+function unsent(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 export class UpstreamResponse implements Dispatcher.DispatchHandler {
   statusCode = 0;
   headers: IncomingHttpHeaders = {};
@@ -40,23 +51,63 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   /** Why the upstream is paused: nobody is reading it, or its reader's client is full. */
   private pausedFor: "holding" | "client" | null = null;
 
-  private constructor(
-    private readonly onStart: (response: UpstreamResponse) => void,
-    private readonly onFailure: (error: Error) => void,
-  ) {}
+  /** Resolves at the response's headers; rejects if none come. */
+  readonly ready: Promise<UpstreamResponse>;
+  private resolveReady!: (response: UpstreamResponse) => void;
+  private rejectReady!: (error: Error) => void;
+  /** Whether `ready` has settled (a queued request given up rejects it before undici does). */
+  private answered = false;
+  /** Until undici takes the request from the pool's queue to write it. */
+  private queueTimer: NodeJS.Timeout | undefined;
 
-  /** Dispatches one request; resolves at the response's headers, rejects if none come. */
-  static send(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): Promise<UpstreamResponse> {
-    return new Promise((resolve, reject) => {
-      dispatcher.dispatch(options, new UpstreamResponse(resolve, reject));
+  private constructor(queueTimeoutMs: number) {
+    this.ready = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
     });
+    this.queueTimer = setTimeout(() => {
+      this.giveUpQueued(unsent(QUEUE_TIMEOUT, "no upstream connection came free in time"));
+    }, queueTimeoutMs);
+    this.queueTimer.unref();
+  }
+
+  /** Dispatches one request; see `ready`. */
+  static send(
+    dispatcher: Dispatcher,
+    options: Dispatcher.DispatchOptions,
+    queueTimeoutMs: number,
+  ): UpstreamResponse {
+    const response = new UpstreamResponse(queueTimeoutMs);
+    dispatcher.dispatch(options, response);
+    return response;
+  }
+
+  private fail(error: Error): void {
+    if (this.answered) return;
+    this.answered = true;
+    this.rejectReady(error);
+  }
+
+  /**
+   * Gives up a request undici has not taken from the queue yet: `ready` rejects now, and when undici
+   * gets to it, onRequestStart aborts it before a byte is written.
+   */
+  private giveUpQueued(error: Error): void {
+    if (this.queueTimer === undefined) return; // already on its way
+    clearTimeout(this.queueTimer);
+    this.queueTimer = undefined;
+    this.discarded = true;
+    this.fail(error);
   }
 
   // --- undici's side -----------------------------------------------------------------------------
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    clearTimeout(this.queueTimer);
+    this.queueTimer = undefined;
     this.controller = controller;
-    if (this.discarded) controller.abort(discarded());
+    // Aborted here, the request is not written (undici checks before writing it).
+    if (this.discarded) controller.abort(unsent(NOT_SENT, "given up before it was sent"));
   }
 
   onResponseStart(
@@ -68,7 +119,8 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.statusCode = statusCode;
     this.headers = headers;
     this.started = true;
-    this.onStart(this);
+    this.answered = true;
+    this.resolveReady(this);
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -88,8 +140,10 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    clearTimeout(this.queueTimer);
+    this.queueTimer = undefined;
     if (!this.started) {
-      this.onFailure(error);
+      this.fail(error);
       return;
     }
     this.error = error;
@@ -98,12 +152,21 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   // --- the proxy's side ----------------------------------------------------------------------------
 
+  /** Written upstream and waiting for its headers: no longer queued, not answered yet. */
+  get awaitingHeaders(): boolean {
+    return this.queueTimer === undefined && !this.answered;
+  }
+
   /**
    * Stops reading: the upstream request is aborted (its socket closed) unless it already ended, and a
    * reader still waiting is failed.
    */
   discard(): void {
     if (this.discarded) return;
+    if (this.queueTimer !== undefined) {
+      this.giveUpQueued(unsent(NOT_SENT, "given up before it was sent"));
+      return;
+    }
     this.discarded = true;
     const reader = this.reader;
     this.reader = null;

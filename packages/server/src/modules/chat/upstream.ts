@@ -11,6 +11,8 @@ export interface UpstreamOptions {
   connections: number;
   headersTimeoutMs: number;
   readTimeoutMs: number;
+  /** How long a chat request may wait for a free pool connection before it is given up, never sent. */
+  queueTimeoutMs: number;
   /** Sent as HTTP-Referer for OpenRouter's app attribution. */
   referer: string;
 }
@@ -70,19 +72,27 @@ export class Upstream {
     return title;
   }
 
-  /** POST /chat/completions with the payer's key. The caller owns (and must read or discard) the body. */
-  chat(body: string, fundingKey: string, title: string): Promise<UpstreamResponse> {
-    return UpstreamResponse.send(this.pool, {
-      method: "POST",
-      path: `${this.basePath}/chat/completions`,
-      headers: {
-        authorization: `Bearer ${fundingKey}`,
-        "content-type": "application/json",
-        "http-referer": this.options.referer,
-        "x-title": this.titleOf(title),
+  /**
+   * POST /chat/completions with the payer's key; the response's `ready` resolves at its headers. The
+   * caller owns it: it must read or discard the body, and discarding it while it still waits for a
+   * connection keeps it from ever being sent.
+   */
+  chat(body: string, fundingKey: string, title: string): UpstreamResponse {
+    return UpstreamResponse.send(
+      this.pool,
+      {
+        method: "POST",
+        path: `${this.basePath}/chat/completions`,
+        headers: {
+          authorization: `Bearer ${fundingKey}`,
+          "content-type": "application/json",
+          "http-referer": this.options.referer,
+          "x-title": this.titleOf(title),
+        },
+        body,
       },
-      body,
-    });
+      this.options.queueTimeoutMs,
+    );
   }
 
   /** A small GET (`/models`, `/generation?id=`, `/key`), read whole as text. */
