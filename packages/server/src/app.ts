@@ -53,13 +53,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: false },
   });
 
-  let closing = false;
+  // Aborted when the server starts closing: new requests are refused, chat bodies still arriving too.
+  const closing = new AbortController();
   app.addHook("preClose", async () => {
-    closing = true;
+    closing.abort();
   });
   // After every onRequest hook (a route's CORS headers included), so a browser can read it too.
   app.addHook("preParsing", async () => {
-    if (closing) {
+    if (closing.signal.aborted) {
       throw new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
         headers: { connection: "close" },
       });
@@ -81,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerSessionRoutes(app, deps);
   registerConnectionRoutes(app, deps);
   registerGrantRoutes(app, deps);
-  const chat = await createChat(app, deps, metrics, () => closing);
+  const chat = await createChat(app, deps, metrics, closing.signal);
   app.decorate("chat", chat);
   chatHandler = chat.handleHttp;
   app.addHook("onClose", async () => chat.close());

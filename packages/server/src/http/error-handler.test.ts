@@ -117,6 +117,33 @@ describe("errors outside any route", () => {
     }
   });
 
+  it("refuses a chat body still arriving when the server starts closing, with 503, so the close does not wait for it", async () => {
+    const chat = await createChatHarness();
+    try {
+      await chat.connect("alice", 5);
+      let closed: Promise<undefined> | undefined;
+      const text = await rawExchange(Number(new URL(chat.url).port), async (socket) => {
+        socket.write(
+          `POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${chat.secretKey}\r\n` +
+            "x-wattfare-user: alice\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" +
+            '{"model":"openai/gpt-4o-mini",',
+        );
+        // The rest of the body never comes: only the shutdown can end this request.
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        closed = chat.app.close();
+      });
+      await closed;
+      const answer = text.toString("latin1");
+      expect(answer).toMatch(/^HTTP\/1\.1 503 /);
+      expect(answer).toMatch(/\r\nconnection: close\r\n/);
+      expect(answer).toContain('"code":"unavailable"');
+      expect(chat.sim.control.requests()).toHaveLength(0);
+      expect(await chat.openReservations()).toBe(0);
+    } finally {
+      await chat.close();
+    }
+  });
+
   it("answers a request that arrives while the server shuts down with 503 unavailable in the envelope, readable cross-origin", async () => {
     const { harness, port } = await listening();
     await harness.createApp();

@@ -39,9 +39,13 @@ export function createChatHttpHandler(
   deps: AppDeps,
   proxy: ChatProxy,
   metrics: Metrics,
-  isClosing: () => boolean,
+  closing: AbortSignal,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = deps.config.limits.chatBodyBytes;
+  const restarting = () =>
+    new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
+      headers: { connection: "close" },
+    });
 
   /** RL_CHAT's verdict, keyed per user or per grant (separate namespaces). */
   const enforce = (decision: RateDecision, rule: RateRule) => {
@@ -88,33 +92,44 @@ export function createChatHttpHandler(
       }
       const chunks: Buffer[] = [];
       let size = 0;
+      // Stops reading (what is left of the body is not wanted) and answers `error`.
+      const refuse = (error: ApiError) => {
+        done();
+        req.removeAllListeners("data");
+        req.pause();
+        reject(error);
+      };
+      // A body still arriving when the server starts closing is refused: nothing has been admitted yet,
+      // and a slow client must not hold the drain (nor be admitted once it is done).
+      const onClosing = () => refuse(restarting());
+      const done = () => closing.removeEventListener("abort", onClosing);
+      closing.addEventListener("abort", onClosing, { once: true });
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > limit) {
-          req.removeAllListeners("data");
-          req.pause();
-          reject(new ApiError("payload_too_large", "The request body is larger than this endpoint accepts."));
+          refuse(new ApiError("payload_too_large", "The request body is larger than this endpoint accepts."));
           return;
         }
         chunks.push(chunk);
       });
-      req.once("end", () =>
-        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)),
-      );
-      req.once("error", reject);
+      req.once("end", () => {
+        done();
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      });
+      req.once("error", (error) => {
+        done();
+        reject(error);
+      });
     });
 
   const serve = async (req: IncomingMessage, res: ServerResponse, id: string) => {
-    if (isClosing()) {
-      throw new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
-        headers: { connection: "close" },
-      });
-    }
+    if (closing.aborted) throw restarting();
     const caller = await callerOf(req);
     if (!JSON_TYPE.test(req.headers["content-type"] ?? "")) {
       throw new ApiError("invalid_request", "Content-Type must be application/json.");
     }
     const body = await readBody(req);
+    if (closing.aborted) throw restarting(); // it ended as the server began to close: not admitted
     if (body.length === 0)
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
     // A grant is read again once the body is in: while it arrived (a slow client may take minutes), the

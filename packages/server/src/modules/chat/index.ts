@@ -30,7 +30,7 @@ export async function createChat(
   app: FastifyInstance,
   deps: AppDeps,
   metrics: Metrics,
-  isClosing: () => boolean,
+  closing: AbortSignal,
 ): Promise<Chat> {
   const { config } = deps;
   const upstream = new Upstream({
@@ -73,7 +73,7 @@ export async function createChat(
     reconcilerPending: () => reconciler.pending,
   });
   registerModelRoutes(app, deps, catalogue);
-  const handleHttp = createChatHttpHandler(deps, proxy, metrics, isClosing);
+  const handleHttp = createChatHttpHandler(deps, proxy, metrics, closing);
   registerChatRouteForInject(app, handleHttp);
   await reconciler.start();
   return {
