@@ -158,6 +158,41 @@ async function expectStalledClientCutOffAndReconciled(answer: {
   await reader.cancel().catch(() => undefined);
 }
 
+describe("an answer Wattfare cannot meter", () => {
+  it.each([
+    ["an HTML page, without a generation id", { "content-type": "text/html" }, "<html>login</html>", false],
+    [
+      "a compressed JSON body with a generation id",
+      { "content-type": "application/json", "content-encoding": "gzip", "x-generation-id": "gen-z" },
+      "\u001f\u008b…",
+      true,
+    ],
+  ])(
+    "answers %s with 502 upstream instead of passing it on",
+    async (_name, headers, body, fromOpenRouter) => {
+      const upstream = await scriptedUpstream((_req, res) => {
+        res.writeHead(200, headers as http.OutgoingHttpHeaders);
+        res.end(body);
+      }, "0.000011");
+      upstreamClose = upstream.close;
+      const chat = await wattfareIn(upstream);
+      const res = await chat({ model: "test/model", messages: [{ role: "user", content: "Hi" }] });
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream");
+      // Behind a generation id OpenRouter may have billed: reconciled from /generation, never retried.
+      expect(res.headers.get("x-should-retry")).toBe(fromOpenRouter ? "false" : "true");
+      await h?.app.chat.proxy.drain();
+      for (let i = 0; i < 20 && (h?.app.chat.reconciler.pending ?? 0) > 0; i++) {
+        h?.clock.advance(60_000);
+        await h?.app.chat.reconciler.tick();
+      }
+      const ledger = await h?.store.ledger();
+      expect(ledger?.map((e) => e.amountNano)).toEqual(fromOpenRouter ? [11_000n] : []);
+      expect(await h?.store.openReservations()).toEqual([]);
+    },
+  );
+});
+
 describe("SSE passthrough", () => {
   it("delivers the upstream's bytes unchanged, however they are split, and meters the usage event", async () => {
     // Comment lines, CRLF, an event split mid-line and mid-UTF-8 character, several events per write.

@@ -59,6 +59,8 @@ const KEY_LIMIT_RECHECK_MS = 30_000;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const KEY_CACHE_SIZE = 10_000;
 const TAIL_BYTES = 64 * 1024;
+/** The answers Wattfare passes on and meters: JSON and server-sent events, not encoded. */
+const METERABLE_TYPE = /^\s*(application\/json|text\/event-stream)\s*(;|$)/i;
 /** Failures where the request provably never reached the upstream: nothing can have been billed. */
 const NEVER_SENT = new Set([
   "ECONNREFUSED",
@@ -428,6 +430,21 @@ export class ChatProxy {
     }
 
     const contentType = headerValue(upstream.headers["content-type"]) ?? "application/json";
+    const encoding = headerValue(upstream.headers["content-encoding"]) ?? "identity";
+    if (!METERABLE_TYPE.test(contentType) || encoding.toLowerCase() !== "identity") {
+      // Not an answer Wattfare can pass on and meter: a page from something in between, a compressed
+      // body. Without a generation id no OpenRouter generation stands behind it (nothing to bill).
+      ending.done = true;
+      upstream.discard();
+      const unreadable = "The model provider's answer could not be read.";
+      if (generationId === undefined) {
+        await store.release(reservation);
+        throw new ApiError("upstream", unreadable);
+      }
+      await persistGenerationId();
+      this.d.reconciler.track(reservation);
+      throw new ApiError("upstream", unreadable, { headers: noRetry });
+    }
     const headers: Record<string, string> = { "content-type": contentType, [H.requestId]: request.id };
     if (generationId !== undefined) headers[H.generationId] = generationId;
     if (fit.adjusted) headers[H.maxTokens] = String(fit.outTokens);
