@@ -287,7 +287,13 @@ export function renderUpstreamBody(
   }
   // OpenRouter isolates abuse per `user`; a stable pseudonym keeps one user's block off the whole key.
   if (body.user === undefined) body.user = pseudonymousUser(appId, appUserId);
-  return JSON.stringify(body);
+  try {
+    return JSON.stringify(body);
+  } catch (error) {
+    // JSON.parse takes any depth; JSON.stringify runs out of stack past a few thousand levels.
+    if (error instanceof RangeError) throw invalid("The request body is nested too deeply.");
+    throw error;
+  }
 }
 
 const pseudonyms = new Map<string, string>();

@@ -283,6 +283,10 @@ describe("request validation", () => {
       { model: "openai/gpt-4o-mini", messages: hello, web_search_options: {} },
     ],
     ["a priority service tier", { model: "openai/gpt-4o-mini", messages: hello, service_tier: "priority" }],
+    [
+      "a body nested too deeply to forward",
+      `{"model":"openai/gpt-4o-mini","messages":[{"role":"user","content":"Hi"}],"metadata":${"[".repeat(100_000)}${"]".repeat(100_000)}}`,
+    ],
   ])("rejects %s with 400 invalid_request and reserves nothing", async (_name, body) => {
     await h.connect("alice", 5);
     const res = await h.post(body, { "x-wattfare-user": "alice" });
