@@ -411,7 +411,7 @@ export class ChatProxy {
       });
     }
     if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-      const text = await upstream.readText(MAX_ERROR_BODY_BYTES);
+      const text = await upstream.readText(MAX_ERROR_BODY_BYTES, this.d.config.upstream.readTimeoutMs);
       ending.done = true;
       await store.release(reservation); // non-2xx before the body: nothing was billed
       throw await this.upstreamError(upstream, text, funding);

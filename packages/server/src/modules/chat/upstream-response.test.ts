@@ -104,13 +104,13 @@ describe("UpstreamResponse", () => {
       second.discard();
       await expect(second.ready).rejects.toMatchObject({ code: NOT_SENT });
       release();
-      await (await first.ready).readText(1024);
+      await (await first.ready).readText(1024, 60_000);
       const third = await UpstreamResponse.send(
         pool,
         { method: "POST", path: "/chat", body: "third" },
         60_000,
       ).ready;
-      await third.readText(1024);
+      await third.readText(1024, 60_000);
       expect(bodies).toEqual(["first", "third"]);
     });
 
@@ -119,13 +119,13 @@ describe("UpstreamResponse", () => {
       const second = UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "second" }, 20);
       await expect(second.ready).rejects.toMatchObject({ code: QUEUE_TIMEOUT });
       release();
-      await (await first.ready).readText(1024);
+      await (await first.ready).readText(1024, 60_000);
       const third = await UpstreamResponse.send(
         pool,
         { method: "POST", path: "/chat", body: "third" },
         60_000,
       ).ready;
-      await third.readText(1024);
+      await third.readText(1024, 60_000);
       expect(bodies).toEqual(["first", "third"]);
     });
   });
@@ -268,7 +268,7 @@ describe("UpstreamResponse", () => {
     await new Promise((resolve) => setImmediate(resolve));
     response.discard();
     await expect(response.readUpTo(1024)).rejects.toThrow("discarded");
-    await expect(response.readText(1024)).resolves.toBe("");
+    await expect(response.readText(1024, 60_000)).resolves.toBe("");
   });
 
   it("gives at most max bytes of the text, and what came when the body breaks off", async () => {
@@ -277,7 +277,20 @@ describe("UpstreamResponse", () => {
       res.write("0123456789", () => res.destroy());
     });
     expect(response.statusCode).toBe(500);
-    expect(await response.readText(4)).toBe("0123");
+    expect(await response.readText(4, 60_000)).toBe("0123");
+  });
+
+  it("stops reading text once max bytes are in, or its time is up, even of a body that never ends", async () => {
+    const trickle = (res: http.ServerResponse) => {
+      res.writeHead(500, { "content-type": "application/json" });
+      res.write("0123456789");
+      const drip = setInterval(() => res.write(" "), 5);
+      res.once("close", () => clearInterval(drip));
+    };
+    const full = await send((_req, res) => trickle(res));
+    expect(await full.readText(4, 60_000)).toBe("0123");
+    const slow = await send((_req, res) => trickle(res));
+    expect((await slow.readText(1024, 50)).startsWith("0123456789")).toBe(true);
   });
 
   it("rejects a reader with the upstream's failure when the body breaks off", async () => {

@@ -213,19 +213,34 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     });
   }
 
-  /** The body as text, at most `max` bytes of it; a body that breaks off gives what came. */
-  readText(max: number): Promise<string> {
+  /**
+   * The body as text, at most `max` bytes of it, read for at most `timeoutMs`; a body that breaks off
+   * gives what came. Once `max` bytes are in, or the time is up, the rest is discarded: an error body
+   * that never ends (a trickle beats the read timeout, which counts only gaps) cannot hold its caller.
+   */
+  readText(max: number, timeoutMs: number): Promise<string> {
     return new Promise((resolve) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      let finished = false;
       const done = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
         this.reader = null;
         resolve(Buffer.concat(chunks).toString("utf8"));
       };
+      const enough = () => {
+        done();
+        this.discard();
+      };
+      const timer = setTimeout(enough, timeoutMs);
+      timer.unref();
       this.attach({
         data: (chunk) => {
           if (size < max) chunks.push(chunk.subarray(0, max - size));
           size += chunk.length;
+          if (size >= max) enough();
         },
         end: done,
         fail: done,
