@@ -119,6 +119,7 @@ describe("the chat app", () => {
     // Sign in to the app.
     await page.goto(demo.appUrl);
     await page.getByLabel("Your name").fill("Ada");
+    await page.getByLabel("Password").fill("lovelace");
     await page.getByRole("button", { name: "Sign in" }).click();
     await textOf(budget).toContain("Not connected");
     await screenshot(page, "connect-app-signed-in");

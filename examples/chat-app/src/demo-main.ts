@@ -6,7 +6,7 @@ process.stdout.write(`
 Wattfare demo: everything runs on this machine, offline (a simulator stands in for OpenRouter).
 
   Open ${demo.appUrl}
-    Sign in with any name, press "Connect your AI budget", and in Wattfare's window create an
+    Sign in with any name and password, press "Connect your AI budget", and in Wattfare's window create an
     account, connect funding ("Connect with OpenRouter", then "Authorize" on the simulator's page)
     and approve a monthly cap. Then chat; pick the "Expensive" model to run out and raise the cap.
   Or  ${demo.appUrl}/grants

@@ -68,17 +68,20 @@ function chatSection(): string {
 </section>`;
 }
 
-/** The sign-in page: any name will do. */
+/** The sign-in page: any name, with a password that makes it yours. */
 export function signInPage(ctx: PageContext): string {
   return layout(
     ctx,
     "Sign in — Chat demo",
     `<main>
 <h1>Chat demo</h1>
-<p>A small app whose users pay for their own AI use through Wattfare. Sign in with any name.</p>
+<p>A small app whose users pay for their own AI use through Wattfare. Sign in with any name and a
+password: the password makes the name yours (the same name with another password is someone else).</p>
 <form method="post" action="/login" class="card">
 <label for="name">Your name</label>
-<input id="name" name="name" autocomplete="nickname" required maxlength="60">
+<input id="name" name="name" autocomplete="username" required maxlength="60">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required maxlength="200">
 <button type="submit">Sign in</button>
 </form>
 <p>No account? <a href="/grants">Chat with a one-time grant</a> instead.</p>

@@ -164,7 +164,7 @@ export async function startChatApp(options: ChatAppOptions): Promise<RunningChat
 
   async function login(request: Request): Promise<Response> {
     const form = new URLSearchParams(await request.text());
-    const cookie = sessions.signIn(form.get("name") ?? "");
+    const cookie = sessions.signIn(form.get("name") ?? "", form.get("password") ?? "");
     return cookie === undefined ? redirect("/") : redirect("/", cookie);
   }
 
