@@ -75,7 +75,15 @@ export function toNodeHandler<Req extends IncomingMessage = IncomingMessage>(
 ): (req: Req, res: ServerResponse) => Promise<void> {
   const onError = options.onError ?? ((error: unknown) => console.error("[wattfare] handler failed", error));
   return async (req, res) => {
-    const request = toFetchRequest(req, res);
+    let request: Request;
+    try {
+      request = toFetchRequest(req, res);
+    } catch {
+      // A method or URL Node accepts but a Fetch Request cannot hold (TRACE, a path like `//[`).
+      res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "invalid_request", message: "Unsupported request." } }));
+      return;
+    }
     try {
       await writeFetchResponse(res, await handler(request, req));
     } catch (error) {

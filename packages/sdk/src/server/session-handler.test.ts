@@ -2,7 +2,7 @@
  * `createSessionHandler` mounted in Hono, node:http and Fastify in front of a real Wattfare. The app's
  * own sign-in is faked with a `uid` cookie (or a framework's request context).
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from "node:http";
 import { type ChatHarness, createChatHarness } from "@wattfare/server/testing";
 import Fastify, { type FastifyRequest } from "fastify";
 import { Hono } from "hono";
@@ -224,6 +224,20 @@ describe("in node:http", () => {
     expect(res.status).toBe(204);
     expect(res.headers.get("set-cookie")).toBe("a=1");
     expect(seen).toEqual({ method: "POST", url: `${url}/path?q=1`, cookie: "uid=x", body: "hello" });
+  });
+
+  it("answers 400 to a request a Fetch Request cannot hold (TRACE), and goes on serving", async () => {
+    const url = new URL(await listen(toNodeHandler(async () => new Response("ok"))));
+    const traced = await new Promise<number | undefined>((resolve, reject) => {
+      const req = httpRequest({ host: url.hostname, port: url.port, method: "TRACE", path: "/" }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(traced).toBe(400);
+    expect(await (await fetch(url)).text()).toBe("ok");
   });
 
   it("answers a bare 500 and reports the error when the handler throws", async () => {

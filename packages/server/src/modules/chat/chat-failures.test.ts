@@ -34,6 +34,25 @@ async function expectExact(key: string): Promise<void> {
   expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
 }
 
+/**
+ * Alice's stream, aborted after two chunks, whose /generation record stays hidden for 3 hours: past the
+ * 15-minute deadline it is charged at its reservation, flagged unreconciled. Returns the simulator key.
+ */
+async function unreconciledCharge(): Promise<string> {
+  const key = await start({
+    sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
+  });
+  const controller = new AbortController();
+  const res = await abortable(
+    { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
+    controller,
+  );
+  await readAndAbort(res, controller, 2);
+  await h.drain();
+  await h.reconcile();
+  return key;
+}
+
 /** A chat request as alice that the test can abort. */
 function abortable(body: Record<string, unknown>, controller: AbortController): Promise<Response> {
   return postChat(h.url, h.secretKey, body, { headers: U, signal: controller.signal });
@@ -418,17 +437,7 @@ describe("reconciliation", () => {
   });
 
   it("adjusts an unreconciled charge to the real cost when /generation answers within 7 days", async () => {
-    const key = await start({
-      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
-    });
-    const controller = new AbortController();
-    const res = await abortable(
-      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
-      controller,
-    );
-    await readAndAbort(res, controller, 2);
-    await h.drain();
-    await h.reconcile(); // past the 15-minute deadline: charged at the reservation
+    const key = await unreconciledCharge();
     const charged = await h.ledgerTotal();
     expect(charged).toBeGreaterThan(h.sim.control.billedNano(key));
     await h.app.chat.reconciler.recheckUnreconciled(); // still 404: nothing changes
@@ -450,17 +459,7 @@ describe("reconciliation", () => {
 describe("a replaced or removed funding key", () => {
   /** Alice's unreconciled charge (aborted, /generation silent for 3 h), then her payer's key replaced or removed. */
   async function chargedThen(change: "replaced" | "removed"): Promise<{ key: string; oldFundingId: string }> {
-    const key = await start({
-      sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
-    });
-    const controller = new AbortController();
-    const res = await abortable(
-      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
-      controller,
-    );
-    await readAndAbort(res, controller, 2);
-    await h.drain();
-    await h.reconcile(); // past the deadline: charged at the reservation
+    const key = await unreconciledCharge();
     expect((await h.store.ledger()).map((e) => e.unreconciled)).toEqual([true]);
     const account = await h.store.chatAccount(h.appId, "alice");
     const oldFundingId = account?.funding?.id ?? "";

@@ -441,8 +441,8 @@ export class ChatProxy {
         await store.release(reservation);
         throw new ApiError("upstream", unreadable);
       }
+      this.d.reconciler.track(reservation); // first: a failed write below must not strand it
       await persistGenerationId();
-      this.d.reconciler.track(reservation);
       throw new ApiError("upstream", unreadable, { headers: noRetry });
     }
     const headers: Record<string, string> = { "content-type": contentType, [H.requestId]: request.id };

@@ -6,6 +6,7 @@ import path from "node:path";
 import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { describe, expect, it } from "vitest";
 import { storeContract } from "../contract.js";
+import type { LedgerEntry, ReservationRecord } from "../port.js";
 import { openSqlite } from "./database.js";
 import { SQLITE_MIGRATIONS } from "./migrations.js";
 import { openSqliteStore, type SqliteStore, UNRECONCILED_SINCE_SQL } from "./sqlite-store.js";
@@ -209,6 +210,51 @@ describe("SQLite adapter", () => {
     expect(await store.retryFailedCloses()).toBe(0);
     await store.ping();
     expect(store.db.prepare("SELECT n FROM write_probe").pluck().get()).toBe(3n);
+    await store.close();
+  });
+
+  it("counts in what a funding key spent a reservation another connection opened, once claimed, and an adjustment of a charge", async () => {
+    const { file, store, c } = await storeWithAlice(1000n);
+    const account = `c:${c.id}`;
+    const spent = async () => {
+      let seen = -1n;
+      await store.admit(
+        reservationDraft("probe", account, "fnd_a0000000"),
+        1000n,
+        (_room, s) => {
+          seen = s;
+          return null;
+        },
+        "i",
+        10,
+      );
+      return seen;
+    };
+    // As a second process could: an open row this process never admitted.
+    const other = openSqlite(file);
+    other
+      .prepare(
+        `INSERT INTO reservations (id, account, period, app_id, funding_id, model, stream, amount_nano,
+           generation_id, owner, lease_until, created_at, deadline_at)
+         VALUES ('r_other', ?, '2026-11', 'app00001', 'fnd_a0000000', 'm', 0, 300, NULL, 'inst_x', 0, 0, 60000)`,
+      )
+      .run(account);
+    other.close();
+    expect(await spent()).toBe(0n);
+    const [claimed] = await store.claimExpired("i", 1_000, 2_000, true, 10);
+    expect(await spent()).toBe(300n);
+    await store.settle(claimed as ReservationRecord, {
+      costNano: 300n,
+      generationId: "gen-1",
+      promptTokens: null,
+      completionTokens: null,
+      unreconciled: true,
+      at: 1,
+    });
+    expect(await spent()).toBe(300n);
+    const [entry] = await store.ledger();
+    await store.adjust(entry as LedgerEntry, 100n, 2);
+    expect(await spent()).toBe(100n);
     await store.close();
   });
 

@@ -946,6 +946,7 @@ export class SqliteStore implements Store {
             // Not known to this process (rebuildBook loads every open row): count it as rebuildBook would.
             this.open.set(res.id, res);
             this.book.get(res).reserved += res.amountNano;
+            this.addFundingSpent(res.fundingId, res.amountNano);
           }
           return res;
         });
@@ -989,7 +990,10 @@ export class SqliteStore implements Store {
         .run(delta, entry.account, entry.period);
       applied = true;
     });
-    if (applied) this.book.get(entry).settled += delta;
+    if (applied) {
+      this.book.get(entry).settled += delta;
+      this.addFundingSpent(entry.fundingId, delta);
+    }
   }
 
   async ledger(filter: { account?: string } = {}): Promise<LedgerEntry[]> {
