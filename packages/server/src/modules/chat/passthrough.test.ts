@@ -159,6 +159,25 @@ async function expectStalledClientCutOffAndReconciled(answer: {
 }
 
 describe("an answer Wattfare cannot meter", () => {
+  it("still ends its reservation when its generation id cannot be written", async () => {
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html", "x-generation-id": "gen-z" });
+      res.end("<html>…</html>");
+    }, "0.000011");
+    upstreamClose = upstream.close;
+    const chat = await wattfareIn(upstream);
+    if (h === undefined) throw new Error("no harness");
+    h.store.recordGenerationId = () => Promise.reject(new Error("disk full"));
+    const res = await chat({ model: "test/model", messages: [{ role: "user", content: "Hi" }] });
+    expect(res.status).toBe(500);
+    await h.app.chat.proxy.drain();
+    for (let i = 0; i < 20 && h.app.chat.reconciler.pending > 0; i++) {
+      h.clock.advance(60_000);
+      await h.app.chat.reconciler.tick();
+    }
+    expect(await h.store.openReservations()).toEqual([]);
+  });
+
   it.each([
     ["an HTML page, without a generation id", { "content-type": "text/html" }, "<html>login</html>", false],
     [
