@@ -2,6 +2,7 @@
  * buildApp(deps): every route and plugin, no env reads and no listening. main.ts creates the deps and
  * listens; tests call buildApp with their own deps and use inject() or listen(0).
  */
+import { setMaxListeners } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { AppDeps } from "./deps.js";
@@ -55,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Aborted when the server starts closing: new requests are refused, chat bodies still arriving too.
   const closing = new AbortController();
+  // One listener per chat body being read (see chat/http-handler.ts): as many as requests in flight.
+  setMaxListeners(0, closing.signal);
   app.addHook("preClose", async () => {
     closing.abort();
   });

@@ -117,6 +117,35 @@ describe("errors outside any route", () => {
     }
   });
 
+  it("reads many chat bodies at once without a listener-leak warning", async () => {
+    const chat = await createChatHarness();
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on("warning", onWarning);
+    const sockets: net.Socket[] = [];
+    try {
+      await chat.connect("alice", 5);
+      const port = Number(new URL(chat.url).port);
+      for (let i = 0; i < 20; i++) {
+        const socket = net.connect(port, "127.0.0.1");
+        socket.on("error", () => undefined);
+        sockets.push(socket);
+        socket.write(
+          `POST /api/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${chat.secretKey}\r\n` +
+            "x-wattfare-user: alice\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+        );
+      }
+      // Every body is being read once each request has been authenticated (a few event-loop turns).
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain("MaxListenersExceededWarning");
+    } finally {
+      process.off("warning", onWarning);
+      for (const socket of sockets) socket.destroy();
+      await chat.close();
+    }
+  });
+
   it("refuses a chat body still arriving when the server starts closing, with 503, so the close does not wait for it", async () => {
     const chat = await createChatHarness();
     try {

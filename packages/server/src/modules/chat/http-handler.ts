@@ -103,6 +103,10 @@ export function createChatHttpHandler(
       // and a slow client must not hold the drain (nor be admitted once it is done).
       const onClosing = () => refuse(restarting());
       const done = () => closing.removeEventListener("abort", onClosing);
+      if (closing.aborted) {
+        onClosing(); // it began to close while this request was being authenticated
+        return;
+      }
       closing.addEventListener("abort", onClosing, { once: true });
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
