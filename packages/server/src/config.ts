@@ -178,10 +178,6 @@ function isLoopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-/**
- * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
- * INIT_CWD (the directory the user ran npm from), so `./data` lands where the user expects.
- */
 /** `WATTFARE_*` names the SDK reads: they may share the server's environment. */
 const SDK_SETTINGS = new Set(["WATTFARE_SECRET_KEY", "WATTFARE_BASE_URL"]);
 
@@ -195,6 +191,10 @@ export function unknownSettings(env: Env): string[] {
     .sort();
 }
 
+/**
+ * Validate `env` and build the frozen Config. `cwd` is where relative paths resolve: npm scripts pass
+ * INIT_CWD (the directory the user ran npm from), so `./data` lands where the user expects.
+ */
 export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {

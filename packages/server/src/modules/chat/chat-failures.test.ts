@@ -504,6 +504,28 @@ describe("a replaced or removed funding key", () => {
     expect((await h.store.getFunding(oldFundingId))?.keyBlob).toBe("erased");
   });
 
+  it("is kept only while a request it pays for runs when the payer removes it, never for the re-check", async () => {
+    await start({ sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 } });
+    const account = await h.store.chatAccount(h.appId, "alice");
+    const fundingId = account?.funding?.id ?? "";
+    const controller = new AbortController();
+    const res = await abortable(
+      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
+      controller,
+    );
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    await h.store.replacePayerFunding(account?.connection.payerId ?? "", null, h.clock.now());
+    expect((await h.store.getFunding(fundingId))?.keyBlob).not.toBe("erased"); // the stream still needs it
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+    await h.drain();
+    await h.reconcile(); // charged at the reservation, unreconciled
+    expect((await h.store.ledger()).map((e) => e.unreconciled)).toEqual([true]);
+    await h.app.chat.reconciler.recheckUnreconciled();
+    expect((await h.store.getFunding(fundingId))?.keyBlob).toBe("erased");
+  });
+
   it("is erased at once when the payer removes it rather than replacing it, charge or not", async () => {
     const { oldFundingId } = await chargedThen("removed");
     expect((await h.store.getFunding(oldFundingId))?.keyBlob).toBe("erased");

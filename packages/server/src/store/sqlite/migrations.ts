@@ -338,6 +338,17 @@ const m0007_write_probe: Migration = {
   },
 };
 
+/**
+ * Why a funding row was retired: replaced by another key (its key blob may be kept for the re-check of
+ * unreconciled charges it paid) or removed with the account or by the payer (erased once no open
+ * reservation needs it).
+ */
+const m0008_funding_keep_for_recheck: Migration = {
+  async up(db: Kysely<unknown>) {
+    await sql`ALTER TABLE funding ADD COLUMN keep_for_recheck INTEGER NOT NULL DEFAULT 0`.execute(db);
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
@@ -346,6 +357,7 @@ export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0005_account_changes": m0005_account_changes,
   "0006_lean_hot_path": m0006_lean_hot_path,
   "0007_write_probe": m0007_write_probe,
+  "0008_funding_keep_for_recheck": m0008_funding_keep_for_recheck,
 };
 
 class StaticProvider implements MigrationProvider {

@@ -478,7 +478,7 @@ describe("SQLite adapter", () => {
     const server = await holdLock();
     await expect(openSqliteStore(file)).rejects.toThrow(
       new RegExp(
-        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path, 0007_write_probe pending\\)`,
+        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path, 0007_write_probe, 0008_funding_keep_for_recheck pending\\)`,
       ),
     );
     server.kill("SIGKILL"); // gone, as after kill -9: nothing to clean up

@@ -1255,34 +1255,32 @@ export class SqliteStore implements Store {
    */
   private retireFunding(payerId: string, now: number, keepForRecheck: boolean): void {
     this.db
-      .prepare("UPDATE funding SET replaced_at = ? WHERE payer_id = ? AND replaced_at IS NULL")
-      .run(now, payerId);
-    this.eraseUnneededKeys(now, payerId, keepForRecheck);
+      .prepare(
+        "UPDATE funding SET replaced_at = ?, keep_for_recheck = ? WHERE payer_id = ? AND replaced_at IS NULL",
+      )
+      .run(now, keepForRecheck ? 1 : 0, payerId);
+    this.eraseUnneededKeys(now, payerId);
   }
 
   async eraseRetiredFundingKeys(now: number): Promise<number> {
-    return this.eraseUnneededKeys(now, null, true);
+    return this.eraseUnneededKeys(now, null);
   }
 
-  /** Erases retired rows' key blobs (of one payer, or all) that no open reservation, nor (when asked) a charge still to re-check, needs. */
-  private eraseUnneededKeys(now: number, payerId: string | null, keepForRecheck: boolean): number {
+  /**
+   * Erases retired rows' key blobs (of one payer, or all) that no open reservation needs, nor — for a
+   * replaced key — a charge it paid still to be re-checked.
+   */
+  private eraseUnneededKeys(now: number, payerId: string | null): number {
     return this.db
       .prepare(`
         UPDATE funding SET key_blob = ?
         WHERE (? IS NULL OR payer_id = ?) AND replaced_at IS NOT NULL AND key_blob <> ?
           AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id)
-          AND NOT (? AND EXISTS (SELECT 1 FROM ledger l WHERE l.funding_id = funding.id AND l.unreconciled = 1
+          AND NOT (keep_for_recheck = 1 AND EXISTS (SELECT 1 FROM ledger l WHERE l.funding_id = funding.id AND l.unreconciled = 1
             AND l.kind = 'settle' AND l.generation_id IS NOT NULL AND l.created_at >= ?
             AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
               AND a.request_id = l.request_id AND a.kind = 'adjust')))`)
-      .run(
-        ERASED_KEY_BLOB,
-        payerId,
-        payerId,
-        ERASED_KEY_BLOB,
-        keepForRecheck ? 1 : 0,
-        now - UNRECONCILED_RECHECK_WINDOW_MS,
-      ).changes;
+      .run(ERASED_KEY_BLOB, payerId, payerId, ERASED_KEY_BLOB, now - UNRECONCILED_RECHECK_WINDOW_MS).changes;
   }
 
   // ── consent popup and payer dashboard (issue 6): the SQL is in consent-queries.ts ──
