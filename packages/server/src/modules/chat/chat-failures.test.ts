@@ -35,12 +35,13 @@ async function expectExact(key: string): Promise<void> {
 }
 
 /**
- * Alice's stream, aborted after two chunks, whose /generation record stays hidden for 3 hours: past the
- * 15-minute deadline it is charged at its reservation, flagged unreconciled. Returns the simulator key.
+ * Alice's stream, aborted after two chunks, whose /generation record stays hidden for `hiddenForMs`
+ * (3 hours): past the 15-minute deadline it is charged at its reservation, flagged unreconciled.
+ * Returns the simulator key.
  */
-async function unreconciledCharge(): Promise<string> {
+async function unreconciledCharge(hiddenForMs = 3 * 3_600_000): Promise<string> {
   const key = await start({
-    sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 3 * 3_600_000 },
+    sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: hiddenForMs },
   });
   const controller = new AbortController();
   const res = await abortable(
@@ -408,15 +409,7 @@ describe("reconciliation", () => {
   });
 
   it("settles at the reservation, flagged unreconciled, when /generation never answers before the deadline", async () => {
-    await start({ sim: { interTokenMs: 20, responseTokens: 100, generationNotFoundMs: 365 * 86_400_000 } });
-    const controller = new AbortController();
-    const res = await abortable(
-      { model: "openai/gpt-4o-mini", messages: hello, stream: true, max_tokens: 500 },
-      controller,
-    );
-    await readAndAbort(res, controller, 2);
-    await h.drain();
-    await h.reconcile();
+    await unreconciledCharge(365 * 86_400_000);
     const [entry] = await h.store.ledger();
     expect(entry?.unreconciled).toBe(true);
     expect(await h.openReservations()).toBe(0);
