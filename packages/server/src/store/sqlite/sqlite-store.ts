@@ -306,12 +306,7 @@ export class SqliteStore implements Store {
     for (const r of this.db.prepare("SELECT account, period, settled_nano FROM usage").all() as Row[]) {
       this.book.get({ account: str(r.account), period: str(r.period) }).settled = big(r.settled_nano);
     }
-    for (const r of this.stmt.openReservations.all() as Row[]) {
-      const res = toReservation(r);
-      this.book.get(res).reserved += res.amountNano;
-      this.addFundingSpent(res.fundingId, res.amountNano);
-      this.open.set(res.id, res);
-    }
+    for (const r of this.stmt.openReservations.all() as Row[]) this.openInMemory(toReservation(r));
   }
 
   /**
@@ -674,9 +669,6 @@ export class SqliteStore implements Store {
     const amount = decide(headroom, this.fundingSpent.get(draft.fundingId) ?? 0n);
     if (amount === null || amount > headroom || amount < 0n)
       return { admitted: false, headroomNano: headroom };
-    const counters = this.book.get(draft);
-    counters.reserved += amount;
-    this.addFundingSpent(draft.fundingId, amount);
     // Spelled out: on Node 20, `{ ...draft, amountNano, … }` costs ≈ 13 µs (a spread followed by more
     // properties makes V8 build a fresh hidden class each time) — more than the rest of admission.
     const reservation: ReservationRecord = {
@@ -694,7 +686,7 @@ export class SqliteStore implements Store {
       owner,
       leaseUntil,
     };
-    this.open.set(reservation.id, reservation);
+    this.openInMemory(reservation);
     if (grantUse) this.grantUses.set(grantUse.grantId, uses + 1);
     try {
       await this.batcher.enqueue(() => {
@@ -716,9 +708,7 @@ export class SqliteStore implements Store {
       });
     } catch (error) {
       // Not durable → never forwarded; give the headroom back.
-      counters.reserved -= amount;
-      this.addFundingSpent(draft.fundingId, -amount);
-      this.open.delete(reservation.id);
+      this.closeInMemory(reservation);
       // Not `uses`: another admission of this grant may have failed (and given its use back) before this one.
       if (grantUse) this.grantUses.set(grantUse.grantId, this.grantUsesOf(grantUse.grantId) - 1);
       throw error;
@@ -732,6 +722,13 @@ export class SqliteStore implements Store {
     await this.batcher.enqueue(() => {
       this.stmt.setGenerationId.run(generationId, reservationId);
     });
+  }
+
+  /** Adds an open reservation to the counters: its account's and its funding key's. */
+  private openInMemory(reservation: ReservationRecord): void {
+    this.open.set(reservation.id, reservation);
+    this.book.get(reservation).reserved += reservation.amountNano;
+    this.addFundingSpent(reservation.fundingId, reservation.amountNano);
   }
 
   /** Removes the reservation from the counters exactly once; false when it was already closed. */
@@ -944,9 +941,7 @@ export class SqliteStore implements Store {
             known.leaseUntil = leaseUntil;
           } else {
             // Not known to this process (rebuildBook loads every open row): count it as rebuildBook would.
-            this.open.set(res.id, res);
-            this.book.get(res).reserved += res.amountNano;
-            this.addFundingSpent(res.fundingId, res.amountNano);
+            this.openInMemory(res);
           }
           return res;
         });
