@@ -36,6 +36,7 @@ export const QUEUE_TIMEOUT = "WATTFARE_UPSTREAM_QUEUE_TIMEOUT";
 function unsent(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
 }
+const givenUp = () => unsent(NOT_SENT, "given up before it was sent");
 
 export class UpstreamResponse implements Dispatcher.DispatchHandler {
   statusCode = 0;
@@ -93,21 +94,26 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
    * gets to it, onRequestStart aborts it before a byte is written.
    */
   private giveUpQueued(error: Error): void {
-    if (this.queueTimer === undefined) return; // already on its way
-    clearTimeout(this.queueTimer);
-    this.queueTimer = undefined;
+    if (!this.leaveQueue()) return; // already on its way
     this.discarded = true;
     this.fail(error);
+  }
+
+  /** Stops the queue timer; true when the request was still waiting in the queue. */
+  private leaveQueue(): boolean {
+    if (this.queueTimer === undefined) return false;
+    clearTimeout(this.queueTimer);
+    this.queueTimer = undefined;
+    return true;
   }
 
   // --- undici's side -----------------------------------------------------------------------------
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    clearTimeout(this.queueTimer);
-    this.queueTimer = undefined;
+    this.leaveQueue();
     this.controller = controller;
     // Aborted here, the request is not written (undici checks before writing it).
-    if (this.discarded) controller.abort(unsent(NOT_SENT, "given up before it was sent"));
+    if (this.discarded) controller.abort(givenUp());
   }
 
   onResponseStart(
@@ -140,8 +146,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    clearTimeout(this.queueTimer);
-    this.queueTimer = undefined;
+    this.leaveQueue();
     if (!this.started) {
       this.fail(error);
       return;
@@ -164,7 +169,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   discard(): void {
     if (this.discarded) return;
     if (this.queueTimer !== undefined) {
-      this.giveUpQueued(unsent(NOT_SENT, "given up before it was sent"));
+      this.giveUpQueued(givenUp());
       return;
     }
     this.discarded = true;
