@@ -6,7 +6,7 @@ import { setMaxListeners } from "node:events";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { AppDeps } from "./deps.js";
-import { ApiError } from "./errors.js";
+import { restartingError } from "./errors.js";
 import { answerClientError, registerErrorHandling, sendFrameworkError } from "./http/error-handler.js";
 import { H } from "./http/headers.js";
 import { newRequestId } from "./http/request-id.js";
@@ -63,11 +63,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // After every onRequest hook (a route's CORS headers included), so a browser can read it too.
   app.addHook("preParsing", async () => {
-    if (closing.signal.aborted) {
-      throw new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
-        headers: { connection: "close" },
-      });
-    }
+    if (closing.signal.aborted) throw restartingError();
   });
   app.addHook("onRequest", async (request, reply) => {
     reply.header(H.requestId, request.id);

@@ -75,6 +75,13 @@ export class ApiError extends Error {
   }
 }
 
+/** 503 to a request that arrives, or is still arriving, while the server shuts down. */
+export function restartingError(): ApiError {
+  return new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
+    headers: { connection: "close" },
+  });
+}
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; type: string; param?: string };
 }

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AppDeps } from "../../deps.js";
-import { ApiError, errorBody } from "../../errors.js";
+import { ApiError, errorBody, restartingError } from "../../errors.js";
 import { toApiError } from "../../http/error-handler.js";
 import { H, headerValue } from "../../http/headers.js";
 import { newRequestId } from "../../http/request-id.js";
@@ -42,10 +42,6 @@ export function createChatHttpHandler(
   closing: AbortSignal,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = deps.config.limits.chatBodyBytes;
-  const restarting = () =>
-    new ApiError("unavailable", "Wattfare is restarting; retry shortly.", {
-      headers: { connection: "close" },
-    });
 
   /** RL_CHAT's verdict, keyed per user or per grant (separate namespaces). */
   const enforce = (decision: RateDecision, rule: RateRule) => {
@@ -101,7 +97,7 @@ export function createChatHttpHandler(
       };
       // A body still arriving when the server starts closing is refused: nothing has been admitted yet,
       // and a slow client must not hold the drain (nor be admitted once it is done).
-      const onClosing = () => refuse(restarting());
+      const onClosing = () => refuse(restartingError());
       const done = () => closing.removeEventListener("abort", onClosing);
       if (closing.aborted) {
         onClosing(); // it began to close while this request was being authenticated
@@ -127,13 +123,13 @@ export function createChatHttpHandler(
     });
 
   const serve = async (req: IncomingMessage, res: ServerResponse, id: string) => {
-    if (closing.aborted) throw restarting();
+    if (closing.aborted) throw restartingError();
     const caller = await callerOf(req);
     if (!JSON_TYPE.test(req.headers["content-type"] ?? "")) {
       throw new ApiError("invalid_request", "Content-Type must be application/json.");
     }
     const body = await readBody(req);
-    if (closing.aborted) throw restarting(); // it ended as the server began to close: not admitted
+    if (closing.aborted) throw restartingError(); // it ended as the server began to close: not admitted
     if (body.length === 0)
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
     // A grant is read again once the body is in: while it arrived (a slow client may take minutes), the
