@@ -62,6 +62,15 @@ afterEach(async () => {
   upstreamClose = undefined;
 });
 
+/** Waits for the proxy's requests to end, then runs reconciler ticks a minute apart until none is pending. */
+async function drainAndReconcile(harness: Harness, maxTicks = 20): Promise<void> {
+  await harness.app.chat.proxy.drain();
+  for (let i = 0; i < maxTicks && harness.app.chat.reconciler.pending > 0; i++) {
+    harness.clock.advance(60_000);
+    await harness.app.chat.reconciler.tick();
+  }
+}
+
 async function wattfareIn(front: { apiUrl: string }, env: Record<string, string> = {}) {
   h = await createHarness({ env: { WATTFARE_UPSTREAM_URL: front.apiUrl, ...env } });
   await h.app.listen({ host: "127.0.0.1", port: 0 });
@@ -170,11 +179,7 @@ describe("an answer Wattfare cannot meter", () => {
     h.store.recordGenerationId = () => Promise.reject(new Error("disk full"));
     const res = await chat({ model: "test/model", messages: [{ role: "user", content: "Hi" }] });
     expect(res.status).toBe(500);
-    await h.app.chat.proxy.drain();
-    for (let i = 0; i < 20 && h.app.chat.reconciler.pending > 0; i++) {
-      h.clock.advance(60_000);
-      await h.app.chat.reconciler.tick();
-    }
+    await drainAndReconcile(h);
     expect(await h.store.openReservations()).toEqual([]);
   });
 
@@ -200,11 +205,7 @@ describe("an answer Wattfare cannot meter", () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream");
       // Behind a generation id OpenRouter may have billed: reconciled from /generation, never retried.
       expect(res.headers.get("x-should-retry")).toBe(fromOpenRouter ? "false" : "true");
-      await h?.app.chat.proxy.drain();
-      for (let i = 0; i < 20 && (h?.app.chat.reconciler.pending ?? 0) > 0; i++) {
-        h?.clock.advance(60_000);
-        await h?.app.chat.reconciler.tick();
-      }
+      await drainAndReconcile(h as Harness);
       const ledger = await h?.store.ledger();
       expect(ledger?.map((e) => e.amountNano)).toEqual(fromOpenRouter ? [11_000n] : []);
       expect(await h?.store.openReservations()).toEqual([]);
@@ -410,11 +411,7 @@ describe("JSON responses that cannot be settled from their body", () => {
     await res.catch(() => undefined);
     finish();
     const harness = h as Harness;
-    await harness.app.chat.proxy.drain();
-    for (let i = 0; i < 50 && harness.app.chat.reconciler.pending > 0; i++) {
-      harness.clock.advance(60_000);
-      await harness.app.chat.reconciler.tick();
-    }
+    await drainAndReconcile(harness, 50);
     const [entry] = await harness.store.ledger();
     expect(entry?.amountNano).toBe(10_000n);
     expect(entry?.unreconciled).toBe(false);
