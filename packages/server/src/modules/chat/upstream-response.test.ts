@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { Pool } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
+import { PoolQueue } from "./pool-queue.js";
 import { NOT_SENT, QUEUE_TIMEOUT, UpstreamResponse } from "./upstream-response.js";
 
 const servers: http.Server[] = [];
@@ -19,8 +20,14 @@ afterEach(async () => {
   }
 });
 
+/** Connections the upstream servers accepted. */
+let accepted = 0;
+
 async function serve(handler: http.RequestListener): Promise<string> {
   const server = http.createServer(handler);
+  server.on("connection", () => {
+    accepted++;
+  });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -29,8 +36,11 @@ async function serve(handler: http.RequestListener): Promise<string> {
 async function send(upstream: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
   const pool = new Pool(await serve(upstream));
   pools.push(pool);
-  return UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, 60_000).ready;
+  return UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, roomy()).ready;
 }
+
+/** A queue that never makes a request wait. */
+const roomy = () => new PoolQueue(10, 60_000);
 
 /** Resolves when the socket closes, however it ends (an aborted upstream resets it). */
 const closed = (socket: Socket) => new Promise((resolve) => socket.once("close", resolve));
@@ -67,15 +77,18 @@ describe("UpstreamResponse", () => {
     const pool = new Pool(closed);
     pools.push(pool);
     await expect(
-      UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, 60_000).ready,
+      UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "{}" }, roomy()).ready,
     ).rejects.toMatchObject({
       code: "ECONNREFUSED",
     });
   });
 
   describe("a request waiting for a pool connection", () => {
-    /** A one-connection pool whose connection is held by a first request until `release()`. */
-    async function fullPool() {
+    /**
+     * A one-connection pool and queue (queue timeout `queueTimeoutMs`) whose connection is held by a
+     * first request until `release()`; the upstream answers that one with `reply`.
+     */
+    async function fullPool(queueTimeoutMs = 60_000, reply = "done") {
       const bodies: string[] = [];
       let release!: () => void;
       const held = new Promise<void>((resolve) => {
@@ -88,37 +101,62 @@ describe("UpstreamResponse", () => {
         });
         req.on("end", () => {
           bodies.push(body);
-          void held.then(() => res.end("done"));
+          if (body === "first") {
+            res.writeHead(200);
+            res.write(reply.slice(0, 1));
+            void held.then(() => res.end(reply.slice(1)));
+          } else res.end("done");
         });
       });
       const pool = new Pool(url, { connections: 1 });
       pools.push(pool);
-      const first = UpstreamResponse.send(pool, { method: "POST", path: "/chat", body: "first" }, 60_000);
+      const queue = new PoolQueue(1, queueTimeoutMs);
+      const post = (body: string) =>
+        UpstreamResponse.send(pool, { method: "POST", path: "/chat", body }, queue);
+      accepted = 0;
+      const first = post("first");
       while (bodies.length === 0) await new Promise((resolve) => setTimeout(resolve, 1));
-      return { pool, bodies, release, first };
+      return { post, bodies, release, first, queue };
     }
 
     it.each([
       ["once discarded, its ready rejecting at once as not sent", 60_000, NOT_SENT],
       ["once it has waited longer than the queue timeout", 20, QUEUE_TIMEOUT],
-    ])("is never written %s", async (_name, queueTimeoutMs, code) => {
-      const { pool, bodies, release, first } = await fullPool();
-      const second = UpstreamResponse.send(
-        pool,
-        { method: "POST", path: "/chat", body: "second" },
-        queueTimeoutMs,
-      );
-      if (code === NOT_SENT) second.discard();
-      await expect(second.ready).rejects.toMatchObject({ code });
+    ])(
+      "is never written %s, and the warm connection serves the next one",
+      async (_name, queueTimeoutMs, code) => {
+        const { post, bodies, release, first } = await fullPool(queueTimeoutMs);
+        const second = post("second");
+        if (code === NOT_SENT) second.discard();
+        await expect(second.ready).rejects.toMatchObject({ code });
+        release();
+        await (await first.ready).readText(1024, 60_000);
+        const third = await post("third").ready;
+        await third.readText(1024, 60_000);
+        expect(bodies).toEqual(["first", "third"]);
+        expect(accepted).toBe(1);
+      },
+    );
+
+    it("starts in arrival order as the connection comes free, each once", async () => {
+      const { post, bodies, release, first, queue } = await fullPool();
+      const waiting = ["second", "third", "fourth"].map((body) => post(body));
+      expect(queue.stats).toEqual({ busy: 1, waiting: 3 });
       release();
       await (await first.ready).readText(1024, 60_000);
-      const third = await UpstreamResponse.send(
-        pool,
-        { method: "POST", path: "/chat", body: "third" },
-        60_000,
-      ).ready;
-      await third.readText(1024, 60_000);
-      expect(bodies).toEqual(["first", "third"]);
+      for (const response of waiting) await (await response.ready).readText(1024, 60_000);
+      expect(bodies).toEqual(["first", "second", "third", "fourth"]);
+      expect(queue.stats).toEqual({ busy: 0, waiting: 0 });
+    });
+
+    it("starts when the response holding the connection is discarded part-way", async () => {
+      const { post, bodies, first, queue } = await fullPool(60_000, "a long answer");
+      const second = post("second");
+      const head = await first.ready;
+      head.discard();
+      expect(await (await second.ready).readText(1024, 60_000)).toBe("done");
+      expect(bodies).toEqual(["first", "second"]);
+      expect(queue.stats).toEqual({ busy: 0, waiting: 0 });
     });
   });
 

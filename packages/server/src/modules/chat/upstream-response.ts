@@ -7,8 +7,8 @@
  * Its life:
  *  1. `UpstreamResponse.send()` returns the response at once; its `ready` resolves once the status line
  *     and headers are in, or rejects with the connection's error (its undici `code` intact, so the
- *     caller can tell "never sent" apart). A request still waiting in the pool's queue for a connection
- *     can be discarded — it then is never written — and waits there at most `queueTimeoutMs`.
+ *     caller can tell "never sent" apart). A request still waiting in the `PoolQueue` for a connection
+ *     can be discarded — it then is never handed to undici — and waits there at most the queue timeout.
  *  2. Chunks that arrive before a reader is attached are held; past HOLD_BYTES the upstream is paused.
  *  3. One reader at a time takes the body: `readUpTo` (which may hand over to a later reader), then
  *     `forwardTo` or `readText`.
@@ -16,6 +16,7 @@
  */
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
+import type { PoolQueue, Waiting } from "./pool-queue.js";
 
 /** What an unread response may hold before the upstream is paused (one socket read is far less). */
 const HOLD_BYTES = 64 * 1024;
@@ -30,7 +31,7 @@ const discarded = () => new Error("the upstream response was discarded");
 
 /** `ready`'s rejection when the request was given up while queued: it never reached the upstream. */
 export const NOT_SENT = "WATTFARE_UPSTREAM_NOT_SENT";
-/** Likewise, when it waited for a pool connection longer than `queueTimeoutMs`. */
+/** Likewise, when it waited for a pool connection longer than the queue timeout. */
 export const QUEUE_TIMEOUT = "WATTFARE_UPSTREAM_QUEUE_TIMEOUT";
 
 function unsent(code: string, message: string): Error {
@@ -58,28 +59,33 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
   private rejectReady!: (error: Error) => void;
   /** Whether `ready` has settled (a queued request given up rejects it before undici does). */
   private answered = false;
-  /** Until undici takes the request from the pool's queue to write it. */
-  private queueTimer: NodeJS.Timeout | undefined;
+  /** Its place in the queue while it waits for a connection. */
+  private place: Waiting | null = null;
+  /** From its start until its response ends or fails: it counts as one of the pool's connections. */
+  private holdsConnection = false;
 
-  private constructor(queueTimeoutMs: number) {
+  private constructor(private readonly queue: PoolQueue) {
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
-    this.queueTimer = setTimeout(() => {
-      this.giveUpQueued(unsent(QUEUE_TIMEOUT, "no upstream connection came free in time"));
-    }, queueTimeoutMs);
-    this.queueTimer.unref();
   }
 
-  /** Dispatches one request; see `ready`. */
+  /** Dispatches one request once `queue` has a connection for it; see `ready`. */
   static send(
     dispatcher: Dispatcher,
     options: Dispatcher.DispatchOptions,
-    queueTimeoutMs: number,
+    queue: PoolQueue,
   ): UpstreamResponse {
-    const response = new UpstreamResponse(queueTimeoutMs);
-    dispatcher.dispatch(options, response);
+    const response = new UpstreamResponse(queue);
+    response.place = queue.enter(
+      () => {
+        response.place = null;
+        response.holdsConnection = true;
+        dispatcher.dispatch(options, response);
+      },
+      () => response.giveUpQueued(unsent(QUEUE_TIMEOUT, "no upstream connection came free in time")),
+    );
     return response;
   }
 
@@ -89,30 +95,28 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     this.rejectReady(error);
   }
 
-  /**
-   * Gives up a request undici has not taken from the queue yet: `ready` rejects now, and when undici
-   * gets to it, onRequestStart aborts it before a byte is written.
-   */
+  /** Gives up a request still waiting in the queue: it is never started, and `ready` rejects now. */
   private giveUpQueued(error: Error): void {
-    if (!this.leaveQueue()) return; // already on its way
+    if (this.place === null) return; // already on its way
+    this.queue.cancel(this.place);
+    this.place = null;
     this.discarded = true;
     this.fail(error);
   }
 
-  /** Stops the queue timer; true when the request was still waiting in the queue. */
-  private leaveQueue(): boolean {
-    if (this.queueTimer === undefined) return false;
-    clearTimeout(this.queueTimer);
-    this.queueTimer = undefined;
-    return true;
+  /** Its connection is free again (the response ended or failed): the next queued request may start. */
+  private leaveConnection(): void {
+    if (!this.holdsConnection) return;
+    this.holdsConnection = false;
+    this.queue.leave();
   }
 
   // --- undici's side -----------------------------------------------------------------------------
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.leaveQueue();
     this.controller = controller;
-    // Aborted here, the request is not written (undici checks before writing it).
+    // Discarded between its start and undici's writing it: aborted here, it is not written (undici
+    // checks before writing), though undici then closes the connection it was handed.
     if (this.discarded) controller.abort(givenUp());
   }
 
@@ -142,11 +146,12 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true;
+    this.leaveConnection();
     if (!this.discarded) this.reader?.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.leaveQueue();
+    this.leaveConnection();
     if (!this.started) {
       this.fail(error);
       return;
@@ -159,7 +164,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   /** Written upstream and waiting for its headers: no longer queued, not answered yet. */
   get awaitingHeaders(): boolean {
-    return this.queueTimer === undefined && !this.answered;
+    return this.place === null && !this.answered;
   }
 
   /**
@@ -168,7 +173,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
    */
   discard(): void {
     if (this.discarded) return;
-    if (this.queueTimer !== undefined) {
+    if (this.place !== null) {
       this.giveUpQueued(givenUp());
       return;
     }

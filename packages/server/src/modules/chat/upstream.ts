@@ -4,6 +4,7 @@
  * reads: `headersTimeout` until the status line, `bodyTimeout` between body chunks.
  */
 import { type Dispatcher, Pool } from "undici";
+import { PoolQueue } from "./pool-queue.js";
 import { UpstreamResponse } from "./upstream-response.js";
 
 export interface UpstreamOptions {
@@ -47,6 +48,8 @@ const MAX_SIDE_BODY_BYTES = 32 * 1024 * 1024;
 
 export class Upstream {
   private readonly pool: Pool;
+  /** Chat requests wait here, not in undici's queue, for a free connection: see PoolQueue. */
+  private readonly queue: PoolQueue;
   private readonly basePath: string;
 
   constructor(private readonly options: UpstreamOptions) {
@@ -57,6 +60,7 @@ export class Upstream {
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.readTimeoutMs,
     });
+    this.queue = new PoolQueue(options.connections, options.queueTimeoutMs);
   }
 
   private readonly titles = new Map<string, string>();
@@ -91,38 +95,50 @@ export class Upstream {
         },
         body,
       },
-      this.options.queueTimeoutMs,
+      this.queue,
     );
   }
 
   /** A small GET (`/models`, `/generation?id=`, `/key`), read whole as text. */
-  async get(pathAndQuery: string, fundingKey?: string): Promise<UpstreamText> {
-    const res = await this.pool.request({
+  get(pathAndQuery: string, fundingKey?: string): Promise<UpstreamText> {
+    return this.side(pathAndQuery, {
       method: "GET",
       path: `${this.basePath}${pathAndQuery}`,
       headers: fundingKey === undefined ? {} : { authorization: `Bearer ${fundingKey}` },
-      headersTimeout: SIDE_CALL_TIMEOUT_MS,
-      bodyTimeout: SIDE_CALL_TIMEOUT_MS,
     });
-    return this.readSmall(res, pathAndQuery);
   }
 
   /**
    * A small JSON POST (`/auth/keys`, the OAuth PKCE code exchange), read whole as text. The body may
    * carry one-time secrets (the code and verifier): it is never logged or put in an error message.
    */
-  async post(path: string, body: unknown, fundingKey?: string): Promise<UpstreamText> {
+  post(path: string, body: unknown, fundingKey?: string): Promise<UpstreamText> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (fundingKey !== undefined) headers.authorization = `Bearer ${fundingKey}`;
-    const res = await this.pool.request({
+    return this.side(path, {
       method: "POST",
       path: `${this.basePath}${path}`,
       headers,
       body: JSON.stringify(body),
-      headersTimeout: SIDE_CALL_TIMEOUT_MS,
-      bodyTimeout: SIDE_CALL_TIMEOUT_MS,
     });
-    return this.readSmall(res, path);
+  }
+
+  /** A side call: it takes a connection without waiting its turn, and holds it until read whole. */
+  private async side(
+    pathAndQuery: string,
+    options: Pick<Dispatcher.RequestOptions, "method" | "path" | "headers" | "body">,
+  ): Promise<UpstreamText> {
+    this.queue.enterNow();
+    try {
+      const res = await this.pool.request({
+        ...options,
+        headersTimeout: SIDE_CALL_TIMEOUT_MS,
+        bodyTimeout: SIDE_CALL_TIMEOUT_MS,
+      });
+      return await this.readSmall(res, pathAndQuery);
+    } finally {
+      this.queue.leave();
+    }
   }
 
   private async readSmall(res: Dispatcher.ResponseData, pathAndQuery: string): Promise<UpstreamText> {
