@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseChatRequest, renderUpstreamBody } from "./chat-request.js";
+import { OVERHEAD_TOKENS, parseChatRequest, renderUpstreamBody } from "./chat-request.js";
 
 /** The upstream body's text for a caller's body, with 100 output tokens admitted. */
 const rendered = (body: string) =>
@@ -110,5 +110,27 @@ describe("parseChatRequest refuses what cannot be priced in advance", () => {
     expect(() => parseChatRequest(body)).toThrow(
       expect.objectContaining({ code: "invalid_request", message: "The request body is not valid UTF-8." }),
     );
+  });
+});
+
+describe("parseChatRequest's prompt bound", () => {
+  /** The prompt bound less the per-item overhead: the bytes it counted. */
+  const countedBytes = (text: string) => {
+    const request = parseChatRequest(Buffer.from(text));
+    const items = BigInt((request.body.messages as unknown[]).length + 1);
+    return Number(request.promptBoundTokens - items * BigInt(OVERHEAD_TOKENS));
+  };
+
+  it("counts the bytes as received when the body re-serializes no longer", () => {
+    const text = '{ "model": "m", "messages": [ { "role": "user", "content": "caf\\u00e9 1.5 2e" } ] }';
+    expect(countedBytes(text)).toBe(Buffer.byteLength(text));
+  });
+
+  it("counts numbers written with exponents as they will be sent, in full", () => {
+    const pad = Array.from({ length: 100 }, () => "1e20").join(",");
+    const text = `{"model":"m","messages":[{"role":"user","content":"hi","pad":[${pad}]}]}`;
+    const reserialized = Buffer.byteLength(JSON.stringify(JSON.parse(text)));
+    expect(reserialized).toBeGreaterThan(4 * Buffer.byteLength(text));
+    expect(countedBytes(text)).toBe(reserialized);
   });
 });

@@ -5,9 +5,10 @@
  * Worst case = max over `model` and every `models` entry of
  *   (promptBound × max(prompt, cache-write price) + outBound × max(completion, reasoning price)) × n
  *   + per-request and per-image fees, × 1.05 (BYOK is only known afterwards).
- * promptBound counts the UTF-8 bytes of the whole request body (so every prompt-side field — messages,
- * tools, functions, response_format, … — is covered; no tokenizer emits more tokens than bytes), minus
- * the bytes of image URLs, which are priced per part instead, plus overhead per message and per tool.
+ * promptBound counts the UTF-8 bytes of the whole request body as it is forwarded (so every prompt-side
+ * field — messages, tools, functions, response_format, … — is covered; no tokenizer emits more tokens than
+ * bytes), minus the bytes of image URLs, which are priced per part instead, plus overhead per message and
+ * per tool.
  */
 import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
@@ -41,6 +42,23 @@ export interface ChatRequest {
 
 const invalid = (message: string, param?: string): ApiError =>
   new ApiError("invalid_request", message, param === undefined ? {} : { param });
+
+/**
+ * A number written with an exponent. The body goes upstream re-serialized, and JSON.stringify writes each
+ * number in its shortest plain form up to 1e21: `1e20` (4 bytes) leaves as 21 digits. Every other JSON
+ * spelling re-serializes at most as long as it came (escapes and whitespace only shrink).
+ */
+const EXPONENT = /\d[eE][+-]?\d/;
+
+/** JSON text of a parsed body. JSON.parse takes any depth; JSON.stringify runs out of stack past a few thousand levels. */
+function serialize(body: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(body);
+  } catch (error) {
+    if (error instanceof RangeError) throw invalid("The request body is nested too deeply.");
+    throw error;
+  }
+}
 
 function optionalPositiveInt(body: Record<string, unknown>, key: string): number | null {
   const value = body[key];
@@ -85,9 +103,10 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   // Invalid UTF-8 would be re-encoded larger than it came (each bad byte a 3-byte U+FFFD) and so larger
   // than the prompt bound, which counts the bytes received.
   if (!isUtf8(raw)) throw invalid("The request body is not valid UTF-8.");
+  const text = raw.toString("utf8");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(raw.toString("utf8"));
+    parsed = JSON.parse(text);
   } catch {
     throw invalid("The request body is not valid JSON.");
   }
@@ -152,8 +171,10 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   const functions = Array.isArray(body.functions) ? body.functions.length : 0;
   const { images, imageUrlBytes } = countParts(messages);
   const items = BigInt(messages.length + tools + functions + 1);
+  // The bytes that will be sent: more than came only when numbers were written with exponents.
+  const bytes = EXPONENT.test(text) ? Math.max(raw.length, Buffer.byteLength(serialize(body))) : raw.length;
   const promptBoundTokens =
-    BigInt(raw.length - imageUrlBytes) +
+    BigInt(bytes - imageUrlBytes) +
     items * BigInt(OVERHEAD_TOKENS) +
     BigInt(images) * BigInt(IMAGE_PART_TOKENS);
   return {
@@ -287,13 +308,7 @@ export function renderUpstreamBody(
   }
   // OpenRouter isolates abuse per `user`; a stable pseudonym keeps one user's block off the whole key.
   if (body.user === undefined) body.user = pseudonymousUser(appId, appUserId);
-  try {
-    return JSON.stringify(body);
-  } catch (error) {
-    // JSON.parse takes any depth; JSON.stringify runs out of stack past a few thousand levels.
-    if (error instanceof RangeError) throw invalid("The request body is nested too deeply.");
-    throw error;
-  }
+  return serialize(body);
 }
 
 const pseudonyms = new Map<string, string>();
