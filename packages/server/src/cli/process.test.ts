@@ -175,7 +175,7 @@ describe("the CLI beside a running server", () => {
  * `stream(url)` starts a streaming chat as that user and returns its reader.
  */
 async function connectedSetup(
-  sim: { interTokenMs: number; responseTokens: number },
+  sim: Parameters<typeof startSimulator>[0],
   extraEnv: Record<string, string> = {},
 ) {
   const simulator = await startSimulator(sim);
@@ -190,8 +190,8 @@ async function connectedSetup(
     ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
     env,
   );
-  const stream = async (url: string) => {
-    const res = await fetch(`${url}/api/v1/chat/completions`, {
+  const chat = (url: string, stream: boolean) =>
+    fetch(`${url}/api/v1/chat/completions`, {
       method: "POST",
       headers: {
         authorization: `Bearer ${app.secretKey}`,
@@ -201,12 +201,12 @@ async function connectedSetup(
       body: JSON.stringify({
         model: "openai/gpt-4o-mini",
         messages: [{ role: "user", content: "hi" }],
-        stream: true,
+        stream,
       }),
     });
-    return (res.body as ReadableStream<Uint8Array>).getReader();
-  };
-  /** The database, read-only: open reservations and the ledger total. */
+  const stream = async (url: string) =>
+    ((await chat(url, true)).body as ReadableStream<Uint8Array>).getReader();
+  /** The database, read-only: open reservations (and how many know their generation id), the ledger total. */
   const ledger = () => {
     const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
     db.defaultSafeIntegers(true);
@@ -215,12 +215,17 @@ async function connectedSetup(
         db.prepare("SELECT COALESCE(SUM(amount_nano), 0) AS t FROM ledger").get() as { t: bigint }
       ).t;
       const open = (db.prepare("SELECT COUNT(*) AS n FROM reservations").get() as { n: bigint }).n;
-      return { total, open: Number(open) };
+      const identified = (
+        db.prepare("SELECT COUNT(*) AS n FROM reservations WHERE generation_id IS NOT NULL").get() as {
+          n: bigint;
+        }
+      ).n;
+      return { total, open: Number(open), identified: Number(identified) };
     } finally {
       db.close();
     }
   };
-  return { sim: simulator, env, key, stream, ledger };
+  return { sim: simulator, env, key, chat, stream, ledger };
 }
 
 describe("shutdown", () => {
@@ -237,7 +242,7 @@ describe("shutdown", () => {
     }
     expect(text.trim().endsWith("data: [DONE]")).toBe(true);
     expect(await s.exited).toBe(0);
-    expect(setup.ledger()).toEqual({ open: 0, total: setup.sim.control.billedNano(setup.key) });
+    expect(setup.ledger()).toMatchObject({ open: 0, total: setup.sim.control.billedNano(setup.key) });
   });
 
   it("refuses dev connect in production", async () => {
@@ -321,6 +326,28 @@ describe("durability", () => {
     const after = setup.ledger();
     expect(after.open).toBe(0);
     expect(after.total).toBe(setup.sim.control.billedNano(setup.key));
+    expect(after.total).toBeGreaterThan(0n);
+  });
+
+  it("loses nothing when the server is killed with -9 while a non-stream answer is still generated: its generation id was durable at the headers", async () => {
+    // The headers (with the generation id) come at once, the JSON body only after three seconds.
+    const setup = await connectedSetup(
+      { interTokenMs: 0, responseTokens: 20, ttftMs: 3_000, nonStreamBlankLines: 1 },
+      { WATTFARE_RECONCILER_TICK_MS: "100" },
+    );
+    const first = await serve(setup.env);
+    const answer = setup.chat(first.url, false).catch(() => undefined);
+    for (let i = 0; i < 100 && setup.ledger().identified === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    await stopProcess(first, "SIGKILL");
+    await answer;
+    expect(setup.ledger()).toMatchObject({ open: 1, identified: 1 });
+
+    await serve(setup.env);
+    for (let i = 0; i < 150 && setup.ledger().open > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    const after = setup.ledger();
+    expect(after.open).toBe(0);
+    expect(after.total).toBe(setup.sim.control.billedNano(setup.key)); // not the reservation's worst case
     expect(after.total).toBeGreaterThan(0n);
   });
 });

@@ -465,12 +465,17 @@ export class ChatProxy {
     }
     // JSON: a body read whole is settled — generation id included — in the one commit before it is
     // sent; a larger one persists the id before its first chunk and settles from its tail afterwards.
+    // A body still to come (the model is still generating) has its id made durable now, so that a
+    // crash meanwhile leaves a reservation the next server settles from /generation, not at its bound.
+    const early = upstream.complete ? undefined : persistGenerationId();
+    early?.catch(() => undefined); // awaited below unless the settlement, which carries the id, comes first
     const outcome = await this.pipeJson(
       upstream,
       res,
       headers,
       () => clientGone,
-      (cost) => (cost ? this.settle(reservation, cost, generationId ?? null) : persistGenerationId()),
+      (cost) =>
+        cost ? this.settle(reservation, cost, generationId ?? null) : (early ?? persistGenerationId()),
     );
     res.off("close", onClose);
     if (outcome.settled) return;

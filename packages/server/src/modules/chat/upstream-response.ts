@@ -167,6 +167,11 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
     return this.place === null && !this.answered;
   }
 
+  /** The whole body is in (it came with the headers, as a short answer usually does) and unread. */
+  get complete(): boolean {
+    return this.ended && this.error === null && !this.discarded;
+  }
+
   /**
    * Stops reading: the upstream request is aborted (its socket closed) unless it already ended, and a
    * reader still waiting is failed.
@@ -192,7 +197,7 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
    * from there.
    */
   readUpTo(limit: number): Promise<{ chunks: Buffer[]; ended: boolean }> {
-    if (this.ended && this.error === null && !this.discarded && this.heldBytes <= limit) {
+    if (this.complete && this.heldBytes <= limit) {
       // The common case: the whole answer came with its headers.
       const chunks = this.held;
       this.held = [];
