@@ -3,6 +3,7 @@
  * upstream billed (or, where the upstream cannot be asked, conservatively at the reservation).
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ConnectionRecord } from "../../store/port.js";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
 import { ManualClock, postChat } from "../../testing/harness.js";
 import { Upstream } from "./upstream.js";
@@ -657,6 +658,51 @@ describe("the funding key's cached limit", () => {
     const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
     expect(await h.store.getFunding(fundingId)).toMatchObject({ state: "ok" });
     await expectExact(key);
+  });
+
+  it.each([
+    [
+      "lowers the cap below the request",
+      "budget_exceeded",
+      (c: ConnectionRecord) => h.store.lowerCap(c.id, 1000n, h.clock.now()),
+    ],
+    [
+      "pauses all spending",
+      "budget_exceeded",
+      (c: ConnectionRecord) => h.store.setPayerPaused(c.payerId, true),
+    ],
+    [
+      "revokes the connection",
+      "not_connected",
+      (_c: ConnectionRecord) => h.store.revokeConnection(h.appId, "bob", h.clock.now()),
+    ],
+  ])("admits nothing when the payer %s while the key's limit is re-read", async (_what, code, act) => {
+    await start();
+    await h.connect("bob", 5, { limit: 1 });
+    const connection = (await h.store.chatAccount(h.appId, "bob"))?.connection as ConnectionRecord;
+    const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
+    await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now() - 60_000); // stale, refuses
+    const get = Upstream.prototype.get;
+    const reads = vi.spyOn(Upstream.prototype, "get").mockImplementation(async function (
+      this: Upstream,
+      ...args
+    ) {
+      if (args[0] === "/key") await act(connection); // the payer acts while the read is on the network
+      return get.apply(this, args);
+    });
+    try {
+      const res = await h.post(
+        { model: "openai/gpt-4o-mini", messages: hello },
+        { "x-wattfare-user": "bob" },
+      );
+      expect(res.status).toBe(402);
+      expect((await errorOf(res)).code).toBe(code);
+      expect(reads.mock.calls.filter(([path]) => path === "/key")).toHaveLength(1);
+    } finally {
+      reads.mockRestore();
+    }
+    expect(h.sim.control.requests()).toHaveLength(0);
+    expect(await h.openReservations()).toBe(0);
   });
 
   it("makes one /key read for a burst of requests refused by the same stale limit", async () => {

@@ -65,7 +65,7 @@ export function createChatHttpHandler(
     if (grant !== undefined) {
       const account = await resolveGrant(deps, app.id, grant, now);
       enforce(await deps.rateLimits.hit(chatGrantKey(app.id, account.grant.id), rule, now), rule);
-      return { app, kind: "grant", grant: account };
+      return { app, kind: "grant", grant: account, token: grant };
     }
     if (user === undefined) {
       throw new ApiError("invalid_request", `The ${H.user} header is required (your user's id).`, {
@@ -137,15 +137,7 @@ export function createChatHttpHandler(
     // (A user's connection is read after the body anyway, by the proxy.)
     const current =
       caller.kind === "grant"
-        ? {
-            ...caller,
-            grant: await resolveGrant(
-              deps,
-              caller.app.id,
-              headerValue(req.headers[H.grant]) ?? "",
-              deps.clock.now(),
-            ),
-          }
+        ? { ...caller, grant: await resolveGrant(deps, caller.app.id, caller.token, deps.clock.now()) }
         : caller;
     await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, current, body);
   };

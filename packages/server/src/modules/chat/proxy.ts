@@ -34,7 +34,7 @@ import type {
 } from "../../store/port.js";
 import { connectionAccount } from "../connections/index.js";
 import { readKeyCheck } from "../funding/index.js";
-import { grantAccountRef, grantInvalid } from "../grants/index.js";
+import { grantAccountRef, grantInvalid, resolveGrant } from "../grants/index.js";
 import type { Metrics } from "../metrics/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import {
@@ -106,7 +106,7 @@ export interface ChatRequestContext {
 /** Who is asking: the app, for one of its users (a connection) or with a one-time grant. */
 export type ChatCaller = { app: AppRecord } & (
   | { kind: "user"; appUserId: string }
-  | { kind: "grant"; grant: GrantAccount }
+  | { kind: "grant"; grant: GrantAccount; token: string }
 );
 
 /** What admission needs, whichever way the caller pays. */
@@ -158,21 +158,28 @@ export class ChatProxy {
     const chat = parseChatRequest(raw);
     const now = clock.now();
     // Awaits only where the answer may not be at hand (each await costs a promise and a suspended frame).
-    const account =
+    let account =
       caller.kind === "grant"
         ? grantPayerAccount(caller.grant)
         : connectionPayerAccount(await store.chatAccount(caller.app.id, caller.appUserId), caller, now);
-    if (account.paused) throw new ApiError("budget_exceeded", "Spending paused by the payer.");
+    if (account.paused) throw paused();
     let funding =
       account.funding?.state === "ok" ? account.funding : await this.usableFunding(account.funding);
+    // Only a `/key` read (above) or a cold catalogue (below) waits on the network.
+    let waited = funding !== account.funding;
     // Decrypt before admitting: a key that cannot be read must fail here, with nothing reserved.
     const fundingKey = this.readableFundingKey(funding);
-    const catalogue = this.d.catalogue.cached() ?? (await this.d.catalogue.get());
+    let catalogue = this.d.catalogue.cached();
+    if (catalogue === undefined) {
+      catalogue = await this.d.catalogue.get();
+      waited = true;
+    }
     const plan = planAdmission(chat, catalogue, {
       defaultMaxTokens: config.limits.defaultMaxTokens,
       clampOff: request.headers[H.clamp] === "off",
     });
 
+    if (waited) account = await this.accountAgain(caller, funding, clock.now());
     let admission = await this.admit(request, caller, plan, account, funding, now);
     if (
       !admission.admitted.admitted &&
@@ -182,6 +189,7 @@ export class ChatProxy {
       // The cached key limit refused: it may have been reset (daily, weekly, monthly) or raised since.
       funding = await this.refreshFunding(funding);
       if (funding.state !== "ok") throw fundingUnusable(funding.state);
+      account = await this.accountAgain(caller, funding, clock.now());
       admission = await this.admit(request, caller, plan, account, funding, clock.now());
     }
     const { admitted, fit, keyLimitBinding } = admission;
@@ -226,6 +234,30 @@ export class ChatProxy {
     } finally {
       this.inFlight.delete(reservation.id);
     }
+  }
+
+  /**
+   * The payer's account read again after a wait on the network: a cap lowered, spending paused, or the
+   * connection or grant revoked meanwhile must apply to this request's admission too. Funding replaced
+   * meanwhile ends it (retryable): it was chosen, and its key read, for the old funding.
+   */
+  private async accountAgain(caller: ChatCaller, funding: FundingRecord, now: number): Promise<PayerAccount> {
+    const account =
+      caller.kind === "grant"
+        ? grantPayerAccount(await resolveGrant(this.d, caller.app.id, caller.token, now))
+        : connectionPayerAccount(
+            await this.d.store.chatAccount(caller.app.id, caller.appUserId),
+            caller,
+            now,
+          );
+    if (account.paused) throw paused();
+    if (account.funding?.id !== funding.id) {
+      throw new ApiError(
+        "unavailable",
+        "The payer's funding changed while this request was admitted; try again.",
+      );
+    }
+    return account;
   }
 
   /** One admission attempt against the cap, the funding key's cached limit and a grant's uses. */
@@ -673,6 +705,8 @@ function connectionPayerAccount(
     pseudonymOf: caller.appUserId,
   };
 }
+
+const paused = () => new ApiError("budget_exceeded", "Spending paused by the payer.");
 
 /** Why funding that is not `ok` cannot pay: a key to reconnect, or one out of credits or limit. */
 function fundingUnusable(state: Exclude<FundingRecord["state"], "ok">): ApiError {

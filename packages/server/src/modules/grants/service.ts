@@ -35,7 +35,7 @@ export const grantInvalid = (message: string) => new ApiError("grant_invalid", m
 
 /** Resolves `x-wattfare-grant` for an app; every failure says which, without revealing other apps' grants. */
 export async function resolveGrant(
-  deps: AppDeps,
+  deps: Pick<AppDeps, "store">,
   appId: string,
   token: string,
   now: number,
