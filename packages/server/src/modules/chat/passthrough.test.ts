@@ -4,6 +4,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
 import { createHarness, type Harness, postChat } from "../../testing/harness.js";
@@ -459,5 +460,64 @@ describe("latency", () => {
       /* drain */
     }
     expect(ch.sim.control.generations(key)).toHaveLength(1);
+  });
+
+  describe("a non-stream answer the model is still generating", () => {
+    const ask = { model: "openai/gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
+
+    it("gets its headers and the upstream's blank lines at once, as OpenRouter sends them, then the JSON", async () => {
+      ch = await createChatHarness({ sim: { ttftMs: 300, nonStreamBlankLines: 2 } });
+      const key = await ch.connect("alice", 1);
+      const res = await ch.post(ask, { "x-wattfare-user": "alice" });
+      expect(ch.sim.control.generations(key)).toHaveLength(0); // still generating
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-generation-id")).toMatch(/^gen-/);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toBe("\n\n");
+      let rest = "";
+      for (let read = await reader.read(); !read.done; read = await reader.read()) {
+        rest += new TextDecoder().decode(read.value);
+      }
+      expect(JSON.parse(rest).usage.cost).toBeGreaterThan(0);
+      await ch.drain();
+      expect(await ch.openReservations()).toBe(0);
+      expect(await ch.ledgerTotal()).toBe(ch.sim.control.billedNano(key));
+    });
+
+    it("does not run out the official openai client's timeout, which counts until the headers", async () => {
+      ch = await createChatHarness({ sim: { ttftMs: 1_500, nonStreamBlankLines: 1 } });
+      const key = await ch.connect("alice", 1);
+      const client = new OpenAI({
+        baseURL: `${ch.url}/api/v1`,
+        apiKey: ch.secretKey,
+        defaultHeaders: { "x-wattfare-user": "alice" },
+        timeout: 750,
+        maxRetries: 0,
+      });
+      const completion = await client.chat.completions.create(ask);
+      expect(completion.choices[0]?.finish_reason).toBe("stop");
+      await ch.drain();
+      expect(await ch.ledgerTotal()).toBe(ch.sim.control.billedNano(key));
+    });
+
+    it("ends with the error envelope, status 200 already sent, when the upstream breaks off before any JSON, and is reconciled", async () => {
+      ch = await createChatHarness({ sim: { ttftMs: 100, interTokenMs: 10, nonStreamBlankLines: 1 } });
+      const key = await ch.connect("alice", 1);
+      ch.sim.control.setFaults({ resetAfterChunks: 3 });
+      const res = await ch.post(ask, { "x-wattfare-user": "alice" });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(await res.text())).toEqual({
+        error: {
+          code: "upstream",
+          message: "The model provider's response was interrupted.",
+          type: "api_error",
+        },
+      });
+      await ch.drain();
+      await ch.reconcile();
+      expect(await ch.openReservations()).toBe(0);
+      expect(await ch.ledgerTotal()).toBe(ch.sim.control.billedNano(key));
+    });
   });
 });

@@ -551,9 +551,12 @@ export class ChatProxy {
   }
 
   /**
-   * JSON: up to the buffer limit read whole and sent in one write with content-length; a larger body is
-   * forwarded as it comes, keeping a bounded tail to find `usage` in. `beforeBody` runs before the first
-   * byte is written, with the cost when the whole body (and so its usage) is already known.
+   * JSON. A body that came whole with its headers (a short answer usually does) and fits the buffer
+   * limit is sent in one write with content-length. One still being generated is passed on as it comes,
+   * headers first, as OpenRouter sends it (with blank lines while the model works), so that a client's
+   * or a load balancer's timeout does not run out meanwhile; so is a body above the buffer limit. Both
+   * keep a bounded tail to find `usage` in. `beforeBody` runs before the first byte is written, with the
+   * cost when the whole body (and so its usage) is already known.
    */
   private async pipeJson(
     upstream: UpstreamResponse,
@@ -570,28 +573,38 @@ export class ChatProxy {
       before = true;
       return beforeBody(cost);
     };
+    /** Whether anything but whitespace has gone to the client: until then an error can still be told. */
+    let begun = false;
     try {
-      const head = await upstream.readUpTo(limit);
-      if (head.ended) {
-        const whole = head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks);
-        const cost = costInBody(whole);
-        await runBefore(cost);
-        if (!clientGone()) {
-          headers["content-length"] = String(whole.length);
-          res.writeHead(200, headers);
-          res.end(whole);
+      let first: Buffer[] = [];
+      if (upstream.complete) {
+        const head = await upstream.readUpTo(limit);
+        if (head.ended) {
+          const whole = head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks);
+          const cost = costInBody(whole);
+          await runBefore(cost);
+          if (!clientGone()) {
+            headers["content-length"] = String(whole.length);
+            res.writeHead(200, headers);
+            res.end(whole);
+          }
+          return { cost, settled: cost !== undefined };
         }
-        return { cost, settled: cost !== undefined };
+        first = head.chunks;
       }
-      // Larger than the buffer: forward as it comes, keeping a bounded tail to find `usage` in.
       await runBefore(undefined);
       res.writeHead(200, headers);
-      const first = Buffer.concat(head.chunks);
-      let tail = first.subarray(-TAIL_BYTES);
-      res.write(first);
-      await upstream.forwardTo(res, stallMs, (chunk) => {
+      let tail = Buffer.alloc(0);
+      const pass = (chunk: Buffer) => {
+        begun ||= !isBlank(chunk);
         tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
-      });
+      };
+      if (first.length === 0) res.flushHeaders();
+      for (const chunk of first) {
+        pass(chunk);
+        res.write(chunk);
+      }
+      await upstream.forwardTo(res, stallMs, pass);
       if (!clientGone()) res.end();
       return { cost: costInBody(tail), settled: false };
     } catch {
@@ -599,21 +612,24 @@ export class ChatProxy {
       // make the generation id durable so the cost can be reconciled.
       upstream.discard();
       await runBefore(undefined);
-      if (!res.headersSent && !clientGone()) {
-        res.writeHead(502, {
-          "content-type": "application/json",
-          [H.requestId]: headers[H.requestId] ?? "",
-          ...noRetry,
+      if (!clientGone() && !res.destroyed && !begun) {
+        const error = JSON.stringify({
+          error: {
+            code: "upstream",
+            message: "The model provider's response was interrupted.",
+            type: "api_error",
+          },
         });
-        res.end(
-          JSON.stringify({
-            error: {
-              code: "upstream",
-              message: "The model provider's response was interrupted.",
-              type: "api_error",
-            },
-          }),
-        );
+        if (res.headersSent)
+          res.end(error); // only blank lines so far: the status is sent, the body is not
+        else {
+          res.writeHead(502, {
+            "content-type": "application/json",
+            [H.requestId]: headers[H.requestId] ?? "",
+            ...noRetry,
+          });
+          res.end(error);
+        }
       } else res.destroy();
       return { cost: undefined, settled: false };
     }
@@ -707,6 +723,13 @@ function connectionPayerAccount(
 }
 
 const paused = () => new ApiError("budget_exceeded", "Spending paused by the payer.");
+
+/** Only JSON whitespace: what OpenRouter sends ahead of a slow non-stream answer. */
+function isBlank(chunk: Buffer): boolean {
+  for (const byte of chunk)
+    if (byte !== 0x0a && byte !== 0x0d && byte !== 0x20 && byte !== 0x09) return false;
+  return true;
+}
 
 /** Why funding that is not `ok` cannot pay: a key to reconnect, or one out of credits or limit. */
 function fundingUnusable(state: Exclude<FundingRecord["state"], "ok">): ApiError {
