@@ -58,4 +58,20 @@ describe("the server lock", () => {
     expect(anotherServerServes(db)).toBeUndefined(); // this process's own lock is not another server's
     lock.release();
   });
+
+  it("is the same lock for a database reached through a symbolic link to its file or its directory", async () => {
+    const db = tempDb();
+    fs.writeFileSync(db, ""); // the database exists, as it does once a server has run
+    const holder = await contender(db);
+    expect(await holder.outcome).toBe("ACQUIRED");
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-link-"));
+    const fileLink = path.join(elsewhere, "linked.db");
+    fs.symlinkSync(db, fileLink);
+    const dirLink = path.join(elsewhere, "data");
+    fs.symlinkSync(path.dirname(db), dirLink);
+    for (const other of [fileLink, path.join(dirLink, "wattfare.db")]) {
+      expect(anotherServerServes(other)).toBe(` (pid ${holder.child.pid})`);
+      expect(() => acquireServerLock(other)).toThrow(ServerLockError);
+    }
+  });
 });

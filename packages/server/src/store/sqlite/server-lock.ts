@@ -18,8 +18,23 @@ export interface ServerLock {
   release(): void;
 }
 
-const lockPathOf = (dbPath: string) => `${dbPath}.server.lock`;
-const pidPathOf = (dbPath: string) => `${dbPath}.server.pid`;
+/**
+ * The database file's real path: a server that reaches it through a symbolic link (to the file or to a
+ * directory on the way) must find the same lock. A file not created yet: its directory's real path.
+ */
+function realPathOf(dbPath: string): string {
+  try {
+    return fs.realpathSync(dbPath);
+  } catch {
+    try {
+      return path.join(fs.realpathSync(path.dirname(dbPath)), path.basename(dbPath));
+    } catch {
+      return path.resolve(dbPath);
+    }
+  }
+}
+const lockPathOf = (dbPath: string) => `${realPathOf(dbPath)}.server.lock`;
+const pidPathOf = (dbPath: string) => `${realPathOf(dbPath)}.server.pid`;
 /** Locks this process holds: its own must not read as another server's. */
 const heldHere = new Set<string>();
 
