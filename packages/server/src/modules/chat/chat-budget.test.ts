@@ -135,3 +135,34 @@ describe("budget invariants", () => {
     expect(status.remainingUsd).toBe(nanoToUsd(usdToNano(2, "down") - total, "down"));
   });
 });
+
+describe("a refusal's message", () => {
+  const refusedWith = async (capUsd: number, content: string) => {
+    h = await createChatHarness();
+    await h.connect("alice", capUsd);
+    const res = await h.post({ model: "wattfare/expensive", messages: [{ role: "user", content }] }, U);
+    expect(res.status).toBe(402);
+    return ((await res.json()) as { error: { code: string; message: string } }).error;
+  };
+
+  it("names the request's worst case and what is left when the cap is not used up", async () => {
+    const error = await refusedWith(0.01, "x".repeat(20_000));
+    expect(error.code).toBe("budget_exceeded");
+    expect(error.message).toMatch(
+      /^This request could cost up to \$\d+\.\d{6} .*, more than the \$0\.010000 left of the spending cap this period\./,
+    );
+    expect(await h.ledgerTotal()).toBe(0n);
+  });
+
+  it("says the cap is reached when nothing is left of it", async () => {
+    h = await createChatHarness();
+    await h.connect("alice", 1);
+    const connection = (await h.store.chatAccount(h.appId, "alice"))?.connection;
+    await h.store.lowerCap(connection?.id ?? "", 0n, h.clock.now());
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(res.status).toBe(402);
+    expect(await res.json()).toMatchObject({
+      error: { code: "budget_exceeded", message: "Spending cap reached for this period." },
+    });
+  });
+});

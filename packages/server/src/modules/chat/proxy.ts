@@ -18,7 +18,7 @@ import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { H, headerValue } from "../../http/headers.js";
-import type { Nano } from "../../money.js";
+import { formatUsd, type Nano } from "../../money.js";
 import { periodOf } from "../../period.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type {
@@ -41,6 +41,7 @@ import {
   type AdmissionPlan,
   type Fit,
   type FitRefusal,
+  MIN_OUTPUT_TOKENS,
   parseChatRequest,
   planAdmission,
   renderUpstreamBody,
@@ -199,7 +200,7 @@ export class ChatProxy {
           admitted.usedUp ? "This grant has no uses left." : "This grant's dollar cap is used up.",
         );
       }
-      throw refusal(fit, keyLimitBinding, chat.callerMaxTokens);
+      throw refusal(fit, keyLimitBinding, chat.callerMaxTokens, admission.roomNano, plan);
     }
     const chosen = fit as Fit;
     const reservation = admitted.reservation;
@@ -268,11 +269,12 @@ export class ChatProxy {
     account: PayerAccount,
     funding: FundingRecord,
     now: number,
-  ): Promise<{ admitted: AdmitResult; fit: Fit | FitRefusal; keyLimitBinding: boolean }> {
+  ): Promise<{ admitted: AdmitResult; fit: Fit | FitRefusal; keyLimitBinding: boolean; roomNano: Nano }> {
     const { config, store } = this.d;
     const keyLimit = funding.limitRemainingNano;
     let fit: Fit | FitRefusal = "too_small";
     let keyLimitBinding = false;
+    let roomNano = 0n;
     const admitted = await store.admit(
       {
         id: request.id,
@@ -290,14 +292,15 @@ export class ChatProxy {
         // The cached limit less what this key took through Wattfare since it was read.
         const keyRoom = keyLimit === null ? null : keyLimit > fundingSpent ? keyLimit - fundingSpent : 0n;
         keyLimitBinding = keyRoom !== null && keyRoom < headroom;
-        fit = plan.fit(keyLimitBinding && keyRoom !== null ? keyRoom : headroom);
+        roomNano = keyLimitBinding && keyRoom !== null ? keyRoom : headroom;
+        fit = plan.fit(roomNano);
         return typeof fit === "string" ? null : fit.amountNano;
       },
       this.d.instanceId,
       now + config.reservations.leaseMs,
       account.grantUse,
     );
-    return { admitted, fit, keyLimitBinding };
+    return { admitted, fit, keyLimitBinding, roomNano };
   }
 
   /** The decrypted funding key; a key this server cannot read needs the payer to reconnect it. */
@@ -741,7 +744,13 @@ function fundingUnusable(state: Exclude<FundingRecord["state"], "ok">): ApiError
   );
 }
 
-function refusal(fit: Fit | FitRefusal, keyLimitBinding: boolean, callerMax: number | null): ApiError {
+function refusal(
+  fit: Fit | FitRefusal,
+  keyLimitBinding: boolean,
+  callerMax: number | null,
+  roomNano: Nano,
+  plan: AdmissionPlan,
+): ApiError {
   if (keyLimitBinding) {
     return new ApiError(
       "funding_invalid",
@@ -754,5 +763,13 @@ function refusal(fit: Fit | FitRefusal, keyLimitBinding: boolean, callerMax: num
       `max_tokens ${callerMax} does not fit the remaining budget, and x-wattfare-clamp is off.`,
     );
   }
-  return new ApiError("budget_exceeded", "Spending cap reached for this period.");
+  if (roomNano <= 0n) return new ApiError("budget_exceeded", "Spending cap reached for this period.");
+  // The cap is not used up: this request's worst case is larger than what is left of it.
+  const least = plan.amountFor(
+    callerMax === null ? MIN_OUTPUT_TOKENS : Math.min(callerMax, MIN_OUTPUT_TOKENS),
+  );
+  return new ApiError(
+    "budget_exceeded",
+    `This request could cost up to ${formatUsd(least)} (its worst case: the prompt's bytes counted as tokens, images per part), more than the ${formatUsd(roomNano)} left of the spending cap this period. Send a shorter prompt, or ask the payer to raise the cap.`,
+  );
 }
