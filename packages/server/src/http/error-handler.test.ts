@@ -59,6 +59,20 @@ const invalidRequest = (message: string) => ({
 });
 
 describe("errors outside any route", () => {
+  it("answers an unknown route with 404 not_found naming it, and points other OpenAI APIs to /chat/completions", async () => {
+    h = await createHarness();
+    const unknown = await h.app.inject({ method: "GET", url: "/api/v1/nothing?x=1" });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toMatchObject({
+      error: { code: "not_found", message: "No route for GET /api/v1/nothing." },
+    });
+    const responses = await h.app.inject({ method: "POST", url: "/api/v1/responses", payload: {} });
+    expect(responses.statusCode).toBe(404);
+    expect((responses.json() as { error: { message: string } }).error.message).toBe(
+      "No route for POST /api/v1/responses. Wattfare forwards POST /api/v1/chat/completions only, not /responses; with the Vercel AI SDK's @ai-sdk/openai provider, use provider.chat(model).",
+    );
+  });
+
   it("answers a malformed URL with 400 invalid_request in the envelope, with a request id", async () => {
     h = await createHarness();
     const res = await h.app.inject({ method: "GET", url: "/api/v1/%E0%A4%A" });

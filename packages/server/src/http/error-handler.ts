@@ -77,16 +77,22 @@ export function answerClientError(
   socket.destroy(error);
 }
 
+/** Other OpenAI-style APIs a client may try: their 404 says what to use instead. */
+const OTHER_OPENAI_APIS = /^\/api\/v1\/(responses|completions|embeddings)(?:\/|$)/;
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const apiError = toApiError(error);
     if (apiError.status >= 500) request.log.error({ err: error }, "request failed");
     return sendError(reply, apiError);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(
-      reply,
-      new ApiError("not_found", `No route for ${request.method} ${request.url.split("?")[0]}.`),
-    ),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const other = OTHER_OPENAI_APIS.exec(path)?.[1];
+    const hint =
+      other === undefined
+        ? ""
+        : ` Wattfare forwards POST /api/v1/chat/completions only, not /${other}; with the Vercel AI SDK's @ai-sdk/openai provider, use provider.chat(model).`;
+    return sendError(reply, new ApiError("not_found", `No route for ${request.method} ${path}.${hint}`));
+  });
 }

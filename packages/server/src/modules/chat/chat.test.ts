@@ -114,6 +114,22 @@ describe("chat completions through the official openai client", () => {
     expect(ids).toContain("openai/gpt-4o-mini");
   });
 
+  it("retrieves one model of the catalogue by its id, as the openai client asks for it, and 404s an unknown one", async () => {
+    await h.connect("alice", 5);
+    const openai = h.openai("alice");
+    const model = await openai.models.retrieve("openai/gpt-4o-mini");
+    expect(model.id).toBe("openai/gpt-4o-mini");
+    expect((model as unknown as { pricing: { prompt: string } }).pricing.prompt).toMatch(/^\d/);
+    await expect(openai.models.retrieve("nobody/nothing")).rejects.toMatchObject({
+      status: 404,
+      code: "not_found",
+    });
+    const plain = await fetch(`${h.url}/api/v1/models/openai/gpt-4o-mini`, {
+      headers: { authorization: `Bearer ${h.secretKey}` },
+    });
+    expect(((await plain.json()) as { id: string }).id).toBe("openai/gpt-4o-mini");
+  });
+
   it("forwards the caller's other parameters untouched and always asks for usage", async () => {
     await h.connect("alice", 5);
     const tools = [

@@ -1,12 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
+import { ApiError } from "../../errors.js";
 import { authenticateSecretKey } from "../apps/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
 import { CHAT_PATH } from "./http-handler.js";
 
 /**
- * The Fastify side of the chat module: `GET /api/v1/models` (the upstream catalogue, cached). The chat
+ * The Fastify side of the chat module: `GET /api/v1/models` (the upstream catalogue, cached) and
+ * `GET /api/v1/models/{id}`. The chat
  * route itself is a plain node:http handler (http-handler.ts), dispatched before Fastify.
  */
 export function registerModelRoutes(app: FastifyInstance, deps: AppDeps, catalogue: ModelCatalogue): void {
@@ -14,6 +16,24 @@ export function registerModelRoutes(app: FastifyInstance, deps: AppDeps, catalog
     await authenticateSecretKey(deps.store, request.headers.authorization, deps.clock.now());
     const { raw } = await catalogue.get();
     return reply.type("application/json").send(raw);
+  });
+
+  // One model's entry (what the openai client's `models.retrieve(id)` asks for; ids contain "/", which
+  // it sends encoded). The catalogue text is parsed into a map once per catalogue, not per call.
+  let indexed: { raw: string; byId: Map<string, unknown> } | undefined;
+  app.get("/api/v1/models/*", async (request, reply) => {
+    await authenticateSecretKey(deps.store, request.headers.authorization, deps.clock.now());
+    const id = (request.params as { "*": string })["*"];
+    const { raw } = await catalogue.get();
+    if (indexed?.raw !== raw) {
+      const data = (JSON.parse(raw) as { data?: { id?: unknown }[] }).data ?? [];
+      indexed = { raw, byId: new Map(data.map((model) => [String(model.id), model])) };
+    }
+    const model = indexed.byId.get(id);
+    if (model === undefined) {
+      throw new ApiError("not_found", `No model ${JSON.stringify(id)} in the catalogue.`, { param: "model" });
+    }
+    return reply.type("application/json").send(model);
   });
 }
 

@@ -11,7 +11,9 @@ import { verifySessionToken } from "../sessions/index.js";
 import { connectionStatus } from "./service.js";
 
 const statusQuery = z.object({
-  appUserId: z.string({ error: "is required" }).regex(APP_USER_ID, APP_USER_ID_MESSAGE),
+  appUserId: z
+    .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be given once") })
+    .regex(APP_USER_ID, APP_USER_ID_MESSAGE),
 });
 
 const CONSENT_REQUIRED = "payer consent required — open the consent popup";

@@ -95,13 +95,20 @@ describe("GET /api/v1/status", () => {
     expect((res.json() as { connected: boolean }).connected).toBe(false);
   });
 
-  it("rejects a missing or malformed appUserId with 400", async () => {
-    const missing = await h.app.inject({
-      method: "GET",
-      url: "/api/v1/status",
-      headers: { authorization: `Bearer ${app.secretKey}` },
-    });
-    expect(missing.statusCode).toBe(400);
+  it("rejects a missing, repeated or malformed appUserId with 400 saying which", async () => {
+    const ask = (query: string) =>
+      h.app.inject({
+        method: "GET",
+        url: `/api/v1/status${query}`,
+        headers: { authorization: `Bearer ${app.secretKey}` },
+      });
+    const message = async (query: string) => {
+      const res = await ask(query);
+      expect(res.statusCode).toBe(400);
+      return (res.json() as { error: { message: string } }).error.message;
+    };
+    expect(await message("")).toBe("appUserId: is required");
+    expect(await message("?appUserId=a&appUserId=b")).toBe("appUserId: must be given once");
     expect((await status("has space")).statusCode).toBe(400);
   });
 
