@@ -51,7 +51,7 @@ export function mapUpstreamError(
     return {
       error: new ApiError(
         "funding_invalid",
-        "The payer's funding has insufficient credits or hit its key limit.",
+        `The payer's funding has insufficient credits or hit its key limit.${message === undefined ? "" : ` OpenRouter said: ${message}`}`,
       ),
       funding: "insufficient",
     };
