@@ -3,15 +3,26 @@
  * Streaming, faults and billing then only count how far through the plan the response got.
  */
 import type { Account } from "./accounts.js";
+import type { OutputSpec } from "./chat-request.js";
 import type { JsonObject } from "./json.js";
 import type { SimModel } from "./models.js";
 import type { PromptCacheUse } from "./prompt-cache.js";
-import { generateTokens } from "./text-generator.js";
+import { valueForSchema } from "./schema-value.js";
+import { generateTokens, toolCallId, wordStream } from "./text-generator.js";
+import { splitTextTokens } from "./tokenizer.js";
 
 export interface Piece {
   choice: number;
   reasoning: boolean;
   text: string;
+  /** The token's place among its choice's reasoning tokens, or among its content (or arguments) tokens. */
+  index: number;
+}
+
+/** The function call every choice makes; its pieces are fragments of `arguments`. */
+export interface ToolCallPlan {
+  id: string;
+  name: string;
 }
 
 export interface GenerationPlan {
@@ -31,7 +42,12 @@ export interface GenerationPlan {
   externalUser: string | null;
   tokensPerChoice: number;
   reasoningPerChoice: number;
-  finishReason: "stop" | "length";
+  finishReason: "stop" | "length" | "tool_calls";
+  /** Set when the choices call a function: their content pieces are its arguments. */
+  toolCall: ToolCallPlan | null;
+  /** With `logprobs: true`: the alternatives listed per token; null without. */
+  topLogprobs: number | null;
+  seed: number;
   /** Every generated token, choices interleaved round-robin as a parallel sampler would stream them. */
   pieces: Piece[];
   /** With `debug.echo_upstream_body` on a stream: the body the first chunk echoes. */
@@ -53,12 +69,45 @@ export interface PlanInput {
   maxTokens: number | null;
   responseTokens: number;
   seed: number;
+  output: OutputSpec;
+  topLogprobs: number | null;
+}
+
+/**
+ * The text of a tool call's arguments or of a structured output, the same for every choice: a
+ * deterministic value of the schema, its strings drawn from the seeded words.
+ */
+function jsonText(input: PlanInput): string {
+  const { output, seed, promptTokens, responseTokens } = input;
+  if (output.kind === "tool_call") {
+    const value = valueForSchema(
+      output.tool.parameters ?? { type: "object" },
+      wordStream(seed, promptTokens),
+    );
+    return JSON.stringify(value !== null && typeof value === "object" && !Array.isArray(value) ? value : {});
+  }
+  if (output.kind === "json" && output.schema !== undefined) {
+    return JSON.stringify(valueForSchema(output.schema, wordStream(seed, promptTokens)));
+  }
+  // json_object: the prose an answer would have, as one field.
+  return JSON.stringify({ answer: generateTokens(seed, promptTokens, 0, responseTokens).join("") });
 }
 
 export function planGeneration(input: PlanInput): GenerationPlan {
   const cap = Math.min(input.maxTokens ?? input.model.maxCompletionTokens, input.model.maxCompletionTokens);
-  const tokensPerChoice = Math.min(input.responseTokens, cap);
-  const reasoningPerChoice = input.model.reasons ? Math.floor(tokensPerChoice / 2) : 0;
+  const proseTokens = Math.min(input.responseTokens, cap);
+  const reasoningPerChoice = input.model.reasons ? Math.floor(proseTokens / 2) : 0;
+  let tokensPerChoice = proseTokens;
+  let finishReason: GenerationPlan["finishReason"] = proseTokens < input.responseTokens ? "length" : "stop";
+  // Tool calls and JSON: the whole text, cut at the output cap as a real model's would be.
+  let jsonTokens: string[] | null = null;
+  if (input.output.kind !== "text") {
+    const whole = splitTextTokens(jsonText(input));
+    const room = cap - reasoningPerChoice;
+    jsonTokens = whole.slice(0, room);
+    tokensPerChoice = reasoningPerChoice + jsonTokens.length;
+    finishReason = whole.length > room ? "length" : input.output.kind === "tool_call" ? "tool_calls" : "stop";
+  }
   const contentPerChoice = tokensPerChoice - reasoningPerChoice;
 
   const texts: { reasoning: string[]; content: string[] }[] = [];
@@ -66,7 +115,7 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     texts.push({
       // Distinct streams for reasoning and content keep the visible answer independent of reasoning length.
       reasoning: generateTokens(input.seed, input.promptTokens, choice + input.n, reasoningPerChoice),
-      content: generateTokens(input.seed, input.promptTokens, choice, contentPerChoice),
+      content: jsonTokens ?? generateTokens(input.seed, input.promptTokens, choice, contentPerChoice),
     });
   }
   const pieces: Piece[] = [];
@@ -74,10 +123,12 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     for (let choice = 0; choice < input.n; choice++) {
       const text = texts[choice]!;
       const reasoning = round < reasoningPerChoice;
+      const index = reasoning ? round : round - reasoningPerChoice;
       pieces.push({
         choice,
         reasoning,
-        text: (reasoning ? text.reasoning[round] : text.content[round - reasoningPerChoice]) ?? "",
+        text: (reasoning ? text.reasoning[index] : text.content[index]) ?? "",
+        index,
       });
     }
   }
@@ -96,7 +147,13 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     externalUser: input.externalUser,
     tokensPerChoice,
     reasoningPerChoice,
-    finishReason: tokensPerChoice < input.responseTokens ? "length" : "stop",
+    finishReason,
+    toolCall:
+      input.output.kind === "tool_call"
+        ? { id: toolCallId(input.seed, input.promptTokens), name: input.output.tool.name }
+        : null,
+    topLogprobs: input.topLogprobs,
+    seed: input.seed,
     pieces,
     echoBody: input.streamed ? input.echoBody : null,
   };

@@ -5,6 +5,7 @@
 import type { Settlement } from "./billing.js";
 import type { GenerationPlan, Piece } from "./chat-plan.js";
 import type { JsonObject } from "./json.js";
+import { type ContentLogprob, logprobOf } from "./logprobs.js";
 
 export const PROCESSING_COMMENT = ": OPENROUTER PROCESSING\n\n";
 export const DONE_EVENT = "data: [DONE]\n\n";
@@ -49,10 +50,29 @@ export class ChunkWriter {
   }
 
   piece(piece: Piece): string {
+    if (!piece.reasoning && this.plan.toolCall !== null) return this.toolPiece(piece);
     const delta = piece.reasoning
       ? `{"role":"assistant","content":"","reasoning":${JSON.stringify(piece.text)}}`
       : `{"role":"assistant","content":${JSON.stringify(piece.text)},"reasoning":null}`;
-    return `${this.head}{"index":${piece.choice},"delta":${delta},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n`;
+    const logprobs =
+      piece.reasoning || this.plan.topLogprobs === null
+        ? "null"
+        : `{"content":[${JSON.stringify(contentLogprob(this.plan, piece))}],"refusal":null}`;
+    return `${this.head}{"index":${piece.choice},"delta":${delta},"finish_reason":null,"native_finish_reason":null,"logprobs":${logprobs}}]}\n\n`;
+  }
+
+  /**
+   * A fragment of a tool call's arguments, as OpenAI streams them: the first chunk of a choice opens
+   * the call (id, type, name, empty arguments), then each token follows in `function.arguments`.
+   */
+  private toolPiece(piece: Piece): string {
+    const call = this.plan.toolCall!;
+    const tail = `,"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n`;
+    let out = "";
+    if (piece.index === 0) {
+      out += `${this.head}{"index":${piece.choice},"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"${call.id}","type":"function","function":{"name":"${call.name}","arguments":""}}]}${tail}`;
+    }
+    return `${out}${this.head}{"index":${piece.choice},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(piece.text)}}}]}${tail}`;
   }
 
   /** `debug.echo_upstream_body`'s first chunk: no choices, the request body as sent upstream. */
@@ -79,6 +99,35 @@ export class ChunkWriter {
   }
 }
 
+function contentLogprob(plan: GenerationPlan, piece: Piece): ContentLogprob {
+  return logprobOf(plan.seed, piece.choice, piece.index, piece.text, plan.topLogprobs ?? 0);
+}
+
+/**
+ * A choice's message: text, or (when the plan calls a function and at least one token of its
+ * arguments was produced) `content: null` and the call.
+ */
+function messageOf(plan: GenerationPlan, content: string, reasoning: string): Record<string, unknown> {
+  const message = { role: "assistant", content, refusal: null, reasoning: reasoning || null };
+  const call = plan.toolCall;
+  if (call === null || content === "") return message;
+  return {
+    ...message,
+    content: null,
+    tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: content } }],
+  };
+}
+
+/**
+ * `logprobs: true`: one entry per content token. A function call's arguments are not content, so a
+ * choice that calls one lists none (as OpenAI's).
+ */
+function logprobsOf(plan: GenerationPlan, pieces: Piece[]): Record<string, unknown> | null {
+  if (plan.topLogprobs === null) return null;
+  if (plan.toolCall !== null) return { content: null, refusal: null };
+  return { content: pieces.map((piece) => contentLogprob(plan, piece)), refusal: null };
+}
+
 /** The non-stream body for the first `pieceCount` pieces of the plan. */
 export function completionJson(
   plan: GenerationPlan,
@@ -88,18 +137,22 @@ export function completionJson(
 ): string {
   const content: string[] = new Array(plan.n).fill("");
   const reasoning: string[] = new Array(plan.n).fill("");
+  const contentPieces: Piece[][] = Array.from({ length: plan.n }, () => []);
   const end = Math.min(pieceCount, plan.pieces.length);
   for (let i = 0; i < end; i++) {
     const piece = plan.pieces[i]!;
     if (piece.reasoning) reasoning[piece.choice] += piece.text;
-    else content[piece.choice] += piece.text;
+    else {
+      content[piece.choice] += piece.text;
+      if (plan.topLogprobs !== null) contentPieces[piece.choice]!.push(piece);
+    }
   }
   const choices = content.map((text, index) => ({
-    logprobs: null,
+    logprobs: logprobsOf(plan, contentPieces[index]!),
     finish_reason: finishReason,
     native_finish_reason: finishReason,
     index,
-    message: { role: "assistant", content: text, refusal: null, reasoning: reasoning[index] || null },
+    message: messageOf(plan, text, reasoning[index]!),
     ...(finishReason === "error" && index === 0 ? { error: MID_STREAM_ERROR } : {}),
   }));
   return JSON.stringify({

@@ -1,5 +1,6 @@
 /** Reads the fields of a chat request the simulator acts on; everything else passes unread, as upstream. */
 import { isRecord, type JsonObject } from "./json.js";
+import { MAX_TOP_LOGPROBS } from "./logprobs.js";
 import { findModel, type SimModel } from "./models.js";
 
 /** OpenRouter falls back to the account's default model when a request names none. */
@@ -15,7 +16,23 @@ export interface ChatRequest {
   /** `model` first, then `models` in order, deduplicated. */
   modelIds: string[];
   user: string | null;
+  /** What the choices hold: prose, a call of one function tool, or JSON text (structured outputs). */
+  output: OutputSpec;
+  /** With `logprobs: true`: how many `top_logprobs` each token lists (0 when not asked); null without. */
+  topLogprobs: number | null;
 }
+
+export interface FunctionTool {
+  name: string;
+  /** The function's `parameters` JSON schema; undefined when the tool takes none. */
+  parameters: unknown;
+}
+
+export type OutputSpec =
+  | { kind: "text" }
+  | { kind: "tool_call"; tool: FunctionTool }
+  /** `schema` undefined: `json_object`, any JSON object. */
+  | { kind: "json"; schema: unknown };
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
@@ -48,6 +65,26 @@ export function parseChatRequest(body: unknown): Parsed<ChatRequest> {
     ...new Set([...(typeof body.model === "string" ? [body.model] : []), ...(fallbacks as string[])]),
   ];
 
+  const tools = parseTools(body.tools);
+  if (!tools.ok) return tools;
+  const toolChoice = parseToolChoice(body.tool_choice, tools.value);
+  if (!toolChoice.ok) return toolChoice;
+  const format = parseResponseFormat(body.response_format);
+  if (!format.ok) return format;
+
+  if (body.logprobs !== undefined && body.logprobs !== null && typeof body.logprobs !== "boolean") {
+    return fail("Invalid type for 'logprobs': expected a boolean.");
+  }
+  const top = body.top_logprobs ?? null;
+  if (
+    top !== null &&
+    !(Number.isInteger(top) && (top as number) >= 0 && (top as number) <= MAX_TOP_LOGPROBS)
+  ) {
+    return fail(
+      `Invalid 'top_logprobs': expected an integer between 0 and ${MAX_TOP_LOGPROBS}, got ${JSON.stringify(top)}.`,
+    );
+  }
+
   return {
     ok: true,
     value: {
@@ -57,8 +94,120 @@ export function parseChatRequest(body: unknown): Parsed<ChatRequest> {
       maxTokens: rawMax as number | null,
       modelIds: modelIds.length > 0 ? modelIds : [DEFAULT_MODEL_ID],
       user: typeof body.user === "string" ? body.user : null,
+      output: chooseOutput(body.messages, tools.value, toolChoice.value, format.value),
+      topLogprobs: body.logprobs === true ? ((top as number | null) ?? 0) : null,
     },
   };
+}
+
+/** OpenAI's rule for function names. */
+const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/**
+ * The function tools of `tools`. Other tool types (OpenRouter's server tools such as
+ * `openrouter:web_search`) pass unread, as the simulator runs none of them.
+ */
+function parseTools(tools: unknown): Parsed<FunctionTool[]> {
+  if (tools === undefined || tools === null) return { ok: true, value: [] };
+  if (!Array.isArray(tools)) return fail("Invalid type for 'tools': expected an array.");
+  const functions: FunctionTool[] = [];
+  for (const [i, tool] of tools.entries()) {
+    if (!isRecord(tool)) return fail(`Invalid type for 'tools[${i}]': expected an object.`);
+    if (tool.type !== "function") continue;
+    const fn = tool.function;
+    if (!isRecord(fn)) return fail(`Missing required parameter: 'tools[${i}].function'.`);
+    if (typeof fn.name !== "string") return fail(`Missing required parameter: 'tools[${i}].function.name'.`);
+    if (!FUNCTION_NAME.test(fn.name)) {
+      return fail(
+        `Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.`,
+      );
+    }
+    if (fn.parameters !== undefined && fn.parameters !== null && !isRecord(fn.parameters)) {
+      return fail(`Invalid type for 'tools[${i}].function.parameters': expected an object.`);
+    }
+    functions.push({ name: fn.name, parameters: fn.parameters ?? undefined });
+  }
+  return { ok: true, value: functions };
+}
+
+type ToolChoice = "none" | "auto" | "required" | { name: string };
+
+function parseToolChoice(choice: unknown, tools: FunctionTool[]): Parsed<ToolChoice> {
+  if (choice === undefined || choice === null) return { ok: true, value: "auto" };
+  if (choice === "none" || choice === "auto") return { ok: true, value: choice };
+  let value: ToolChoice;
+  if (choice === "required") value = choice;
+  else if (
+    isRecord(choice) &&
+    choice.type === "function" &&
+    isRecord(choice.function) &&
+    typeof choice.function.name === "string"
+  ) {
+    value = { name: choice.function.name };
+  } else {
+    return fail(
+      `Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or {"type":"function","function":{"name":…}}.`,
+    );
+  }
+  if (tools.length === 0) {
+    return fail("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
+  }
+  if (typeof value === "object" && !tools.some((tool) => tool.name === value.name)) {
+    return fail(
+      `Invalid value for 'tool_choice': no function named '${value.name}' was specified in 'tools'.`,
+    );
+  }
+  return { ok: true, value };
+}
+
+type ResponseFormat = { type: "text" } | { type: "json"; schema: unknown };
+
+function parseResponseFormat(format: unknown): Parsed<ResponseFormat> {
+  if (format === undefined || format === null) return { ok: true, value: { type: "text" } };
+  if (!isRecord(format)) return fail("Invalid type for 'response_format': expected an object.");
+  switch (format.type) {
+    case "text":
+      return { ok: true, value: { type: "text" } };
+    case "json_object":
+      return { ok: true, value: { type: "json", schema: undefined } };
+    case "json_schema": {
+      const spec = format.json_schema;
+      if (!isRecord(spec)) return fail("Missing required parameter: 'response_format.json_schema'.");
+      if (typeof spec.name !== "string") {
+        return fail("Missing required parameter: 'response_format.json_schema.name'.");
+      }
+      if (spec.schema !== undefined && !isRecord(spec.schema)) {
+        return fail("Invalid type for 'response_format.json_schema.schema': expected an object.");
+      }
+      return { ok: true, value: { type: "json", schema: spec.schema } };
+    }
+    default:
+      return fail(
+        `Invalid value for 'response_format.type': expected one of 'text', 'json_object' or 'json_schema'.`,
+      );
+  }
+}
+
+/**
+ * A model with function tools calls one whenever `tool_choice` demands it, and under `auto` (the
+ * default) whenever the last message is the user's; after a tool's result it answers. Deterministic,
+ * so tests can rely on it.
+ */
+function chooseOutput(
+  messages: unknown,
+  tools: FunctionTool[],
+  choice: ToolChoice,
+  format: ResponseFormat,
+): OutputSpec {
+  if (tools.length > 0 && choice !== "none") {
+    const last = Array.isArray(messages) ? messages.at(-1) : undefined;
+    const call = choice !== "auto" || (isRecord(last) && last.role === "user");
+    if (call) {
+      const named = typeof choice === "object" ? tools.find((tool) => tool.name === choice.name) : undefined;
+      return { kind: "tool_call", tool: named ?? tools[0]! };
+    }
+  }
+  return format.type === "json" ? { kind: "json", schema: format.schema } : { kind: "text" };
 }
 
 /** Why a candidate of the fallback chain cannot answer; undefined when it can. */

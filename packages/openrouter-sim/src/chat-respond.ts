@@ -8,7 +8,7 @@ import type { GenerationPlan } from "./chat-plan.js";
 import { ChunkWriter, completionJson, DONE_EVENT, PROCESSING_COMMENT } from "./chat-render.js";
 import { CORS_HEADERS, sendJson } from "./http-util.js";
 import type { SimState } from "./state.js";
-import type { Faults } from "./types.js";
+import type { Faults, FinishReason } from "./types.js";
 
 type StopKind = "complete" | "error" | "drop" | "hang";
 
@@ -57,7 +57,7 @@ export function streamCompletion(sim: SimState, plan: GenerationPlan, res: Serve
     PROCESSING_COMMENT.repeat(processingComments) +
     (plan.echoBody === null ? "" : writer.echo(plan.echoBody));
 
-  const settle = (pieces: number, finishReason: "stop" | "length" | "error" | null, cancelled: boolean) => {
+  const settle = (pieces: number, finishReason: FinishReason | null, cancelled: boolean) => {
     settled = true;
     return settleGeneration(sim, plan, { pieces, finishReason, cancelled });
   };

@@ -214,6 +214,9 @@ export async function handleChatCompletions(
     maxTokens: request.maxTokens,
     responseTokens: sim.settings.responseTokens,
     seed: sim.settings.seed,
+    output: request.output,
+    // OpenRouter drops the parameters a model does not support rather than refusing the request.
+    topLogprobs: model.supportedParameters.includes("logprobs") ? request.topLogprobs : null,
   });
   if (request.stream) streamCompletion(sim, plan, res);
   else jsonCompletion(sim, plan, res);

@@ -3,7 +3,7 @@
  * give equal responses across runs (and tests can compare exact text).
  */
 
-const WORDS = [
+export const WORDS = [
   "the",
   "meter",
   "runs",
@@ -39,7 +39,7 @@ const WORDS = [
 ] as const;
 
 /** murmur3's finalizer: nearby seeds (choice 0, 1, …) must not start their streams alike. */
-function mix(seed: number): number {
+export function mix(seed: number): number {
   let h = seed ^ (seed >>> 16);
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -58,6 +58,29 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+function streamFor(seed: number, promptTokens: number, stream: number): () => number {
+  return mulberry32(seed ^ Math.imul(promptTokens + 1, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca6b));
+}
+
+/**
+ * Bare words for the values of generated JSON (tool-call arguments, structured outputs), keyed like
+ * `generateTokens` but on a stream of their own so they do not repeat the prose.
+ */
+export function wordStream(seed: number, promptTokens: number): () => string {
+  const next = streamFor(seed, promptTokens, -2);
+  return () => WORDS[next() % WORDS.length] ?? "token";
+}
+
+const ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** A tool call's id, `call_` and 24 base62 characters: the same seed and prompt give the same id. */
+export function toolCallId(seed: number, promptTokens: number): string {
+  const next = streamFor(seed, promptTokens, -3);
+  let id = "call_";
+  for (let i = 0; i < 24; i++) id += ID_ALPHABET[next() % ID_ALPHABET.length];
+  return id;
+}
+
 /**
  * `count` tokens of text for one choice. The stream is keyed by the simulator seed, the prompt size and
  * the choice index — cheap to compute, and stable for a given request.
@@ -68,9 +91,7 @@ export function generateTokens(
   choiceIndex: number,
   count: number,
 ): string[] {
-  const next = mulberry32(
-    seed ^ Math.imul(promptTokens + 1, 0x9e3779b1) ^ Math.imul(choiceIndex + 1, 0x85ebca6b),
-  );
+  const next = streamFor(seed, promptTokens, choiceIndex);
   const tokens: string[] = new Array(count);
   for (let i = 0; i < count; i++) {
     const word = WORDS[next() % WORDS.length] ?? "token";

@@ -84,3 +84,29 @@ export function countPromptTokens(body: JsonObject): PromptCount {
   }
   return count;
 }
+
+/** The most UTF-8 bytes one generated token of text carries: the same 4 the prompt count divides by. */
+const BYTES_PER_TEXT_TOKEN = 4;
+
+/**
+ * Generated text that is not the simulator's one-word-per-token prose (tool-call arguments, JSON
+ * content) is cut into tokens of up to 4 UTF-8 bytes, never inside a character: as many tokens as
+ * `ceil(bytes / 4)` for ASCII text, the rate the prompt side counts at.
+ */
+export function splitTextTokens(text: string): string[] {
+  const tokens: string[] = [];
+  let current = "";
+  let bytes = 0;
+  for (const char of text) {
+    const size = Buffer.byteLength(char, "utf8");
+    if (bytes + size > BYTES_PER_TEXT_TOKEN && current !== "") {
+      tokens.push(current);
+      current = "";
+      bytes = 0;
+    }
+    current += char;
+    bytes += size;
+  }
+  if (current !== "") tokens.push(current);
+  return tokens;
+}

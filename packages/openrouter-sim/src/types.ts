@@ -55,7 +55,7 @@ export interface CreateKeyOptions {
   label?: string;
 }
 
-export type FinishReason = "stop" | "length" | "error";
+export type FinishReason = "stop" | "length" | "tool_calls" | "error";
 
 export interface GenerationRecord {
   id: string;
