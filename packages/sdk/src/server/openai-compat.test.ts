@@ -4,7 +4,7 @@
  */
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { type ChatHarness, createChatHarness } from "@wattfare/server/testing";
-import { generateText, streamText } from "ai";
+import { generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Wattfare } from "./client.js";
@@ -21,6 +21,12 @@ beforeEach(async () => {
 afterEach(async () => h.close());
 
 const model = "openai/gpt-4o-mini";
+const weatherSchema = {
+  type: "object",
+  properties: { city: { type: "string" } },
+  required: ["city"],
+  additionalProperties: false,
+};
 
 async function expectBilledToAlice(): Promise<void> {
   await h.drain();
@@ -65,6 +71,26 @@ describe("the official openai client with openaiOptions()", () => {
     await expectBilledToAlice();
   });
 
+  it("calls a function tool, answered whole and streamed, billed to the user", async () => {
+    const openai = new OpenAI(wattfare.openaiOptions({ user: "alice" }));
+    const request = {
+      model,
+      messages: [{ role: "user" as const, content: "What is the weather in Paris?" }],
+      tools: [{ type: "function" as const, function: { name: "get_weather", parameters: weatherSchema } }],
+    };
+    const completion = await openai.chat.completions.create(request);
+    expect(completion.choices[0]?.finish_reason).toBe("tool_calls");
+    const call = completion.choices[0]?.message.tool_calls?.[0];
+    expect(call?.type === "function" ? call.function.name : undefined).toBe("get_weather");
+    expect(JSON.parse(call?.type === "function" ? call.function.arguments : "{}")).toHaveProperty("city");
+    const streamed = await openai.chat.completions.stream(request).finalChatCompletion();
+    const streamedCall = streamed.choices[0]?.message.tool_calls?.[0];
+    expect(streamedCall?.type === "function" ? streamedCall.function.arguments : undefined).toBe(
+      call?.type === "function" ? call.function.arguments : "",
+    );
+    await expectBilledToAlice();
+  });
+
   it("surfaces Wattfare's 402 as the client's own error, unretried", async () => {
     const openai = new OpenAI(wattfare.openaiOptions({ user: "stranger" }));
     const error = await openai.chat.completions
@@ -93,6 +119,32 @@ describe("the Vercel AI SDK with openaiOptions()", () => {
     for await (const delta of result.textStream) text += delta;
     expect(text.length).toBeGreaterThan(0);
     expect((await result.usage).outputTokens).toBe(12);
+    await expectBilledToAlice();
+  });
+
+  it("runs a tool loop with generateText: the model calls the tool, reads its result and answers, each step billed to the user", async () => {
+    const asked: unknown[] = [];
+    const result = await generateText({
+      model: provider().chatModel(model),
+      prompt: "What is the weather in Paris?",
+      maxRetries: 0,
+      tools: {
+        get_weather: tool({
+          description: "The weather in a city",
+          inputSchema: jsonSchema<{ city: string }>(weatherSchema as never),
+          execute: async (input) => {
+            asked.push(input);
+            return { temperatureC: 21 };
+          },
+        }),
+      },
+      stopWhen: stepCountIs(3),
+    });
+    expect(asked).toHaveLength(1);
+    expect(asked[0]).toHaveProperty("city");
+    expect(result.steps.map((step) => step.finishReason)).toEqual(["tool-calls", "stop"]);
+    expect(result.text.length).toBeGreaterThan(0);
+    expect(h.sim.control.requests()).toHaveLength(2);
     await expectBilledToAlice();
   });
 });
