@@ -184,6 +184,7 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
       }
       resultSeen = true;
       clearInterval(closedTimer);
+      clearTimeout(pollTimer);
       if (message.status === "denied") fail(new ConsentDeniedError());
       else if (message.status === "error") {
         fail(new ConsentFailedError(message.message === undefined ? {} : { message: message.message }));
@@ -200,10 +201,22 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
 
     const closedWithoutAnswer = () =>
       new PopupClosedError({ message: "Wattfare's window was closed before the request was approved." });
-    /** The payer is back on this page: one last look at Wattfare, then the popup counts as closed. */
+    /**
+     * The payer is back on this page: one last look at Wattfare, then the popup counts as closed. The
+     * popup posts its result and then closes itself, so `closed` can read true before that message is
+     * dispatched here: once the result has arrived, it decides, not this look without it.
+     */
     const finalCheck = () => {
       clearTimeout(pollTimer);
-      settleWith(flow.check(undefined), closedWithoutAnswer);
+      flow.check(undefined).then(
+        (value) => {
+          if (value !== undefined) succeed(value);
+          else if (!resultSeen) fail(closedWithoutAnswer());
+        },
+        (error: unknown) => {
+          if (!resultSeen) fail(error);
+        },
+      );
     };
     function onFocus(): void {
       finalCheck();
@@ -212,7 +225,7 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
       pollTimer = setTimeout(() => {
         // A failed look (the network blinked) is only "not yet": the final check reports real errors.
         const next = (value: T | undefined) => {
-          if (settled) return;
+          if (settled || resultSeen) return;
           if (value !== undefined) succeed(value);
           else if (Date.now() >= deadline) finalCheck();
           else pollWhileLost(deadline);
