@@ -74,4 +74,17 @@ describe("the server lock", () => {
       expect(() => acquireServerLock(other)).toThrow(ServerLockError);
     }
   });
+
+  it("is the same lock through a symbolic link made before the database file exists as after", async () => {
+    const db = tempDb();
+    const link = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wattfare-link-")), "linked.db");
+    fs.symlinkSync(db, link); // dangling: the first server creates the database through it
+    const holder = await contender(link);
+    expect(await holder.outcome).toBe("ACQUIRED");
+    fs.writeFileSync(link, "");
+    expect(fs.existsSync(db)).toBe(true);
+    expect(anotherServerServes(link)).toBe(` (pid ${holder.child.pid})`);
+    expect(anotherServerServes(db)).toBe(` (pid ${holder.child.pid})`);
+    expect(() => acquireServerLock(link)).toThrow(ServerLockError);
+  });
 });

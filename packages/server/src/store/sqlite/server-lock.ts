@@ -20,17 +20,28 @@ export interface ServerLock {
 
 /**
  * The database file's real path: a server that reaches it through a symbolic link (to the file or to a
- * directory on the way) must find the same lock. A file not created yet: its directory's real path.
+ * directory on the way) must find the same lock, before the file exists as after. A link to a file not
+ * created yet is followed by hand (realpath needs the file); then its directory's real path is taken.
  */
 function realPathOf(dbPath: string): string {
-  try {
-    return fs.realpathSync(dbPath);
-  } catch {
+  let file = path.resolve(dbPath);
+  for (let hop = 0; hop < 40; hop++) {
     try {
-      return path.join(fs.realpathSync(path.dirname(dbPath)), path.basename(dbPath));
+      return fs.realpathSync(file);
     } catch {
-      return path.resolve(dbPath);
+      let target: string;
+      try {
+        target = fs.readlinkSync(file);
+      } catch {
+        break; // not a link: the file does not exist yet
+      }
+      file = path.resolve(path.dirname(file), target);
     }
+  }
+  try {
+    return path.join(fs.realpathSync(path.dirname(file)), path.basename(file));
+  } catch {
+    return file;
   }
 }
 const lockPathOf = (dbPath: string) => `${realPathOf(dbPath)}.server.lock`;
