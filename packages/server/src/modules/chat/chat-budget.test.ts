@@ -148,9 +148,12 @@ describe("a refusal's message", () => {
   it("names the request's worst case and what is left when the cap is not used up", async () => {
     const error = await refusedWith(0.01, "x".repeat(20_000));
     expect(error.code).toBe("budget_exceeded");
-    expect(error.message).toMatch(
-      /^This request could cost up to \$\d+\.\d{6} .*, more than the \$0\.010000 left of the spending cap this period\./,
-    );
+    const amounts =
+      /^This request could cost up to \$(\d+\.\d{6}) even with 16 output tokens .*, more than the \$(\d+\.\d{6}) left of the spending cap this period\./.exec(
+        error.message,
+      );
+    expect(amounts?.[2]).toBe("0.010000");
+    expect(Number(amounts?.[1])).toBeGreaterThan(0.01);
     expect(await h.ledgerTotal()).toBe(0n);
   });
 

@@ -44,11 +44,13 @@ const invalid = (message: string, param?: string): ApiError =>
   new ApiError("invalid_request", message, param === undefined ? {} : { param });
 
 /**
- * A number written with an exponent. The body goes upstream re-serialized, and JSON.stringify writes each
- * number in its shortest plain form up to 1e21: `1e20` (4 bytes) leaves as 21 digits. Every other JSON
- * spelling re-serializes at most as long as it came (escapes and whitespace only shrink).
+ * What may be a number written with an exponent: one starting after `[`, `,` or `:`. The body goes
+ * upstream re-serialized, and JSON.stringify writes each number in its shortest plain form up to 1e21:
+ * `1e20` (4 bytes) leaves as 21 digits. Every other JSON spelling re-serializes at most as long as it
+ * came (escapes and whitespace only shrink). A match inside a string only costs a measurement; the
+ * start of a number is asked for so that base64 image data (digits next to `e`s) rarely matches.
  */
-const EXPONENT = /\d[eE][+-]?\d/;
+const EXPONENT = /[[,:]\s*-?\d+(?:\.\d+)?[eE]/;
 
 /** JSON text of a parsed body. JSON.parse takes any depth; JSON.stringify runs out of stack past a few thousand levels. */
 function serialize(body: Record<string, unknown>): string {

@@ -499,18 +499,15 @@ export class ChatProxy {
       return;
     }
     // JSON: a body read whole is settled — generation id included — in the one commit before it is
-    // sent; a larger one persists the id before its first chunk and settles from its tail afterwards.
-    // A body still to come (the model is still generating) has its id made durable now, so that a
-    // crash meanwhile leaves a reservation the next server settles from /generation, not at its bound.
-    const early = upstream.complete ? undefined : persistGenerationId();
-    early?.catch(() => undefined); // awaited below unless the settlement, which carries the id, comes first
+    // sent; one still being generated, or larger than the buffer, persists the id before its headers
+    // go out (so a crash meanwhile is settled from /generation, not at the bound) and settles from its
+    // tail afterwards.
     const outcome = await this.pipeJson(
       upstream,
       res,
       headers,
       () => clientGone,
-      (cost) =>
-        cost ? this.settle(reservation, cost, generationId ?? null) : (early ?? persistGenerationId()),
+      (cost) => (cost ? this.settle(reservation, cost, generationId ?? null) : persistGenerationId()),
     );
     res.off("close", onClose);
     if (outcome.settled) return;
@@ -763,13 +760,12 @@ function refusal(
       `max_tokens ${callerMax} does not fit the remaining budget, and x-wattfare-clamp is off.`,
     );
   }
-  if (roomNano <= 0n) return new ApiError("budget_exceeded", "Spending cap reached for this period.");
-  // The cap is not used up: this request's worst case is larger than what is left of it.
-  const least = plan.amountFor(
-    callerMax === null ? MIN_OUTPUT_TOKENS : Math.min(callerMax, MIN_OUTPUT_TOKENS),
-  );
+  // Less than a displayed micro-dollar left is the cap reached, as far as anyone reading it can tell.
+  if (roomNano < 500n) return new ApiError("budget_exceeded", "Spending cap reached for this period.");
+  // The cap is not used up: even this request's smallest worst case is larger than what is left of it.
+  const outTokens = callerMax === null ? MIN_OUTPUT_TOKENS : Math.min(callerMax, MIN_OUTPUT_TOKENS);
   return new ApiError(
     "budget_exceeded",
-    `This request could cost up to ${formatUsd(least)} (its worst case: the prompt's bytes counted as tokens, images per part), more than the ${formatUsd(roomNano)} left of the spending cap this period. Send a shorter prompt, or ask the payer to raise the cap.`,
+    `This request could cost up to ${formatUsd(plan.amountFor(outTokens))} even with ${outTokens} output tokens (its worst case: the prompt's bytes counted as tokens, images per part), more than the ${formatUsd(roomNano)} left of the spending cap this period. Send a shorter prompt, or ask the payer to raise the cap.`,
   );
 }

@@ -5,7 +5,7 @@
 import { EventEmitter, once } from "node:events";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { PoolQueue } from "./pool-queue.js";
 import { NOT_SENT, QUEUE_TIMEOUT, UpstreamResponse } from "./upstream-response.js";
@@ -137,6 +137,35 @@ describe("UpstreamResponse", () => {
         expect(accepted).toBe(1);
       },
     );
+
+    it("is not awaiting headers while its connection still opens, and a discard then keeps it from being written", async () => {
+      // A dispatcher that takes the request and begins it only when told (as undici does once connected).
+      let handler: Dispatcher.DispatchHandler | undefined;
+      const connecting = {
+        dispatch: (_options: unknown, taken: Dispatcher.DispatchHandler) => {
+          handler = taken;
+          return true;
+        },
+      };
+      const response = UpstreamResponse.send(
+        connecting as unknown as Dispatcher,
+        { method: "POST", path: "/chat", body: "{}" },
+        roomy(),
+      );
+      expect(handler).toBe(response);
+      expect(response.awaitingHeaders).toBe(false);
+      response.discard();
+      let aborted: Error | undefined;
+      const controller = {
+        abort: (reason: Error) => {
+          aborted = reason;
+          handler?.onResponseError?.(controller as never, reason);
+        },
+      };
+      handler?.onRequestStart?.(controller as never, {});
+      expect(aborted).toMatchObject({ code: NOT_SENT });
+      await expect(response.ready).rejects.toMatchObject({ code: NOT_SENT });
+    });
 
     it("starts in arrival order as the connection comes free, each once", async () => {
       const { post, bodies, release, first, queue } = await fullPool();

@@ -162,9 +162,12 @@ export class UpstreamResponse implements Dispatcher.DispatchHandler {
 
   // --- the proxy's side ----------------------------------------------------------------------------
 
-  /** Written upstream and waiting for its headers: no longer queued, not answered yet. */
+  /**
+   * Being written upstream, or written and waiting for its headers: undici has begun it (a request
+   * still waiting for a connection, or for one to open, has not), and it is not answered yet.
+   */
   get awaitingHeaders(): boolean {
-    return this.place === null && !this.answered;
+    return this.controller !== null && !this.answered;
   }
 
   /** The whole body is in (it came with the headers, as a short answer usually does) and unread. */
