@@ -660,6 +660,15 @@ describe("the funding key's cached limit", () => {
     await expectExact(key);
   });
 
+  /** Runs `act` while the proxy's next `/key` read is on the network, then lets the read go on. */
+  const whileKeyIsRead = (act: () => Promise<unknown>) => {
+    const get = Upstream.prototype.get;
+    return vi.spyOn(Upstream.prototype, "get").mockImplementation(async function (this: Upstream, ...args) {
+      if (args[0] === "/key") await act();
+      return get.apply(this, args);
+    });
+  };
+
   it.each([
     [
       "lowers the cap below the request",
@@ -682,14 +691,7 @@ describe("the funding key's cached limit", () => {
     const connection = (await h.store.chatAccount(h.appId, "bob"))?.connection as ConnectionRecord;
     const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
     await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now() - 60_000); // stale, refuses
-    const get = Upstream.prototype.get;
-    const reads = vi.spyOn(Upstream.prototype, "get").mockImplementation(async function (
-      this: Upstream,
-      ...args
-    ) {
-      if (args[0] === "/key") await act(connection); // the payer acts while the read is on the network
-      return get.apply(this, args);
-    });
+    const reads = whileKeyIsRead(() => act(connection)); // the payer acts while the read is on the network
     try {
       const res = await h.post(
         { model: "openai/gpt-4o-mini", messages: hello },
@@ -698,6 +700,68 @@ describe("the funding key's cached limit", () => {
       expect(res.status).toBe(402);
       expect((await errorOf(res)).code).toBe(code);
       expect(reads.mock.calls.filter(([path]) => path === "/key")).toHaveLength(1);
+    } finally {
+      reads.mockRestore();
+    }
+    expect(h.sim.control.requests()).toHaveLength(0);
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("applies a pause made while an insufficient key is re-checked, before admitting", async () => {
+    await start();
+    await h.connect("bob", 5);
+    const account = await h.store.chatAccount(h.appId, "bob");
+    // Marked out of credits a minute ago: this request re-reads /key first (the key has credits again).
+    await h.store.setFundingState(
+      account?.funding?.id ?? "",
+      "insufficient",
+      undefined,
+      h.clock.now() - 60_000,
+    );
+    const reads = whileKeyIsRead(() => h.store.setPayerPaused(account?.connection.payerId ?? "", true));
+    try {
+      const res = await h.post(
+        { model: "openai/gpt-4o-mini", messages: hello },
+        { "x-wattfare-user": "bob" },
+      );
+      expect(res.status).toBe(402);
+      expect(await errorOf(res)).toMatchObject({
+        code: "budget_exceeded",
+        message: "Spending paused by the payer.",
+      });
+    } finally {
+      reads.mockRestore();
+    }
+    expect(h.sim.control.requests()).toHaveLength(0);
+    expect(await h.openReservations()).toBe(0);
+  });
+
+  it("answers 503, safe to retry, when the payer replaces their funding while its key is re-read", async () => {
+    await start();
+    await h.connect("bob", 5, { limit: 1 });
+    const account = await h.store.chatAccount(h.appId, "bob");
+    await h.store.setFundingState(account?.funding?.id ?? "", "ok", 1n, h.clock.now() - 60_000);
+    const replacement = {
+      id: "fnd_next",
+      keyBlob: "v1.x.y.z",
+      fingerprint: "sk-or-v1-…next",
+      openRouterKeyHash: "c".repeat(64),
+      source: "pasted" as const,
+      state: "ok" as const,
+      limitRemainingNano: null,
+      checkedAt: h.clock.now(),
+    };
+    const reads = whileKeyIsRead(() =>
+      h.store.replacePayerFunding(account?.connection.payerId ?? "", replacement, h.clock.now()),
+    );
+    try {
+      const res = await h.post(
+        { model: "openai/gpt-4o-mini", messages: hello },
+        { "x-wattfare-user": "bob" },
+      );
+      expect(res.status).toBe(503);
+      expect(res.headers.get("x-should-retry")).toBe("true");
+      expect((await errorOf(res)).code).toBe("unavailable");
     } finally {
       reads.mockRestore();
     }

@@ -465,34 +465,55 @@ describe("latency", () => {
   describe("a non-stream answer the model is still generating", () => {
     const ask = { model: "openai/gpt-4o-mini", messages: [{ role: "user" as const, content: "hi" }] };
 
-    it("gets its headers and the upstream's blank lines at once, as OpenRouter sends them, then the JSON", async () => {
-      ch = await createChatHarness({ sim: { ttftMs: 300, nonStreamBlankLines: 2 } });
-      const key = await ch.connect("alice", 1);
-      const res = await ch.post(ask, { "x-wattfare-user": "alice" });
-      expect(ch.sim.control.generations(key)).toHaveLength(0); // still generating
+    const scripted = { model: "test/model", messages: [{ role: "user", content: "hi" }] };
+    const decode = (read: { value?: Uint8Array | undefined }) => new TextDecoder().decode(read.value);
+
+    it("gets its headers before any body byte, then the upstream's blank lines and its JSON as each arrives, and is metered", async () => {
+      let send: ((text: string, end: boolean) => void) | undefined;
+      const upstream = await scriptedUpstream((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-slow" });
+        res.flushHeaders();
+        send = (text, end) => (end ? res.end(text) : res.write(text));
+      });
+      upstreamClose = upstream.close;
+      const post = await wattfareIn(upstream);
+      const res = await post(scripted); // resolves only once Wattfare has sent its headers on their own
       expect(res.status).toBe(200);
-      expect(res.headers.get("x-generation-id")).toMatch(/^gen-/);
+      expect(res.headers.get("x-generation-id")).toBe("gen-slow");
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-      const first = await reader.read();
-      expect(new TextDecoder().decode(first.value)).toBe("\n\n");
+      send?.("\n\n", false);
+      expect(decode(await reader.read())).toBe("\n\n");
+      send?.('{"id":"gen-slow","choices":[],"usage":{"cost":0.00001}}', true);
       let rest = "";
-      for (let read = await reader.read(); !read.done; read = await reader.read()) {
-        rest += new TextDecoder().decode(read.value);
-      }
-      expect(JSON.parse(rest).usage.cost).toBeGreaterThan(0);
-      await ch.drain();
-      expect(await ch.openReservations()).toBe(0);
-      expect(await ch.ledgerTotal()).toBe(ch.sim.control.billedNano(key));
+      for (let read = await reader.read(); !read.done; read = await reader.read()) rest += decode(read);
+      expect(JSON.parse(rest)).toMatchObject({ usage: { cost: 0.00001 } });
+      await h?.app.chat.proxy.drain();
+      expect((await (h as Harness).store.ledger())[0]?.amountNano).toBe(10_000n);
+    });
+
+    it("is cut off, with no error appended to half its JSON, when the upstream breaks off mid-JSON, and is reconciled", async () => {
+      const upstream = await scriptedUpstream((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-broken" });
+        res.write('\n{"id":"gen-broken","choi', () => setTimeout(() => res.socket?.destroy(), 20));
+      }, "0.00001");
+      upstreamClose = upstream.close;
+      const post = await wattfareIn(upstream);
+      const res = await post(scripted);
+      expect(res.status).toBe(200);
+      await expect(res.text()).rejects.toThrow();
+      const harness = h as Harness;
+      await drainAndReconcile(harness, 50);
+      expect((await harness.store.ledger())[0]).toMatchObject({ amountNano: 10_000n, unreconciled: false });
     });
 
     it("does not run out the official openai client's timeout, which counts until the headers", async () => {
-      ch = await createChatHarness({ sim: { ttftMs: 1_500, nonStreamBlankLines: 1 } });
+      ch = await createChatHarness({ sim: { ttftMs: 2_500, nonStreamBlankLines: 1 } });
       const key = await ch.connect("alice", 1);
       const client = new OpenAI({
         baseURL: `${ch.url}/api/v1`,
         apiKey: ch.secretKey,
         defaultHeaders: { "x-wattfare-user": "alice" },
-        timeout: 750,
+        timeout: 1_200,
         maxRetries: 0,
       });
       const completion = await client.chat.completions.create(ask);
