@@ -330,9 +330,9 @@ describe("durability", () => {
   });
 
   it("loses nothing when the server is killed with -9 while a non-stream answer is still generated: its generation id was durable at the headers", async () => {
-    // The headers (with the generation id) come at once, the JSON body only after a second.
+    // The headers (with the generation id) come at once, the JSON body only after two seconds.
     const setup = await connectedSetup(
-      { interTokenMs: 0, responseTokens: 20, ttftMs: 1_000, nonStreamBlankLines: 1 },
+      { interTokenMs: 0, responseTokens: 20, ttftMs: 2_000, nonStreamBlankLines: 1 },
       { WATTFARE_RECONCILER_TICK_MS: "100" },
     );
     const first = await serve(setup.env);
