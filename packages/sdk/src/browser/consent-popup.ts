@@ -254,8 +254,13 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
     if (watch.signal?.aborted) return onAbort();
     watch.signal?.addEventListener("abort", onAbort, { once: true });
     window.addEventListener("message", onMessage);
+    // The popup posts its result, then closes itself, and the message may reach this page after
+    // `closed` reads true: the popup counts as closed only when it still is one check later.
+    let closedOnce = false;
     closedTimer = setInterval(() => {
-      if (!settled && !resultSeen && popup.closed) onClosed();
+      if (settled || resultSeen || !popup.closed) return;
+      if (closedOnce) onClosed();
+      closedOnce = true;
     }, CLOSED_CHECK_MS);
   });
   return { promise, cancel: (error) => cancel(error) };
