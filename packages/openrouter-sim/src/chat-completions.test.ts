@@ -1,15 +1,22 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MODEL_CATALOGUE } from "./models.js";
 import { startSimulator } from "./server.js";
-import { dataEvents, getJson, HI, HI_PROMPT_TOKENS, openai, postChat } from "./test-support.js";
+import {
+  dataEvents,
+  fundedSimulator,
+  getJson,
+  HI,
+  HI_PROMPT_TOKENS,
+  openai,
+  postChat,
+} from "./test-support.js";
 import type { Simulator } from "./types.js";
 
 let sim: Simulator;
 let key: string;
 
 beforeAll(async () => {
-  sim = await startSimulator({ seed: 7 });
-  key = sim.control.createKey({ credits: 100 });
+  ({ sim, key } = await fundedSimulator());
 });
 afterEach(() => {
   sim.control.resetFaults();

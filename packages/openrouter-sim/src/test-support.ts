@@ -1,6 +1,13 @@
 /** Shared helpers for this package's tests (not exported from the package). */
 import OpenAI from "openai";
+import { startSimulator } from "./server.js";
 import type { Simulator } from "./types.js";
+
+/** A simulator with the tests' fixed seed and a key funded with $100. */
+export async function fundedSimulator(): Promise<{ sim: Simulator; key: string }> {
+  const sim = await startSimulator({ seed: 7 });
+  return { sim, key: sim.control.createKey({ credits: 100 }) };
+}
 
 export const HI = [{ role: "user" as const, content: "Hi" }];
 /** `3 + ceil(bytes('{"role":"user","content":"Hi"}') / 4) + 4` = 3 + 8 + 4. */

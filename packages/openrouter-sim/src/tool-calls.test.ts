@@ -1,14 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startSimulator } from "./server.js";
-import { dataEvents, getJson, openai, postChat } from "./test-support.js";
+import { dataEvents, fundedSimulator, getJson, openai, postChat } from "./test-support.js";
 import type { Simulator } from "./types.js";
 
 let sim: Simulator;
 let key: string;
 
 beforeAll(async () => {
-  sim = await startSimulator({ seed: 7 });
-  key = sim.control.createKey({ credits: 100 });
+  ({ sim, key } = await fundedSimulator());
 });
 afterEach(() => {
   sim.control.resetFaults();
