@@ -113,6 +113,24 @@ describe("upstream errors before the body", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("answers a request too large for the key's credits with OpenRouter's advice, and still admits a smaller one", async () => {
+    h = await createChatHarness();
+    const key = await h.connect("alice", 5, { credits: 0.0001 }); // ≈ 160 output tokens of gpt-4o-mini
+    const large = await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 4000 }, U);
+    expect(large.status).toBe(402);
+    expect(await errorOf(large)).toMatchObject({
+      code: "funding_invalid",
+      message: expect.stringMatching(/can only afford \d+/),
+    });
+    const state = h.store.db.prepare("SELECT state FROM funding").get() as { state: string };
+    expect(state.state).toBe("ok");
+    const small = await h.post({ model: "openai/gpt-4o-mini", messages: hello, max_tokens: 16 }, U);
+    expect(small.status).toBe(200);
+    await small.arrayBuffer();
+    await h.drain();
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+  });
+
   it("treats a 403 key limit exceeded as funding_invalid", async () => {
     h = await createChatHarness();
     const key = await h.connect("alice", 5);

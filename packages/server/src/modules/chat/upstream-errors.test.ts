@@ -5,7 +5,7 @@ const body = (message: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ error: { code: 0, message, ...extra } });
 
 describe("mapUpstreamError", () => {
-  it("passes on what OpenRouter said about credits with the 402, and marks the funding insufficient", () => {
+  it("passes on what OpenRouter said about credits with the 402, and does not lock out funds that afford a smaller request", () => {
     const mapped = mapUpstreamError(
       402,
       body(
@@ -13,11 +13,18 @@ describe("mapUpstreamError", () => {
       ),
       undefined,
     );
-    expect(mapped.funding).toBe("insufficient");
+    expect(mapped.funding).toBe("none"); // it can afford 812 tokens: smaller requests still pass
     expect(mapped.error.code).toBe("funding_invalid");
     expect(mapped.error.message).toBe(
       "The payer's funding has insufficient credits or hit its key limit. OpenRouter said: This request requires more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford 812.",
     );
+  });
+
+  it("marks the funding insufficient on a 402 whose funds afford nothing, or that does not say", () => {
+    const nothing =
+      "This request requires more credits, or fewer max_tokens. You requested up to 16 tokens, but can only afford 0.";
+    expect(mapUpstreamError(402, body(nothing), undefined).funding).toBe("insufficient");
+    expect(mapUpstreamError(402, body("Insufficient credits."), undefined).funding).toBe("insufficient");
   });
 
   it("treats a key-limit 403 as insufficient funding and any other 403 as a refused request", () => {

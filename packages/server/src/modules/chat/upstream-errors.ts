@@ -48,12 +48,14 @@ export function mapUpstreamError(
     };
   }
   if (status === 402 || (status === 403 && /key limit exceeded/i.test(message ?? ""))) {
+    // "… can only afford N": the funds cover a smaller request, so the funding is not locked out.
+    const affordable = Number(/can only afford (\d+)/i.exec(message ?? "")?.[1] ?? 0);
     return {
       error: new ApiError(
         "funding_invalid",
         `The payer's funding has insufficient credits or hit its key limit.${message === undefined ? "" : ` OpenRouter said: ${message}`}`,
       ),
-      funding: "insufficient",
+      funding: affordable > 0 ? "none" : "insufficient",
     };
   }
   if (status === 403) {
