@@ -19,9 +19,10 @@ export interface Piece {
   index: number;
 }
 
-/** The function call every choice makes; its pieces are fragments of `arguments`. */
+/** The function call every choice makes (each under its own id); its pieces are fragments of `arguments`. */
 export interface ToolCallPlan {
-  id: string;
+  /** By choice. */
+  ids: string[];
   name: string;
 }
 
@@ -150,7 +151,12 @@ export function planGeneration(input: PlanInput): GenerationPlan {
     finishReason,
     toolCall:
       input.output.kind === "tool_call"
-        ? { id: toolCallId(input.seed, input.promptTokens), name: input.output.tool.name }
+        ? {
+            ids: Array.from({ length: input.n }, (_, choice) =>
+              toolCallId(input.seed, input.promptTokens, choice),
+            ),
+            name: input.output.tool.name,
+          }
         : null,
     topLogprobs: input.topLogprobs,
     seed: input.seed,

@@ -70,7 +70,7 @@ export class ChunkWriter {
     const tail = `,"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n`;
     let out = "";
     if (piece.index === 0) {
-      out += `${this.head}{"index":${piece.choice},"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"${call.id}","type":"function","function":{"name":"${call.name}","arguments":""}}]}${tail}`;
+      out += `${this.head}{"index":${piece.choice},"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"${call.ids[piece.choice]}","type":"function","function":{"name":"${call.name}","arguments":""}}]}${tail}`;
     }
     return `${out}${this.head}{"index":${piece.choice},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(piece.text)}}}]}${tail}`;
   }
@@ -107,14 +107,21 @@ function contentLogprob(plan: GenerationPlan, piece: Piece): ContentLogprob {
  * A choice's message: text, or (when the plan calls a function and at least one token of its
  * arguments was produced) `content: null` and the call.
  */
-function messageOf(plan: GenerationPlan, content: string, reasoning: string): Record<string, unknown> {
+function messageOf(
+  plan: GenerationPlan,
+  choice: number,
+  content: string,
+  reasoning: string,
+): Record<string, unknown> {
   const message = { role: "assistant", content, refusal: null, reasoning: reasoning || null };
   const call = plan.toolCall;
   if (call === null || content === "") return message;
   return {
     ...message,
     content: null,
-    tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: content } }],
+    tool_calls: [
+      { id: call.ids[choice], type: "function", function: { name: call.name, arguments: content } },
+    ],
   };
 }
 
@@ -152,7 +159,7 @@ export function completionJson(
     finish_reason: finishReason,
     native_finish_reason: finishReason,
     index,
-    message: messageOf(plan, text, reasoning[index]!),
+    message: messageOf(plan, index, text, reasoning[index]!),
     ...(finishReason === "error" && index === 0 ? { error: MID_STREAM_ERROR } : {}),
   }));
   return JSON.stringify({

@@ -73,9 +73,12 @@ export function wordStream(seed: number, promptTokens: number): () => string {
 
 const ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/** A tool call's id, `call_` and 24 base62 characters: the same seed and prompt give the same id. */
-export function toolCallId(seed: number, promptTokens: number): string {
-  const next = streamFor(seed, promptTokens, -3);
+/**
+ * A tool call's id, `call_` and 24 base62 characters: the same seed, prompt and choice give the same id,
+ * and each choice its own.
+ */
+export function toolCallId(seed: number, promptTokens: number, choice: number): string {
+  const next = streamFor(seed, promptTokens, choice === 0 ? -3 : -1000 - choice);
   let id = "call_";
   for (let i = 0; i < 24; i++) id += ID_ALPHABET[next() % ID_ALPHABET.length];
   return id;

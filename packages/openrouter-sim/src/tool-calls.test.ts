@@ -170,12 +170,15 @@ describe("function tool calls (JSON)", () => {
     }
   });
 
-  it("gives every one of n choices the same tool call and bills each", async () => {
+  it("gives every one of n choices the same call, each under its own id, and bills each", async () => {
     const one = await complete({ messages: ASK, tools: TOOLS });
     const three = await complete({ messages: ASK, tools: TOOLS, n: 3 });
-    const calls = three.completion.choices.map((c) => c.message.tool_calls![0]);
+    const calls = three.completion.choices.map((c) => c.message.tool_calls![0]!);
     expect(three.completion.choices.map((c) => c.index)).toEqual([0, 1, 2]);
-    expect(calls).toEqual([0, 1, 2].map(() => one.completion.choices[0]!.message.tool_calls![0]));
+    const { id, ...call } = one.completion.choices[0]!.message.tool_calls![0]!;
+    expect(calls.map(({ id: _, ...rest }) => rest)).toEqual([call, call, call]);
+    expect(calls[0]!.id).toBe(id);
+    expect(new Set(calls.map((c) => c.id)).size).toBe(3);
     expect(three.completion.usage.completion_tokens).toBe(3 * one.completion.usage.completion_tokens);
   });
 
@@ -308,6 +311,7 @@ describe("function tool calls (stream)", () => {
     const byChoice = [0, 1].map((index) =>
       chunks.filter((c) => c.choices[0]?.index === index).map((c) => c.choices[0]!),
     );
+    expect(byChoice[0]![0]!.delta.tool_calls![0]!.id).not.toBe(byChoice[1]![0]!.delta.tool_calls![0]!.id);
     for (const choices of byChoice) {
       expect(choices[0]!.delta.tool_calls![0]).toMatchObject({ index: 0, type: "function" });
       expect(choices.filter((c) => c.delta.tool_calls !== undefined)).toHaveLength(6);
