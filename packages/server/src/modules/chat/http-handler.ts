@@ -65,7 +65,7 @@ export function createChatHttpHandler(
     if (grant !== undefined) {
       const account = await resolveGrant(deps, app.id, grant, now);
       enforce(await deps.rateLimits.hit(chatGrantKey(app.id, account.grant.id), rule, now), rule);
-      return { app, kind: "grant", grant: account, token: grant };
+      return { app, kind: "grant", token: grant };
     }
     if (user === undefined) {
       throw new ApiError("invalid_request", `The ${H.user} header is required (your user's id).`, {
@@ -132,14 +132,8 @@ export function createChatHttpHandler(
     if (closing.aborted) throw restartingError(); // it ended as the server began to close: not admitted
     if (body.length === 0)
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
-    // A grant is read again once the body is in: while it arrived (a slow client may take minutes), the
-    // payer may have revoked the grant, paused spending or removed their funding, or the grant expired.
-    // (A user's connection is read after the body anyway, by the proxy.)
-    const current =
-      caller.kind === "grant"
-        ? { ...caller, grant: await resolveGrant(deps, caller.app.id, caller.token, deps.clock.now()) }
-        : caller;
-    await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, current, body);
+    // The proxy reads who pays (a grant again, a user's connection) once the body is in.
+    await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, caller, body);
   };
 
   return (req, res) => {

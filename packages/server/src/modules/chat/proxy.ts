@@ -16,7 +16,7 @@ import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
-import { ApiError } from "../../errors.js";
+import { ApiError, errorBody } from "../../errors.js";
 import { H, headerValue } from "../../http/headers.js";
 import { formatUsd, type Nano } from "../../money.js";
 import { periodOf } from "../../period.js";
@@ -107,7 +107,7 @@ export interface ChatRequestContext {
 /** Who is asking: the app, for one of its users (a connection) or with a one-time grant. */
 export type ChatCaller = { app: AppRecord } & (
   | { kind: "user"; appUserId: string }
-  | { kind: "grant"; grant: GrantAccount; token: string }
+  | { kind: "grant"; token: string }
 );
 
 /** What admission needs, whichever way the caller pays. */
@@ -159,10 +159,9 @@ export class ChatProxy {
     const chat = parseChatRequest(raw);
     const now = clock.now();
     // Awaits only where the answer may not be at hand (each await costs a promise and a suspended frame).
-    let account =
-      caller.kind === "grant"
-        ? grantPayerAccount(caller.grant)
-        : connectionPayerAccount(await store.chatAccount(caller.app.id, caller.appUserId), caller, now);
+    // Read once the body is in: while it arrived (a slow client may take minutes), the payer may have
+    // revoked a grant, paused spending or removed their funding, or the grant expired.
+    let account = await this.accountOf(caller, now);
     if (account.paused) throw paused();
     let funding =
       account.funding?.state === "ok" ? account.funding : await this.usableFunding(account.funding);
@@ -243,14 +242,7 @@ export class ChatProxy {
    * meanwhile ends it (retryable): it was chosen, and its key read, for the old funding.
    */
   private async accountAgain(caller: ChatCaller, funding: FundingRecord, now: number): Promise<PayerAccount> {
-    const account =
-      caller.kind === "grant"
-        ? grantPayerAccount(await resolveGrant(this.d, caller.app.id, caller.token, now))
-        : connectionPayerAccount(
-            await this.d.store.chatAccount(caller.app.id, caller.appUserId),
-            caller,
-            now,
-          );
+    const account = await this.accountOf(caller, now);
     if (account.paused) throw paused();
     if (account.funding?.id !== funding.id) {
       throw new ApiError(
@@ -259,6 +251,15 @@ export class ChatProxy {
       );
     }
     return account;
+  }
+
+  /** Who pays for `caller` now: its connection's account, or its grant's (an invalid grant throws). */
+  private accountOf(caller: ChatCaller, now: number): Promise<PayerAccount> {
+    return caller.kind === "grant"
+      ? resolveGrant(this.d, caller.app.id, caller.token, now).then(grantPayerAccount)
+      : this.d.store
+          .chatAccount(caller.app.id, caller.appUserId)
+          .then((account) => connectionPayerAccount(account, caller, now));
   }
 
   /** One admission attempt against the cap, the funding key's cached limit and a grant's uses. */
@@ -613,23 +614,19 @@ export class ChatProxy {
       upstream.discard();
       await runBefore(undefined);
       if (!clientGone() && !res.destroyed && !begun) {
-        const error = JSON.stringify({
-          error: {
-            code: "upstream",
-            message: "The model provider's response was interrupted.",
-            type: "api_error",
-          },
-        });
-        if (res.headersSent)
-          res.end(error); // only blank lines so far: the status is sent, the body is not
-        else {
+        // Only blank lines so far, if anything: an error can still be told (after a 200 already sent).
+        if (!res.headersSent) {
           res.writeHead(502, {
             "content-type": "application/json",
             [H.requestId]: headers[H.requestId] ?? "",
             ...noRetry,
           });
-          res.end(error);
         }
+        res.end(
+          JSON.stringify(
+            errorBody(new ApiError("upstream", "The model provider's response was interrupted.")),
+          ),
+        );
       } else res.destroy();
       return { cost: undefined, settled: false };
     }
