@@ -19,7 +19,7 @@ const CATALOGUE = JSON.stringify({
   ],
 });
 
-/** A scripted upstream: /models plus a chat handler the test provides. */
+/** A scripted upstream: /models plus a chat handler the test provides; closed after the test. */
 async function scriptedUpstream(
   chat: (req: http.IncomingMessage, res: http.ServerResponse) => void,
   generationCost?: string,
@@ -41,14 +41,12 @@ async function scriptedUpstream(
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
-  return {
-    apiUrl: `http://127.0.0.1:${port}/api/v1`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  upstreamClose = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return { apiUrl: `http://127.0.0.1:${port}/api/v1` };
 }
 
 let h: Harness | undefined;
@@ -148,7 +146,6 @@ async function expectStalledClientCutOffAndReconciled(answer: {
     res.write(answer.opening);
     pump(res, answer.chunk, 2048, answer.closing);
   }, "0.000004");
-  upstreamClose = upstream.close;
   const post = await wattfareIn(upstream, { WATTFARE_CLIENT_WRITE_STALL_MS: "100" });
   const res = await post({
     model: "test/model",
@@ -174,7 +171,6 @@ describe("an answer Wattfare cannot meter", () => {
       res.writeHead(200, { "content-type": "text/html", "x-generation-id": "gen-z" });
       res.end("<html>…</html>");
     }, "0.000011");
-    upstreamClose = upstream.close;
     const chat = await wattfareIn(upstream);
     if (h === undefined) throw new Error("no harness");
     h.store.recordGenerationId = () => Promise.reject(new Error("disk full"));
@@ -199,7 +195,6 @@ describe("an answer Wattfare cannot meter", () => {
         res.writeHead(200, headers as http.OutgoingHttpHeaders);
         res.end(body);
       }, "0.000011");
-      upstreamClose = upstream.close;
       const chat = await wattfareIn(upstream);
       const res = await chat({ model: "test/model", messages: [{ role: "user", content: "Hi" }] });
       expect(res.status).toBe(502);
@@ -239,7 +234,6 @@ describe("SSE passthrough", () => {
       };
       next();
     });
-    upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
     const res = await post({
       model: "test/model",
@@ -270,7 +264,6 @@ describe("SSE passthrough", () => {
         blocked = true;
       });
     });
-    upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
     const res = await post({
       model: "test/model",
@@ -336,7 +329,6 @@ describe("JSON passthrough", () => {
       res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-big" });
       res.end(body);
     });
-    upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
     const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
     expect(res.headers.get("content-length")).toBeNull();
@@ -368,7 +360,6 @@ describe("JSON passthrough", () => {
       res.write(body.slice(0, 3000));
       setTimeout(() => res.end(body.slice(3000)), 20);
     });
-    upstreamClose = upstream.close;
     await readAndSettle(await wattfareIn(upstream, { WATTFARE_NONSTREAM_BUFFER_BYTES: "1024" }), body);
   });
 
@@ -378,7 +369,6 @@ describe("JSON passthrough", () => {
       res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-x" });
       res.end(body);
     });
-    upstreamClose = upstream.close;
     await readAndSettle(await wattfareIn(upstream, { WATTFARE_NONSTREAM_BUFFER_BYTES: "1024" }), body);
   });
 
@@ -403,7 +393,6 @@ describe("JSON responses that cannot be settled from their body", () => {
       res.write("\n");
       finish = () => res.end('{"id":"gen-slow","choices":[],"usage":{"cost":0.00001}}');
     }, "0.00001");
-    upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
     const controller = new AbortController();
     const res = post({ model: "test/model", messages: [{ role: "user", content: "hi" }] }, controller.signal);
@@ -424,7 +413,6 @@ describe("JSON responses that cannot be settled from their body", () => {
       res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-neg" });
       res.end('{"id":"gen-neg","choices":[],"usage":{"cost":-0.001}}');
     }, "0.000002");
-    upstreamClose = upstream.close;
     const post = await wattfareIn(upstream);
     const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
     expect(res.status).toBe(200);
@@ -475,7 +463,6 @@ describe("latency", () => {
         res.flushHeaders();
         send = (text, end) => (end ? res.end(text) : res.write(text));
       });
-      upstreamClose = upstream.close;
       const post = await wattfareIn(upstream);
       const res = await post(scripted); // resolves only once Wattfare has sent its headers on their own
       expect(res.status).toBe(200);
@@ -496,7 +483,6 @@ describe("latency", () => {
         res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-broken" });
         res.write('\n{"id":"gen-broken","choi', () => setTimeout(() => res.socket?.destroy(), 20));
       }, "0.00001");
-      upstreamClose = upstream.close;
       const post = await wattfareIn(upstream);
       const res = await post(scripted);
       expect(res.status).toBe(200);
