@@ -678,13 +678,31 @@ describe("the funding key's cached limit", () => {
     await expectExact(key);
   });
 
-  /** Runs `act` while the proxy's next `/key` read is on the network, then lets the read go on. */
-  const whileKeyIsRead = (act: () => Promise<unknown>) => {
+  /**
+   * Bob's chat request, with `act` run while the proxy's `/key` read is on the network (the read then
+   * goes on); checks that nothing was sent upstream or left reserved. Resolves with the response and
+   * how many `/key` reads were made.
+   */
+  const askWhileKeyIsRead = async (act: () => Promise<unknown>) => {
     const get = Upstream.prototype.get;
-    return vi.spyOn(Upstream.prototype, "get").mockImplementation(async function (this: Upstream, ...args) {
+    const reads = vi.spyOn(Upstream.prototype, "get").mockImplementation(async function (
+      this: Upstream,
+      ...args
+    ) {
       if (args[0] === "/key") await act();
       return get.apply(this, args);
     });
+    let res: Response;
+    let keyReads: number;
+    try {
+      res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, { "x-wattfare-user": "bob" });
+      keyReads = reads.mock.calls.filter(([path]) => path === "/key").length;
+    } finally {
+      reads.mockRestore(); // which forgets the calls
+    }
+    expect(h.sim.control.requests()).toHaveLength(0);
+    expect(await h.openReservations()).toBe(0);
+    return { res, keyReads };
   };
 
   it.each([
@@ -709,20 +727,10 @@ describe("the funding key's cached limit", () => {
     const connection = (await h.store.chatAccount(h.appId, "bob"))?.connection as ConnectionRecord;
     const fundingId = (await h.store.chatAccount(h.appId, "bob"))?.funding?.id ?? "";
     await h.store.setFundingState(fundingId, "ok", 1n, h.clock.now() - 60_000); // stale, refuses
-    const reads = whileKeyIsRead(() => act(connection)); // the payer acts while the read is on the network
-    try {
-      const res = await h.post(
-        { model: "openai/gpt-4o-mini", messages: hello },
-        { "x-wattfare-user": "bob" },
-      );
-      expect(res.status).toBe(402);
-      expect((await errorOf(res)).code).toBe(code);
-      expect(reads.mock.calls.filter(([path]) => path === "/key")).toHaveLength(1);
-    } finally {
-      reads.mockRestore();
-    }
-    expect(h.sim.control.requests()).toHaveLength(0);
-    expect(await h.openReservations()).toBe(0);
+    const { res, keyReads } = await askWhileKeyIsRead(() => act(connection));
+    expect(res.status).toBe(402);
+    expect((await errorOf(res)).code).toBe(code);
+    expect(keyReads).toBe(1);
   });
 
   it("applies a pause made while an insufficient key is re-checked, before admitting", async () => {
@@ -736,22 +744,14 @@ describe("the funding key's cached limit", () => {
       undefined,
       h.clock.now() - 60_000,
     );
-    const reads = whileKeyIsRead(() => h.store.setPayerPaused(account?.connection.payerId ?? "", true));
-    try {
-      const res = await h.post(
-        { model: "openai/gpt-4o-mini", messages: hello },
-        { "x-wattfare-user": "bob" },
-      );
-      expect(res.status).toBe(402);
-      expect(await errorOf(res)).toMatchObject({
-        code: "budget_exceeded",
-        message: "Spending paused by the payer.",
-      });
-    } finally {
-      reads.mockRestore();
-    }
-    expect(h.sim.control.requests()).toHaveLength(0);
-    expect(await h.openReservations()).toBe(0);
+    const { res } = await askWhileKeyIsRead(() =>
+      h.store.setPayerPaused(account?.connection.payerId ?? "", true),
+    );
+    expect(res.status).toBe(402);
+    expect(await errorOf(res)).toMatchObject({
+      code: "budget_exceeded",
+      message: "Spending paused by the payer.",
+    });
   });
 
   it("answers 503, safe to retry, when the payer replaces their funding while its key is re-read", async () => {
@@ -769,22 +769,12 @@ describe("the funding key's cached limit", () => {
       limitRemainingNano: null,
       checkedAt: h.clock.now(),
     };
-    const reads = whileKeyIsRead(() =>
+    const { res } = await askWhileKeyIsRead(() =>
       h.store.replacePayerFunding(account?.connection.payerId ?? "", replacement, h.clock.now()),
     );
-    try {
-      const res = await h.post(
-        { model: "openai/gpt-4o-mini", messages: hello },
-        { "x-wattfare-user": "bob" },
-      );
-      expect(res.status).toBe(503);
-      expect(res.headers.get("x-should-retry")).toBe("true");
-      expect((await errorOf(res)).code).toBe("unavailable");
-    } finally {
-      reads.mockRestore();
-    }
-    expect(h.sim.control.requests()).toHaveLength(0);
-    expect(await h.openReservations()).toBe(0);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("x-should-retry")).toBe("true");
+    expect((await errorOf(res)).code).toBe("unavailable");
   });
 
   it("makes one /key read for a burst of requests refused by the same stale limit", async () => {
