@@ -72,6 +72,10 @@ export async function serve(): Promise<void> {
     [
       ``,
       `Wattfare is listening on ${server.url} (database ${config.database.path})`,
+      `Its public URL is ${config.publicUrl} (WATTFARE_PUBLIC_URL): give exactly this origin to the browser`,
+      `  SDK; the consent popup's cookies and OpenRouter's callback live on it, and to a browser`,
+      `  http://localhost and http://127.0.0.1 are different origins.`,
+      `Model provider: ${config.upstreamUrl} (WATTFARE_UPSTREAM_URL)`,
       ``,
       `Next: create an app (its secret key is shown once):`,
       `  ${cliEnv} ${cli} apps create --name "My app" --origin http://localhost:3000`,

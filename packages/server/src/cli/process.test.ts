@@ -41,6 +41,8 @@ describe("wattfare serve", () => {
     expect(s.output()).toContain("apps create --name");
     expect(s.output()).toContain("curl");
     expect(s.output()).toContain(path.join(dir, "data", "wattfare.db"));
+    expect(s.output()).toContain("Its public URL is http://localhost:8787 (WATTFARE_PUBLIC_URL)");
+    expect(s.output()).toContain("Model provider: https://openrouter.ai/api/v1 (WATTFARE_UPSTREAM_URL)");
     const secret = fs.statSync(path.join(dir, "data", "server-secret"));
     expect(secret.mode & 0o777).toBe(0o600);
     expect((await fetch(`${s.url}/readyz`)).status).toBe(200);
