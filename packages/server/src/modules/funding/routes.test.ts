@@ -304,6 +304,14 @@ describe("OAuth PKCE", () => {
     );
   });
 
+  it("reports an OpenRouter error other than a denial as a failure, not as the payer's cancelling", async () => {
+    const { browser } = await signUp();
+    const state = (await startOAuth(browser)).searchParams.get("state") ?? "";
+    expect(state).not.toBe("");
+    const res = await browser.get(`/funding/oauth/callback?state=${state}&error=server_error`);
+    expect(res.headers.location).toBe("/account?funding=oauth_failed");
+  });
+
   it("lets no other site cancel the payer's attempt with a forged denial: OpenRouter's callback still completes it", async () => {
     const { browser, payerId } = await signUp();
     const callback = await answerConsentPage((await startOAuth(browser)).toString());

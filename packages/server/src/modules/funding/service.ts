@@ -202,7 +202,8 @@ export class FundingService {
     if (!attempt || attempt.payerId !== payerId)
       return { outcome: "oauth_expired", returnTo: fallbackReturnTo };
     const done = (outcome: FundingOutcome) => ({ outcome, returnTo: attempt.returnTo });
-    if (params.error !== "") return done("oauth_denied");
+    // Only access_denied is the payer cancelling; any other error (server_error, …) is a failure.
+    if (params.error !== "") return done(params.error === "access_denied" ? "oauth_denied" : "oauth_failed");
     if (params.code === "") return done("oauth_failed");
     let exchanged: { status: number; text: string };
     try {
