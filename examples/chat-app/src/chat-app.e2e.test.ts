@@ -6,6 +6,7 @@
  */
 import { mkdir, rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import type { MailMessage } from "@wattfare/server";
 import { launchBrowser } from "@wattfare/server/testing";
 import type { Browser, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +16,7 @@ const SHOTS = fileURLToPath(new URL("../../../test-results/chat-app-e2e/", impor
 
 let browser: Browser;
 let demo: RunningDemo;
+const mails: MailMessage[] = [];
 
 beforeAll(async () => {
   await rm(SHOTS, { recursive: true, force: true });
@@ -22,7 +24,12 @@ beforeAll(async () => {
   [browser, demo] = await Promise.all([
     launchBrowser(), // Debian's Chromium with the flags DESIGN.md lists
     // Tokens 30 ms apart: slow enough to see the text grow, fast enough for CI.
-    startDemo({ appPort: 0, wattfarePort: 0, sim: { ttftMs: 50, interTokenMs: 30, responseTokens: 16 } }),
+    startDemo({
+      appPort: 0,
+      wattfarePort: 0,
+      sim: { ttftMs: 50, interTokenMs: 30, responseTokens: 16 },
+      onMail: (message) => mails.push(message),
+    }),
   ]);
 });
 afterAll(async () => {
@@ -129,6 +136,9 @@ describe("the chat app", () => {
     await visible(popup.getByRole("link", { name: "Create an account" }));
     await screenshot(popup, "connect-popup-sign-in");
     await signUpAndFund(popup, "ada@example.com", "connect");
+    // The demo hands the payer's confirmation email to its caller (`npm run demo` prints it).
+    const confirmation = mails.find((mail) => mail.to === "ada@example.com");
+    expect(confirmation?.text).toContain(`${demo.wattfareUrl}/verify-email?token=`);
     const cap = popup.getByLabel("Monthly cap in US dollars");
     expect(await cap.inputValue()).toBe("1");
     await screenshot(popup, "connect-popup-approve");

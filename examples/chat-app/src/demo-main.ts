@@ -1,7 +1,10 @@
 /** `npm run demo`: starts the offline demo, prints where to go, and stops everything on Ctrl-C. */
 import { startDemo } from "./demo.js";
 
-const demo = await startDemo();
+const demo = await startDemo({
+  onMail: ({ to, subject, text }) =>
+    process.stdout.write(`\nEmail to ${to}: ${subject}\n${text.replace(/^/gm, "  | ")}\n`),
+});
 process.stdout.write(`
 Wattfare demo: everything runs on this machine, offline (a simulator stands in for OpenRouter).
 
@@ -15,6 +18,7 @@ Wattfare demo: everything runs on this machine, offline (a simulator stands in f
   Wattfare:             ${demo.wattfareUrl} (payer dashboard: ${demo.wattfareUrl}/account)
   OpenRouter simulator: ${demo.simulatorUrl}
   Data (deleted on exit): ${demo.dataDir}
+  Emails to payers (confirmation and password-reset links) are printed here.
 
 Press Ctrl-C to stop.
 `);

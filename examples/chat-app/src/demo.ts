@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type SimulatorOptions, startSimulator } from "@wattfare/openrouter-sim";
 import { Wattfare } from "@wattfare/sdk/server";
-import { createApp, createLogger, loadConfig, startServer } from "@wattfare/server";
+import { createApp, createLogger, loadConfig, type MailMessage, startServer } from "@wattfare/server";
 import { startChatApp } from "./server.js";
 
 /**
@@ -29,6 +29,11 @@ export interface DemoOptions {
   sim?: SimulatorOptions | undefined;
   /** Wattfare's log level. Default: `warn`. */
   logLevel?: string | undefined;
+  /**
+   * Receives the payers' emails (confirmation and password-reset links) instead of Wattfare's outbox,
+   * which a warn-level log never shows. `npm run demo` prints them.
+   */
+  onMail?: ((message: MailMessage) => void) | undefined;
 }
 
 /**
@@ -88,7 +93,14 @@ export async function startDemo(options: DemoOptions = {}): Promise<RunningDemo>
       },
       dataDir,
     );
-    const broker = await startServer(config, createLogger(config.logLevel));
+    const { onMail } = options;
+    const broker = await startServer(
+      config,
+      createLogger(config.logLevel),
+      onMail === undefined
+        ? {}
+        : { mail: { send: async (message) => onMail(message), close: async () => {} } },
+    );
     stops.push(() => broker.close());
 
     const appPort = await freePort(options.appPort ?? 3000);

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import { buildApp } from "./app.js";
 import type { Config } from "./config.js";
 import { type AppDeps, type Clock, systemClock } from "./deps.js";
+import type { MailPort } from "./mail/index.js";
 import { MemoryRateLimitStore } from "./ratelimit/index.js";
 import { reencryptFundingKeys } from "./security/index.js";
 import { loadKeyRing } from "./server-secret.js";
@@ -22,10 +23,18 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What an embedding process may put in place of the defaults. */
+export interface StartOptions {
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Where payer emails go. Default: SMTP when configured, else the outbox (see mail.ts). */
+  mail?: MailPort;
+}
+
 export async function startServer(
   config: Config,
   logger: Logger,
-  clock: Clock = systemClock,
+  { clock = systemClock, mail }: StartOptions = {},
 ): Promise<RunningServer> {
   const lock = acquireServerLock(config.database.path);
   try {
@@ -48,6 +57,7 @@ export async function startServer(
       instanceId: `inst_${randomUUID()}`,
       logger,
     };
+    if (mail !== undefined) deps.mail = mail;
     const app = await buildApp(deps);
     await app.listen({ host: config.host, port: config.port });
     const address = app.server.address();
