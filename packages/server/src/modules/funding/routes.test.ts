@@ -70,6 +70,10 @@ describe("pasted keys", () => {
     expect(page.body).toContain(`sk-or-v1-…${key.slice(-4)}`);
     expect(page.body).not.toContain(key);
     expect(page.body).toContain("Reconnect with OpenRouter");
+    // A new tab: inside the consent popup, following it must not take the popup away from the request.
+    expect(page.body).toContain(
+      `<a href="https://openrouter.ai/keys/${row.openRouterKeyHash}" target="_blank" rel="noopener noreferrer">Manage this key at OpenRouter</a>`,
+    );
   });
 
   it("works for a payer who has not confirmed their email yet", async () => {

@@ -114,7 +114,7 @@ ${
     ? html`<p>Key <code>${funding.fingerprint}</code>, connected ${SOURCE_TEXT[funding.source]} on
 ${new Date(funding.createdAt).toISOString().slice(0, 10)}.${
         funding.openRouterKeyHash
-          ? html` <a href="${openRouterKeyUrl(funding.openRouterKeyHash)}" rel="noreferrer">Manage this key at OpenRouter</a>`
+          ? html` <a href="${openRouterKeyUrl(funding.openRouterKeyHash)}" target="_blank" rel="noopener noreferrer">Manage this key at OpenRouter</a>`
           : ""
       }</p>`
     : ""

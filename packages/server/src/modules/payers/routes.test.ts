@@ -72,11 +72,18 @@ describe("payer pages", () => {
     }
   });
 
-  it("serve one small shared stylesheet", async () => {
+  it("serve one small shared stylesheet and tab icon, which every page links to", async () => {
     const res = await h.app.inject({ url: "/assets/wattfare.css" });
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toBe("text/css; charset=utf-8");
     expect(res.body.length).toBeLessThan(4096);
+    const icon = await h.app.inject({ url: "/assets/wattfare.svg" });
+    expect(icon.statusCode).toBe(200);
+    expect(icon.headers["content-type"]).toBe("image/svg+xml");
+    expect(icon.body).toMatch(/^<svg /);
+    expect((await h.browser().get("/signin")).body).toContain(
+      '<link rel="icon" href="/assets/wattfare.svg" type="image/svg+xml">',
+    );
   });
 
   it("send a signed-out visitor of /account to sign in", async () => {

@@ -10,6 +10,10 @@ import type { Config } from "../../config.js";
 import { html, SafeHtml } from "./html.js";
 
 export const STYLESHEET_PATH = "/assets/wattfare.css";
+export const ICON_PATH = "/assets/wattfare.svg";
+
+/** The tab icon: a bolt (Wattfare meters power, so to speak), so browsers stop asking for /favicon.ico. */
+export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1a1a1a"/><path d="M9 2 4 9h3.5L6.5 14 12 6.5H8.5z" fill="#ffd43b"/></svg>`;
 
 /** Small, readable on a phone, visible focus, no external fonts or images. */
 export const STYLESHEET = `*,*::before,*::after{box-sizing:border-box}
@@ -20,6 +24,7 @@ header{display:flex;align-items:center;justify-content:space-between;gap:1rem;bo
 header .brand{font-weight:700;text-decoration:none;color:inherit}
 h1{font-size:1.5rem;margin:1rem 0}
 h2{font-size:1.15rem;margin:1.75rem 0 .5rem}
+section>h2:first-child{margin-top:0}
 section{background:#fff;border:1px solid #ddd;border-radius:.5rem;padding:1rem;margin:1rem 0}
 label{display:block;font-weight:600;margin:.75rem 0 .25rem}
 input[type=email],input[type=password],input[type=text]{width:100%;font:inherit;padding:.6rem;border:1px solid #888;border-radius:.35rem}
@@ -126,6 +131,7 @@ export function sendPage(reply: FastifyReply, config: Config, content: PageConte
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${content.title} · Wattfare</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
+<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
 </head>
 <body>
 <header><a class="brand" href="/account">Wattfare</a>${header}</header>

@@ -3,7 +3,7 @@ import type { AppDeps } from "../../deps.js";
 import { toApiError } from "../../http/error-handler.js";
 import { parseUrlEncoded } from "./forms.js";
 import { html } from "./html.js";
-import { STYLESHEET, STYLESHEET_PATH, securityHeaders, sendPage } from "./page.js";
+import { ICON, ICON_PATH, STYLESHEET, STYLESHEET_PATH, securityHeaders, sendPage } from "./page.js";
 
 const FORM_BODY_LIMIT = 16 * 1024;
 
@@ -48,13 +48,16 @@ export function registerPageScope(
   });
 }
 
-/** The shared stylesheet, served once for every page. */
+/** The shared stylesheet and icon, served once for every page. */
 export function registerWebAssets(app: FastifyInstance): void {
-  app.get(STYLESHEET_PATH, async (_request, reply) =>
-    reply
-      .type("text/css; charset=utf-8")
-      .header("cache-control", "public, max-age=3600")
-      .header("x-content-type-options", "nosniff")
-      .send(STYLESHEET),
-  );
+  const asset = (path: string, type: string, body: string) =>
+    app.get(path, async (_request, reply) =>
+      reply
+        .type(type)
+        .header("cache-control", "public, max-age=3600")
+        .header("x-content-type-options", "nosniff")
+        .send(body),
+    );
+  asset(STYLESHEET_PATH, "text/css; charset=utf-8", STYLESHEET);
+  asset(ICON_PATH, "image/svg+xml", ICON);
 }
