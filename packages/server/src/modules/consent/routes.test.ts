@@ -468,6 +468,33 @@ describe("the consent steps", () => {
     expect(now?.payer_id).not.toBe(old?.payer_id);
   });
 
+  it("says another account signed in meanwhile when an Approve form rendered for one payer is posted after another signs in", async () => {
+    const body = user(2);
+    const { browser, email, page } = await openPopup(body);
+    const payerTag = /name="payer" value="([^"]+)"/.exec(page.body)?.[1] ?? "";
+    const approveCsrf = csrfOf(page.body, "/connect/approve");
+    const approveOldForm = () =>
+      browser.post("/connect/approve", { monthlyUsd: "2", payer: payerTag }, { csrf: approveCsrf });
+    // In another tab: sign out, then back in as the same payer: the form is just old.
+    await browser.get("/account");
+    await browser.post("/signout", {});
+    await browser.get("/signin");
+    await browser.post("/signin", { email, password: PASSWORD });
+    const stale = await approveOldForm();
+    expect(stale.statusCode).toBe(403);
+    expect(consentErrorOf(stale.body)).toBe("This form had expired, so nothing was sent. Please try again.");
+    // Then out again, and a new account signs up: the form was someone else's.
+    await browser.get("/account");
+    await browser.post("/signout", {});
+    await funded(browser);
+    const switched = await approveOldForm();
+    expect(switched.statusCode).toBe(403);
+    expect(consentErrorOf(switched.body)).toBe(
+      "Another Wattfare account signed in in this browser meanwhile, so nothing was sent. Check who pays below, then try again.",
+    );
+    expect(liveConnections(body.appUserId)).toHaveLength(0);
+  });
+
   it("shows a grant's terms and returns the grant token to the verified origin, once through /grants/pending too", async () => {
     const token = await mint({ grant: { maxUsd: 2, maxUses: 3, expiresInSeconds: 3600 } });
     const browser = h.browser();

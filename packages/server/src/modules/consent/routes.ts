@@ -40,6 +40,7 @@ import {
   consentState,
   consentStep,
   newConnectionId,
+  PAYER_SWITCHED,
   parseCapInput,
   REPLACED,
   suggestedCapNano,
@@ -271,6 +272,7 @@ ${deny}`);
     }
 
     const csrf = consents.csrf(consent, signedIn.sessionKey);
+    const payerTag = consents.payerTag(consent, payer.id);
     const paused = payer.paused ? pausedNotice(app.name) : "";
     if (grant) {
       const terms = record.grantTerms ?? { maxUsd: 0 };
@@ -280,6 +282,7 @@ ${paused}
 ${grantForm({
   appName: app.name,
   csrf,
+  payerTag,
   ref,
   terms: {
     maxNano: usdToNano(Math.min(terms.maxUsd, config.limits.maxMonthlyUsd), "down"),
@@ -299,7 +302,7 @@ ${deny}`);
       return send(html`${paying}
 ${problem}
 ${paused}
-${doneForm({ appName: app.name, csrf, ref, capNano: own.capNano })}
+${doneForm({ appName: app.name, csrf, payerTag, ref, capNano: own.capNano })}
 ${deny}`);
     }
     const suggested = suggestedCapNano(record, own, config.limits.defaultMonthlyUsd);
@@ -311,6 +314,7 @@ ${paused}
 ${capForm({
   appName: app.name,
   csrf,
+  payerTag,
   ref,
   capText: options.capText ?? nanoToDecimalText(suggested),
   suggestedNano: suggested,
@@ -341,7 +345,11 @@ ${capForm({
     const { record } = consent;
     if (!form.signedIn) return reply.redirect(consentPage(consent.key), 303);
     if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
-      return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
+      const switched = consents.renderedForOtherPayer(consent, form.fields.payer, form.signedIn.payer.id);
+      return renderConsent(request, reply, opened, {
+        status: 403,
+        error: switched ? PAYER_SWITCHED : FORM_EXPIRED,
+      });
     }
     const payer = form.signedIn.payer;
     const status = fundingStatus(await funding.service.current(payer.id));

@@ -28,6 +28,9 @@ export const UNREGISTERED_ORIGIN =
 export const ALREADY_ANSWERED = "This request was already answered. Start again from the app.";
 export const REPLACED =
   "A newer request, opened from another page in this browser, has replaced this window's request.";
+/** An Approve form rendered for one payer, posted after another signed in in this browser. */
+export const PAYER_SWITCHED =
+  "Another Wattfare account signed in in this browser meanwhile, so nothing was sent. Check who pays below, then try again.";
 
 /**
  * Verifies the token strictly (typ `grant` for the grant intent, else `user`), then checks that the

@@ -93,6 +93,23 @@ export class ConsentSessions {
   csrfOk(consent: CurrentConsent, token: string | undefined, payerSessionKey?: string): boolean {
     return verifyCsrfToken(this.d.keyRing, binding(consent, payerSessionKey), token ?? "");
   }
+
+  /**
+   * Names the payer an Approve form was rendered for without showing their id: when the form's CSRF
+   * token no longer fits, the refusal can tell "another account signed in meanwhile" from an old form.
+   */
+  payerTag(consent: CurrentConsent, payerId: string): string {
+    return createCsrfToken(this.d.keyRing, `consent:${consent.key}:payer-id:${payerId}`);
+  }
+
+  /** True when the form carries a payer tag, and it names another payer than `payerId`. */
+  renderedForOtherPayer(consent: CurrentConsent, tag: string | undefined, payerId: string): boolean {
+    return (
+      tag !== undefined &&
+      tag !== "" &&
+      !verifyCsrfToken(this.d.keyRing, `consent:${consent.key}:payer-id:${payerId}`, tag)
+    );
+  }
 }
 
 const binding = (consent: CurrentConsent, payerSessionKey: string | undefined): string =>

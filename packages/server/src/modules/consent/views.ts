@@ -103,9 +103,11 @@ export function requester(appName: string, origin: string): SafeHtml {
  * The hidden fields every popup form posts: its CSRF token and the reference of the request it answers
  * (`c`), so a window whose request was replaced by a newer one in this browser cannot answer that one.
  */
-function formFieldsFor(csrf: string, ref: string): SafeHtml {
+function formFieldsFor(csrf: string, ref: string, payerTag?: string): SafeHtml {
   return html`<input type="hidden" name="csrf" value="${csrf}">
-<input type="hidden" name="c" value="${ref}">`;
+<input type="hidden" name="c" value="${ref}">${
+    payerTag === undefined ? "" : html`\n<input type="hidden" name="payer" value="${payerTag}">`
+  }`;
 }
 
 export function denyForm(csrf: string, ref: string, label = "Deny"): SafeHtml {
@@ -118,6 +120,8 @@ ${formFieldsFor(csrf, ref)}
 export interface CapFormView {
   appName: string;
   csrf: string;
+  /** Which payer the form was rendered for (ConsentSessions.payerTag): a refusal can say who changed. */
+  payerTag: string;
   /** The request's reference, `c` (see consentRef in routes.ts). */
   ref: string;
   /** The value shown in the field. */
@@ -154,7 +158,7 @@ from zero.</p>`
 }
 ${view.error ? html`<p class="alert" role="alert" id="consent-error">${view.error}</p>` : ""}
 <form method="post" action="/connect/approve">
-${formFieldsFor(view.csrf, view.ref)}
+${formFieldsFor(view.csrf, view.ref, view.payerTag)}
 <label for="consent-cap">Monthly cap in US dollars</label>
 <input id="consent-cap" name="monthlyUsd" type="number" inputmode="decimal" step="any" min="0" max="${view.maxMonthlyUsd}" value="${view.capText}" required aria-describedby="${describedBy}">
 <p class="hint" id="consent-cap-hint">${
@@ -180,12 +184,18 @@ ${
 }
 
 /** Reconnecting funding for a connection the payer already has: nothing else to decide. */
-export function doneForm(view: { appName: string; csrf: string; ref: string; capNano: bigint }): SafeHtml {
+export function doneForm(view: {
+  appName: string;
+  csrf: string;
+  payerTag: string;
+  ref: string;
+  capNano: bigint;
+}): SafeHtml {
   return html`<section aria-labelledby="approve-heading">
 <h2 id="approve-heading">All set</h2>
 <p>${view.appName} keeps its cap of ${displayUsd(view.capNano, "down")} a month, paid from your funding.</p>
 <form method="post" action="/connect/approve" class="inline">
-${formFieldsFor(view.csrf, view.ref)}
+${formFieldsFor(view.csrf, view.ref, view.payerTag)}
 <button type="submit">Done</button>
 </form>
 </section>`;
@@ -200,6 +210,7 @@ export interface GrantTermsView {
 export function grantForm(view: {
   appName: string;
   csrf: string;
+  payerTag: string;
   ref: string;
   terms: GrantTermsView;
 }): SafeHtml {
@@ -216,7 +227,7 @@ export function grantForm(view: {
 </dl>
 <p class="hint">You can revoke it on your account page at any time; it stops at once.</p>
 <form method="post" action="/connect/approve" class="inline">
-${formFieldsFor(view.csrf, view.ref)}
+${formFieldsFor(view.csrf, view.ref, view.payerTag)}
 <button type="submit">Approve</button>
 </form>
 </section>`;
