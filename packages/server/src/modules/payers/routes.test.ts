@@ -356,6 +356,39 @@ describe("sign-up, sign-in and sign-out", () => {
     }
   });
 
+  it("keeps the consent popup's request within reach on the sign-in, sign-up and forgot-password pages, wrong password included", async () => {
+    const request = "/connect/consent?c=0123456789abcdef";
+    const back = `<a href="${request}">Back to the request</a>`;
+    const escaped = encodeURIComponent(request);
+    const browser = h.browser();
+    const signIn = await browser.get(`/signin?returnTo=${escaped}`);
+    expect(signIn.body).toContain(back);
+    expect(signIn.body).toContain(`href="/forgot-password?returnTo=${escaped}"`);
+    const wrong = await browser.post("/signin", {
+      email: "nobody@example.com",
+      password: "wrong password",
+      returnTo: request,
+    });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.body).toContain(back);
+    expect((await browser.get(`/signup?returnTo=${escaped}`)).body).toContain(back);
+    const invalid = await browser.post("/signup", { email: "x", password: PASSWORD, returnTo: request });
+    expect(invalid.statusCode).toBe(400);
+    expect(invalid.body).toContain(back);
+    // Forgot-password keeps returnTo to the end, and its way back to sign-in too.
+    const forgot = await browser.get(`/forgot-password?returnTo=${escaped}`);
+    expect(forgot.body).toContain(`name="returnTo" value="${request}"`);
+    expect(forgot.body).toContain(back);
+    const sent = await browser.post("/forgot-password", { email: "nobody@example.com", returnTo: request });
+    expect(sent.body).toContain(`href="/signin?returnTo=${escaped}"`);
+    expect(sent.body).toContain(back);
+    // Elsewhere there is no request to go back to.
+    expect((await h.browser().get("/signin?returnTo=%2Fconnect%3Fstep%3Dfund")).body).not.toContain(
+      "Back to the request",
+    );
+    expect((await h.browser().get("/signin")).body).not.toContain("Back to the request");
+  });
+
   it("shows only its own notices: a query naming an Object property shows none", async () => {
     const browser = h.browser();
     for (const notice of ["constructor", "__proto__", "toString"]) {

@@ -11,6 +11,7 @@ import { html, queryParam, type SafeHtml, safeReturnTo, sendPage } from "../web/
 import type { PayerService, Throttled } from "./service.js";
 import type { PayerSessions, SignedInPayer } from "./session.js";
 import {
+  backToRequest,
   deleteAccountSection,
   forgotPasswordForm,
   resetPasswordForm,
@@ -68,15 +69,21 @@ export function registerPayerPages(
 ): void {
   const { config } = deps;
 
+  /** A standalone form page; `returnTo` adds the way back when it is a consent popup's request. */
   const formPage = (
     reply: FastifyReply,
     title: string,
     form: SafeHtml,
     status = 200,
     throttled?: Throttled,
+    returnTo = "/account",
   ): FastifyReply => {
     if (throttled) reply.header(H.retryAfter, String(throttled.retryAfterSeconds));
-    return sendPage(reply, config, { title, status, body: html`<h1>${title}</h1>\n${form}` });
+    return sendPage(reply, config, {
+      title,
+      status,
+      body: html`<h1>${title}</h1>\n${form}${backToRequest(returnTo)}`,
+    });
   };
 
   async function renderAccount(
@@ -109,7 +116,8 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
     if (signedIn) return reply.redirect(returnTo, 303);
     const notice = SIGN_IN_NOTICES.get(queryParam(request, "notice"));
     const csrf = sessions.csrfToken(request, reply, undefined);
-    return formPage(reply, "Sign in", signInForm({ csrf, returnTo, ...(notice ? { notice } : {}) }));
+    const form = signInForm({ csrf, returnTo, ...(notice ? { notice } : {}) });
+    return formPage(reply, "Sign in", form, 200, undefined, returnTo);
   });
 
   scope.post("/signin", async (request, reply) => {
@@ -123,6 +131,7 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
         signInForm({ csrf: sessions.csrfToken(request, reply, form.signedIn), returnTo, email, error }),
         status,
         throttled,
+        returnTo,
       );
     if (!form.csrfOk) return again(403, FORM_EXPIRED);
     const result = await service.signIn(email, form.fields.password ?? "", request.ip, (payer) =>
@@ -142,7 +151,14 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
     const signedIn = await sessions.current(request);
     if (signedIn) return reply.redirect(returnTo, 303);
     const csrf = sessions.csrfToken(request, reply, undefined);
-    return formPage(reply, "Create your Wattfare account", signUpForm({ csrf, returnTo }));
+    return formPage(
+      reply,
+      "Create your Wattfare account",
+      signUpForm({ csrf, returnTo }),
+      200,
+      undefined,
+      returnTo,
+    );
   });
 
   scope.post("/signup", async (request, reply) => {
@@ -156,6 +172,7 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
         signUpForm({ csrf: sessions.csrfToken(request, reply, form.signedIn), returnTo, email, error }),
         status,
         throttled,
+        returnTo,
       );
     if (!form.csrfOk) return again(403, FORM_EXPIRED);
     const result = await service.signUp(email, form.fields.password ?? "", request.ip);
@@ -205,12 +222,15 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
   });
 
   scope.get("/forgot-password", async (request, reply) => {
+    const returnTo = safeReturnTo(queryParam(request, "returnTo"), config);
     const csrf = sessions.csrfToken(request, reply, await sessions.current(request));
-    return formPage(reply, "Reset your password", forgotPasswordForm({ csrf, returnTo: "/account" }));
+    const form = forgotPasswordForm({ csrf, returnTo });
+    return formPage(reply, "Reset your password", form, 200, undefined, returnTo);
   });
 
   scope.post("/forgot-password", async (request, reply) => {
     const form = await sessions.checkForm(request);
+    const returnTo = safeReturnTo(form.fields.returnTo, config);
     const email = form.fields.email ?? "";
     const again = (status: number, error: string, throttled?: Throttled) =>
       formPage(
@@ -218,12 +238,13 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
         "Reset your password",
         forgotPasswordForm({
           csrf: sessions.csrfToken(request, reply, form.signedIn),
-          returnTo: "/account",
+          returnTo,
           email,
           error,
         }),
         status,
         throttled,
+        returnTo,
       );
     if (!form.csrfOk) return again(403, FORM_EXPIRED);
     const { throttled } = await service.requestPasswordReset(email, request.ip);
@@ -235,7 +256,7 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
 <p class="notice" role="status">If <strong>${email.trim()}</strong> is the confirmed address of a Wattfare
 account, we sent it a link to choose a new password. The link expires in 1 hour.</p>
 <p>No email? Accounts whose address was never confirmed can't be reset by email.</p>
-<p><a href="/signin">Back to sign in</a></p>`,
+<p><a href="${signInPath(returnTo)}">Back to sign in</a></p>${backToRequest(returnTo)}`,
     });
   });
 

@@ -44,7 +44,7 @@ ${hidden(view)}
 <input id="signin-password" name="password" type="password" autocomplete="current-password" required${describedBy(view)}>
 <button type="submit">Sign in</button>
 </form>
-<p><a href="/forgot-password">Forgot your password?</a></p>
+<p><a href="${withReturnTo("/forgot-password", view.returnTo)}">Forgot your password?</a></p>
 <p>New to Wattfare? <a href="${withReturnTo("/signup", view.returnTo)}">Create an account</a></p>`;
 }
 
@@ -72,7 +72,19 @@ ${hidden(view)}
 <input id="forgot-email" name="email" type="email" autocomplete="email" required value="${view.email ?? ""}">
 <button type="submit">Send reset link</button>
 </form>
-<p><a href="/signin">Back to sign in</a></p>`;
+<p><a href="${withReturnTo("/signin", view.returnTo)}">Back to sign in</a></p>`;
+}
+
+/**
+ * On the standalone sign-in, sign-up and forgot-password pages reached from the consent popup, the way
+ * back to the request: its header says which app asks, and Deny is there (docs/consent.md). The popup
+ * itself embeds the forms without this link. The consent module owns the path; this module cannot
+ * import it (consent builds on payers).
+ */
+export function backToRequest(returnTo: string): SafeHtml {
+  return returnTo.startsWith("/connect/consent?")
+    ? html`\n<p><a href="${returnTo}">Back to the request</a> (to see which app asks, or to deny it)</p>`
+    : html``;
 }
 
 export function resetPasswordForm(view: FormView & { token: string }): SafeHtml {
