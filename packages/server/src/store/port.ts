@@ -328,6 +328,12 @@ export interface Store {
   ): Promise<{ session: PayerSessionRecord; payer: PayerRecord } | undefined>;
   deletePayerSession(idHash: Buffer): Promise<void>;
   createEmailToken(token: NewEmailToken): Promise<void>;
+  /** An unused, unexpired token, left unused (to show a link's page before it is acted on). */
+  peekEmailToken(
+    tokenHash: Buffer,
+    purpose: EmailTokenPurpose,
+    now: number,
+  ): Promise<{ payerId: string; email: string } | undefined>;
   /** Marks an unused, unexpired token used and returns it; undefined otherwise (single use). */
   consumeEmailToken(
     tokenHash: Buffer,

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHarness } from "../../testing/harness.js";
 import { createPayerHarness, InjectBrowser, linkIn, type PayerHarness } from "../../testing/payer-harness.js";
-import { PAYER_RATE_RULES, payerRateKeys } from "./service.js";
+import { PAYER_RATE_RULES, payerRateKeys, RESET_LINK_TTL_MS } from "./service.js";
 
 const PASSWORD = "correct horse battery staple";
 let h: PayerHarness;
@@ -513,6 +513,45 @@ describe("email verification and password reset", () => {
     expect((await visitor.post("/signin", { email, password: "a brand new passphrase" })).statusCode).toBe(
       303,
     );
+  });
+});
+
+describe("dead reset links", () => {
+  it("says a garbage, used or expired reset link is dead before asking for a new password, and opening a live one does not use it up", async () => {
+    const { email } = await signUp();
+    await h.store.markPayerEmailVerified((await h.store.payerByEmail(email))!.id, h.clock.now());
+    const requestLink = async () => {
+      const requester = h.browser();
+      await requester.get("/forgot-password");
+      await requester.post("/forgot-password", { email });
+      const mails = (await h.mailsTo(email)).filter((m) => m.subject === "Reset your Wattfare password");
+      const link = new URL(linkIn(mails.at(-1)!));
+      return { path: `${link.pathname}${link.search}`, token: link.searchParams.get("token")! };
+    };
+    const expectDead = (res: { statusCode: number; body: string }) => {
+      expect(res.statusCode).toBe(400);
+      expect(res.body).toContain("<h1>Link expired</h1>");
+      expect(res.body).not.toContain('type="password"');
+      expect(res.body).toContain('href="/forgot-password"');
+    };
+    expectDead(await h.browser().get("/reset-password?token=not-a-real-token"));
+    expectDead(await h.browser().get("/reset-password"));
+
+    const live = await requestLink();
+    const visitor = h.browser();
+    // Opened twice (a mail client's link preview, then the payer): still usable.
+    expect((await visitor.get(live.path)).body).toContain('type="password"');
+    expect((await visitor.get(live.path)).statusCode).toBe(200);
+    const done = await visitor.post("/reset-password", {
+      token: live.token,
+      password: "a brand new passphrase",
+    });
+    expect(done.statusCode).toBe(303);
+    expectDead(await h.browser().get(live.path));
+
+    const lapsed = await requestLink();
+    h.clock.advance(RESET_LINK_TTL_MS);
+    expectDead(await h.browser().get(lapsed.path));
   });
 });
 

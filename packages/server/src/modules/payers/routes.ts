@@ -86,6 +86,15 @@ export function registerPayerPages(
     });
   };
 
+  const resetLinkExpired = (reply: FastifyReply): FastifyReply =>
+    sendPage(reply, config, {
+      title: "Link expired",
+      status: 400,
+      body: html`<h1>Link expired</h1>
+<p class="alert" role="alert">This reset link has expired or was already used.</p>
+<p>Reset links work once and expire after 1 hour. <a href="/forgot-password">Ask for a new link</a></p>`,
+    });
+
   async function renderAccount(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -260,8 +269,10 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
     });
   });
 
+  // A dead link says so at once, before the payer types a new password into a form that can't work.
   scope.get("/reset-password", async (request, reply) => {
     const token = queryParam(request, "token");
+    if (!(await service.resetLinkLive(token))) return resetLinkExpired(reply);
     const csrf = sessions.csrfToken(request, reply, await sessions.current(request));
     return formPage(reply, "Choose a new password", resetPasswordForm({ csrf, returnTo: "/account", token }));
   });
@@ -285,13 +296,7 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
     const result = await service.resetPassword(token, form.fields.password ?? "");
     if (!result.ok) {
       if (result.reason === "password") return again(400, result.message);
-      return sendPage(reply, config, {
-        title: "Link expired",
-        status: 400,
-        body: html`<h1>Link expired</h1>
-<p class="alert" role="alert">This reset link has expired or was already used.</p>
-<p><a href="/forgot-password">Ask for a new link</a></p>`,
-      });
+      return resetLinkExpired(reply);
     }
     // Every session of the account has ended with the password change, this browser's included. The
     // browser proved it reads the account's mail: it is known for the account's new password.

@@ -253,6 +253,16 @@ export class PayerService {
     return { throttled: undefined };
   }
 
+  /**
+   * Whether a reset link can still be used — unused, unexpired, and its account still at the address it
+   * was sent to — without using it up: the page shows the form only for a live link.
+   */
+  async resetLinkLive(token: string): Promise<boolean> {
+    const found = await this.d.store.peekEmailToken(hashToken(token), "reset", this.d.clock.now());
+    if (!found) return false;
+    return (await this.d.store.getPayer(found.payerId))?.email === found.email;
+  }
+
   /** Sets a new password from a reset link; every session of the account ends. */
   async resetPassword(token: string, password: string): Promise<ResetResult> {
     // Judged before the one-time link is spent on it.

@@ -1119,6 +1119,19 @@ export class SqliteStore implements Store {
       .run(token.tokenHash, token.payerId, token.purpose, token.email, token.createdAt, token.expiresAt);
   }
 
+  async peekEmailToken(
+    tokenHash: Buffer,
+    purpose: EmailTokenPurpose,
+    now: number,
+  ): Promise<{ payerId: string; email: string } | undefined> {
+    const r = this.db
+      .prepare(
+        "SELECT payer_id, email FROM payer_email_tokens WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
+      )
+      .get(tokenHash, purpose, now) as Row | undefined;
+    return r ? { payerId: str(r.payer_id), email: str(r.email) } : undefined;
+  }
+
   async consumeEmailToken(
     tokenHash: Buffer,
     purpose: EmailTokenPurpose,
