@@ -320,6 +320,14 @@ export interface Store {
    * it) with its email and password removed.
    */
   deletePayer(payerId: string, now: number): Promise<void>;
+  /**
+   * Gives an address an unconfirmed account uses to a new, confirmed account, in one transaction — only
+   * while `unconfirmedPayerId` is still live, unconfirmed and at `payer.email`; false (nothing changed)
+   * otherwise. The old account is closed like a deleted one (connections and grants revoked, funding
+   * retired, sessions, tokens and OAuth attempts dropped; its email becomes `unclaimed:<id>`): nothing
+   * of it passes to the new one.
+   */
+  claimPayerEmail(unconfirmedPayerId: string, payer: NewPayer, now: number): Promise<boolean>;
   createPayerSession(session: PayerSessionRecord): Promise<void>;
   /** The live session with this id hash and its (live) payer, or undefined when unknown or expired. */
   payerSession(
@@ -429,7 +437,8 @@ export interface PayerSessionRecord {
   expiresAt: number;
 }
 
-export type EmailTokenPurpose = "verify" | "reset";
+/** `claim`: takes an address back from an unconfirmed account (PayerService.claimEmail). */
+export type EmailTokenPurpose = "verify" | "reset" | "claim";
 
 export interface NewEmailToken {
   /** SHA-256 of the token mailed in the link. */

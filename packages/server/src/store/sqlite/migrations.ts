@@ -349,6 +349,34 @@ const m0008_funding_keep_for_recheck: Migration = {
   },
 };
 
+/**
+ * Claim links (docs/payers.md "Accounts"): the owner of an address that an unconfirmed account uses
+ * can take it back by email. A third email-token purpose; SQLite cannot change a CHECK, so the table
+ * is rebuilt with its rows.
+ */
+const m0009_claim_links: Migration = {
+  async up(db: Kysely<unknown>) {
+    for (const statement of [
+      sql`CREATE TABLE payer_email_tokens_v2 (
+        token_hash BLOB PRIMARY KEY,
+        payer_id TEXT NOT NULL REFERENCES payers(id),
+        purpose TEXT NOT NULL CHECK (purpose IN ('verify','reset','claim')),
+        email TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER
+      ) STRICT`,
+      sql`INSERT INTO payer_email_tokens_v2 (token_hash, payer_id, purpose, email, created_at, expires_at, used_at)
+          SELECT token_hash, payer_id, purpose, email, created_at, expires_at, used_at FROM payer_email_tokens`,
+      sql`DROP TABLE payer_email_tokens`,
+      sql`ALTER TABLE payer_email_tokens_v2 RENAME TO payer_email_tokens`,
+      sql`CREATE INDEX payer_email_tokens_by_payer ON payer_email_tokens(payer_id)`,
+    ]) {
+      await statement.execute(db);
+    }
+  },
+};
+
 export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0001_initial": m0001_initial,
   "0002_payers": m0002_payers,
@@ -358,6 +386,7 @@ export const SQLITE_MIGRATIONS: Record<string, Migration> = {
   "0006_lean_hot_path": m0006_lean_hot_path,
   "0007_write_probe": m0007_write_probe,
   "0008_funding_keep_for_recheck": m0008_funding_keep_for_recheck,
+  "0009_claim_links": m0009_claim_links,
 };
 
 class StaticProvider implements MigrationProvider {

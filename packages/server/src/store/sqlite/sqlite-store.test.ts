@@ -430,6 +430,44 @@ describe("SQLite adapter", () => {
     await store.close();
   });
 
+  it("keeps a 0008 database's email links usable through 0009, which adds claim links", async () => {
+    const file = tempFile();
+    const db = openSqlite(file);
+    const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: db }) });
+    const migrator = new Migrator({ db: kysely, provider: { getMigrations: async () => SQLITE_MIGRATIONS } });
+    const to0008 = await migrator.migrateTo("0008_funding_keep_for_recheck");
+    if (to0008.error) throw to0008.error;
+    db.prepare(
+      "INSERT INTO payers (id, email, password_hash, created_at) VALUES ('pay_a', 'a@example.com', 'h', 1)",
+    ).run();
+    const token = (purpose: string, fill: number) => ({
+      tokenHash: Buffer.alloc(32, fill),
+      payerId: "pay_a",
+      purpose,
+      email: "a@example.com",
+      createdAt: 1,
+      expiresAt: 100,
+    });
+    const insert = db.prepare(
+      "INSERT INTO payer_email_tokens (token_hash, payer_id, purpose, email, created_at, expires_at) VALUES (@tokenHash, @payerId, @purpose, @email, @createdAt, @expiresAt)",
+    );
+    insert.run(token("verify", 1));
+    expect(() => insert.run(token("claim", 2))).toThrow(/CHECK constraint/);
+    await kysely.destroy();
+
+    const store = await openSqliteStore(file);
+    await store.createEmailToken({ ...token("claim", 2), purpose: "claim" });
+    expect(await store.consumeEmailToken(Buffer.alloc(32, 1), "verify", 2)).toEqual({
+      payerId: "pay_a",
+      email: "a@example.com",
+    });
+    expect(await store.peekEmailToken(Buffer.alloc(32, 2), "claim", 2)).toEqual({
+      payerId: "pay_a",
+      email: "a@example.com",
+    });
+    await store.close();
+  });
+
   it("applies a migration whole or not at all: a failing statement leaves the 0005 tables and rows as they were", async () => {
     const file = tempFile();
     await database0005(file);
@@ -478,7 +516,7 @@ describe("SQLite adapter", () => {
     const server = await holdLock();
     await expect(openSqliteStore(file)).rejects.toThrow(
       new RegExp(
-        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path, 0007_write_probe, 0008_funding_keep_for_recheck pending\\)`,
+        `server \\(pid ${server.pid}\\) is serving .* stop it before migrating \\(0006_lean_hot_path, 0007_write_probe, 0008_funding_keep_for_recheck, 0009_claim_links pending\\)`,
       ),
     );
     server.kill("SIGKILL"); // gone, as after kill -9: nothing to clean up

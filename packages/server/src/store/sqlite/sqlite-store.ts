@@ -1046,18 +1046,7 @@ export class SqliteStore implements Store {
 
   async deletePayer(payerId: string, now: number): Promise<void> {
     this.db.transaction(() => {
-      this.db
-        .prepare(
-          "UPDATE connections SET revoked_at = ?, updated_at = ? WHERE payer_id = ? AND revoked_at IS NULL",
-        )
-        .run(now, now, payerId);
-      this.db
-        .prepare("UPDATE grants SET revoked_at = ? WHERE payer_id = ? AND revoked_at IS NULL")
-        .run(now, payerId);
-      this.retireFunding(payerId, now, false);
-      this.db.prepare("DELETE FROM oauth_states WHERE payer_id = ?").run(payerId);
-      this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
-      this.db.prepare("DELETE FROM payer_email_tokens WHERE payer_id = ?").run(payerId);
+      this.closePayer(payerId, now);
       // The row stays for the ledger's sake; the address is freed so it can sign up again.
       this.db
         .prepare(
@@ -1065,6 +1054,41 @@ export class SqliteStore implements Store {
         )
         .run(now, payerId);
     })();
+  }
+
+  async claimPayerEmail(unconfirmedPayerId: string, payer: NewPayer, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      // The guard and the release are one statement: a confirmation that got in first wins.
+      const released = this.db
+        .prepare(
+          "UPDATE payers SET email = 'unclaimed:' || id, password_hash = NULL, deleted_at = ?, paused = 0 WHERE id = ? AND email = ? AND email_verified_at IS NULL AND deleted_at IS NULL",
+        )
+        .run(now, unconfirmedPayerId, payer.email);
+      if (released.changes === 0) return false;
+      this.closePayer(unconfirmedPayerId, now);
+      this.db
+        .prepare(
+          "INSERT INTO payers (id, email, password_hash, created_at, email_verified_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .run(payer.id, payer.email, payer.passwordHash, payer.createdAt, now);
+      return true;
+    })();
+  }
+
+  /** Everything a closed account could still act through: connections, grants, funding, sessions, links. */
+  private closePayer(payerId: string, now: number): void {
+    this.db
+      .prepare(
+        "UPDATE connections SET revoked_at = ?, updated_at = ? WHERE payer_id = ? AND revoked_at IS NULL",
+      )
+      .run(now, now, payerId);
+    this.db
+      .prepare("UPDATE grants SET revoked_at = ? WHERE payer_id = ? AND revoked_at IS NULL")
+      .run(now, payerId);
+    this.retireFunding(payerId, now, false);
+    this.db.prepare("DELETE FROM oauth_states WHERE payer_id = ?").run(payerId);
+    this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
+    this.db.prepare("DELETE FROM payer_email_tokens WHERE payer_id = ?").run(payerId);
   }
 
   async createPayerSession(session: PayerSessionRecord): Promise<void> {
