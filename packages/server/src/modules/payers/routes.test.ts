@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHarness } from "../../testing/harness.js";
 import { createPayerHarness, InjectBrowser, linkIn, type PayerHarness } from "../../testing/payer-harness.js";
-import { PAYER_RATE_RULES, payerRateKeys, RESET_LINK_TTL_MS } from "./service.js";
+import { PAYER_RATE_RULES, payerRateKeys, RESET_LINK_TTL_MS, VERIFY_LINK_TTL_MS } from "./service.js";
 
 const PASSWORD = "correct horse battery staple";
 let h: PayerHarness;
@@ -445,7 +445,7 @@ describe("email verification and password reset", () => {
     );
   });
 
-  it("answers reset requests identically for unknown, unconfirmed and confirmed addresses, mailing only the confirmed one", async () => {
+  it("answers reset requests identically for unknown, unconfirmed and confirmed addresses, mailing a reset link only to the confirmed one", async () => {
     const unconfirmed = await signUp();
     const confirmed = await signUp();
     await h.store.markPayerEmailVerified((await h.store.payerByEmail(confirmed.email))!.id, h.clock.now());
@@ -458,9 +458,10 @@ describe("email verification and password reset", () => {
       bodies.push(res.body.replace(email, "EMAIL"));
     }
     expect(new Set(bodies).size).toBe(1);
-    expect((await h.mailsTo(unconfirmed.email)).map((m) => m.subject)).not.toContain(
-      "Reset your Wattfare password",
-    );
+    expect((await h.mailsTo(unconfirmed.email)).map((m) => m.subject)).toEqual([
+      "Confirm your email address for Wattfare",
+      "Claim your email address on Wattfare",
+    ]);
     expect((await h.mailsTo(confirmed.email)).map((m) => m.subject)).toContain(
       "Reset your Wattfare password",
     );
@@ -513,6 +514,81 @@ describe("email verification and password reset", () => {
     expect((await visitor.post("/signin", { email, password: "a brand new passphrase" })).statusCode).toBe(
       303,
     );
+  });
+});
+
+describe("claiming an address from an unconfirmed account", () => {
+  it("lets the address's owner take it back after a squatter's confirmation link lapsed: a new confirmed account, signed in, without the squatter's funding", async () => {
+    const victim = freshEmail();
+    const { browser: squatter } = await signUp(victim);
+    await squatter.get("/account");
+    const key = h.sim.control.createKey({ credits: 50 });
+    expect((await squatter.post("/funding/key", { key, returnTo: "/account" })).headers.location).toBe(
+      "/account?funding=connected",
+    );
+    const squatterId = (await h.store.payerByEmail(victim))!.id;
+    const [squatterFunding] = await h.store.fundingHistory(squatterId, 1);
+    expect((await squatter.get("/account")).body).toContain(squatterFunding!.fingerprint);
+    h.clock.advance(VERIFY_LINK_TTL_MS + 60_000);
+
+    const owner = h.browser();
+    await owner.get("/signup");
+    expect(
+      alertOf((await owner.post("/signup", { email: victim, password: "owner passphrase 1" })).body),
+    ).toContain("resetting lets you claim the address");
+    await owner.get("/forgot-password");
+    await owner.post("/forgot-password", { email: victim });
+    const claim = (await h.mailsTo(victim)).find(
+      (m) => m.subject === "Claim your email address on Wattfare",
+    )!;
+    expect(claim.text).toContain("its funding is not\npassed on to you");
+    const link = new URL(linkIn(claim));
+    expect(link.pathname).toBe("/claim-email");
+    const page = await owner.get(`${link.pathname}${link.search}`);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain(
+      `A Wattfare account uses <strong>${victim}</strong>, but never confirmed it.`,
+    );
+    expect(page.body).toContain("<strong>not</strong> passed on to you");
+    const token = link.searchParams.get("token")!;
+    const done = await owner.post("/claim-email", { token, password: "owner passphrase 1" });
+    expect(done.statusCode).toBe(303);
+    expect(done.headers.location).toBe("/account?account=email_claimed");
+
+    const account = await owner.get("/account?account=email_claimed");
+    expect(account.body).toContain(`Signed in as <strong>${victim}</strong>`);
+    expect(account.body).toContain("The address is yours now");
+    expect(account.body).not.toContain("Confirm your email address");
+    expect(account.body).not.toContain(squatterFunding!.fingerprint);
+    expect(await h.store.fundingHistory((await h.store.payerByEmail(victim))!.id, 1)).toEqual([]);
+    // The squatter is signed out for good, and the link is spent.
+    expect((await squatter.get("/account")).statusCode).toBe(303);
+    await squatter.get("/signin");
+    expect((await squatter.post("/signin", { email: victim, password: PASSWORD })).statusCode).toBe(401);
+    const reused = await h.browser().get(`${link.pathname}${link.search}`);
+    expect(reused.statusCode).toBe(400);
+    expect(reused.body).toContain("<h1>Link expired</h1>");
+    expect(reused.body).not.toContain('type="password"');
+  });
+
+  it("refuses a claim link used after the address was confirmed, leaving the account as it was", async () => {
+    const { browser, email } = await signUp();
+    const requester = h.browser();
+    await requester.get("/forgot-password");
+    await requester.post("/forgot-password", { email });
+    const mails = await h.mailsTo(email);
+    const claim = new URL(linkIn(mails.find((m) => m.subject === "Claim your email address on Wattfare")!));
+    const form = await requester.get(`${claim.pathname}${claim.search}`);
+    expect(form.statusCode).toBe(200);
+    const confirm = new URL(linkIn(mails[0]!));
+    expect((await h.browser().get(`${confirm.pathname}${confirm.search}`)).statusCode).toBe(200);
+    const late = await requester.post("/claim-email", {
+      token: claim.searchParams.get("token")!,
+      password: "owner passphrase 1",
+    });
+    expect(late.statusCode).toBe(400);
+    expect(late.body).toContain("the address was confirmed");
+    expect((await browser.get("/account")).body).toContain(`Signed in as <strong>${email}</strong>`);
   });
 });
 

@@ -12,6 +12,7 @@ import type { PayerService, Throttled } from "./service.js";
 import type { PayerSessions, SignedInPayer } from "./session.js";
 import {
   backToRequest,
+  claimEmailForm,
   deleteAccountSection,
   forgotPasswordForm,
   resetPasswordForm,
@@ -23,7 +24,7 @@ import {
 export const FORM_EXPIRED = "This form had expired, so nothing was sent. Please try again.";
 const WRONG_CREDENTIALS = "That email and password don't match an account.";
 const EMAIL_TAKEN =
-  "We couldn't create an account with that email address. If you already have one, sign in or reset your password.";
+  "We couldn't create an account with that email address. If you already have one, sign in or reset your password. If it was never confirmed, resetting lets you claim the address.";
 
 export interface AccountSectionContext {
   request: FastifyRequest;
@@ -51,6 +52,9 @@ const SIGN_IN_NOTICES = new Map([
   ["signed_out", "You are signed out."],
   ["password_changed", "Your password has been changed. Sign in with the new one."],
 ]);
+
+const EMAIL_CLAIMED =
+  "The address is yours now: this new account has it, confirmed. Connect your funding to start.";
 
 const ACCOUNT_NOTICES = new Map([
   ["verification_sent", "We sent you a new link. It expires in 48 hours."],
@@ -113,6 +117,7 @@ export function registerPayerPages(
       signedInAs: { email: payer.email, csrf },
       body: html`<h1>Your account</h1>
 <p>Signed in as <strong>${payer.email}</strong>.</p>
+${queryParam(request, "account") === "email_claimed" ? html`<p class="notice" role="status">${EMAIL_CLAIMED}</p>` : ""}
 ${payer.emailVerifiedAt === null ? verificationReminder(payer.email, csrf, notice) : ""}
 ${contributed}
 ${deleteAccountSection(csrf, options.deleteError)}`,
@@ -262,9 +267,10 @@ ${deleteAccountSection(csrf, options.deleteError)}`,
     return sendPage(reply, config, {
       title: "Check your email",
       body: html`<h1>Check your email</h1>
-<p class="notice" role="status">If <strong>${email.trim()}</strong> is the confirmed address of a Wattfare
-account, we sent it a link to choose a new password. The link expires in 1 hour.</p>
-<p>No email? Accounts whose address was never confirmed can't be reset by email.</p>
+<p class="notice" role="status">If a Wattfare account uses <strong>${email.trim()}</strong>, we sent it a
+link. The link expires in 1 hour.</p>
+<p>If the account never confirmed the address, the link lets you claim the address for a new account
+instead: nothing of the old account is passed on.</p>
 <p><a href="${signInPath(returnTo)}">Back to sign in</a></p>${backToRequest(returnTo)}`,
     });
   });
@@ -303,6 +309,49 @@ account, we sent it a link to choose a new password. The link expires in 1 hour.
     sessions.clearCookie(reply);
     sessions.rememberDevice(reply, result.payer);
     return reply.redirect("/signin?notice=password_changed", 303);
+  });
+
+  const claimLinkExpired = (reply: FastifyReply): FastifyReply =>
+    sendPage(reply, config, {
+      title: "Link expired",
+      status: 400,
+      body: html`<h1>Link expired</h1>
+<p class="alert" role="alert">This link has expired or was already used, or the address was confirmed
+meanwhile.</p>
+<p>Links work once and expire after 1 hour. <a href="/forgot-password">Ask for a new link</a></p>`,
+    });
+
+  scope.get("/claim-email", async (request, reply) => {
+    const token = queryParam(request, "token");
+    const claimed = await service.claimableEmail(token);
+    if (claimed === undefined) return claimLinkExpired(reply);
+    const csrf = sessions.csrfToken(request, reply, await sessions.current(request));
+    const form = claimEmailForm({ csrf, returnTo: "/account", token, claimed });
+    return formPage(reply, "Claim your email address", form);
+  });
+
+  scope.post("/claim-email", async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const token = form.fields.token ?? "";
+    const again = async (status: number, error: string) => {
+      const claimed = await service.claimableEmail(token);
+      if (claimed === undefined) return claimLinkExpired(reply);
+      const csrf = sessions.csrfToken(request, reply, form.signedIn);
+      return formPage(
+        reply,
+        "Claim your email address",
+        claimEmailForm({ csrf, returnTo: "/account", token, claimed, error }),
+        status,
+      );
+    };
+    if (!form.csrfOk) return again(403, FORM_EXPIRED);
+    const result = await service.claimEmail(token, form.fields.password ?? "");
+    if (!result.ok) {
+      return result.reason === "password" ? again(400, result.message) : claimLinkExpired(reply);
+    }
+    // The browser proved it reads the address's mail: it is signed in to the new account, and known.
+    await sessions.start(request, reply, result.payer.id);
+    return reply.redirect("/account?account=email_claimed", 303);
   });
 
   scope.post("/account/delete", async (request, reply) => {

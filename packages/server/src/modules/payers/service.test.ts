@@ -6,6 +6,7 @@ import { MemoryRateLimitStore } from "../../ratelimit/index.js";
 import { openSqliteStore, type SqliteStore } from "../../store/sqlite/sqlite-store.js";
 import { ManualClock, TEST_SECRET } from "../../testing/harness.js";
 import {
+  CLAIM_LINK_TTL_MS,
   normalizeEmail,
   PayerService,
   passwordProblem,
@@ -164,7 +165,16 @@ describe("PayerService", () => {
     const payer = await signUp();
     await service.requestPasswordReset("alice@example.com", IP);
     await service.idle();
-    expect(mail.sent).toHaveLength(1); // only the verification mail: unconfirmed addresses get no reset link
+    // An unconfirmed address gets a claim link instead, which no reset accepts.
+    expect(mail.sent.map((m) => m.subject)).toEqual([
+      "Confirm your email address for Wattfare",
+      "Claim your email address on Wattfare",
+    ]);
+    expect(await service.resetPassword(mail.tokenIn(1), "a new passphrase")).toEqual({
+      ok: false,
+      reason: "link",
+    });
+    mail.sent.splice(1);
     await store.markPayerEmailVerified(payer.id, clock.now());
     await service.requestPasswordReset(" ALICE@example.com ", IP);
     await service.idle();
@@ -245,5 +255,113 @@ describe("PayerService", () => {
     expect(
       (await store.fundingHistory(payer.id, 5)).every((f) => f.replacedAt !== null && f.keyBlob === "erased"),
     ).toBe(true);
+  });
+});
+
+describe("claiming an address an unconfirmed account uses", () => {
+  const squat = async () => {
+    const squatter = await signUp("victim@example.com");
+    await store.replacePayerFunding(
+      squatter.id,
+      {
+        id: "fnd_squatter",
+        keyBlob: "v1.x",
+        fingerprint: "sk-or-v1-…abcd",
+        openRouterKeyHash: "c".repeat(64),
+        source: "pasted",
+        state: "ok",
+        limitRemainingNano: null,
+        checkedAt: clock.now(),
+      },
+      clock.now(),
+    );
+    return squatter;
+  };
+  /** Asks for a reset as the address's owner would, and returns the claim link's token. */
+  const claimToken = async (): Promise<string> => {
+    await service.requestPasswordReset("victim@example.com", IP);
+    await service.idle();
+    const index = mail.sent.findLastIndex((m) => m.subject === "Claim your email address on Wattfare");
+    expect(index).toBeGreaterThanOrEqual(0);
+    return mail.tokenIn(index);
+  };
+
+  it("gives the owner a new confirmed account with the address, and closes the squatter's without passing its funding on", async () => {
+    const squatter = await squat();
+    const sessionHash = Buffer.alloc(32, 9);
+    await store.createPayerSession({
+      idHash: sessionHash,
+      payerId: squatter.id,
+      createdAt: clock.now(),
+      expiresAt: clock.now() + 1e9,
+    });
+    clock.advance(VERIFY_LINK_TTL_MS + 60_000);
+    const token = await claimToken();
+    expect(mail.sent.at(-1)?.text).toContain("https://pay.example/claim-email?token=");
+    expect(await service.claimableEmail(token)).toBe("victim@example.com");
+
+    expect(await service.claimEmail(token, "short")).toMatchObject({ ok: false, reason: "password" });
+    const claimed = await service.claimEmail(token, "the owner's passphrase");
+    if (!claimed.ok) throw new Error(`claim failed: ${claimed.reason}`);
+    expect(claimed.payer.id).not.toBe(squatter.id);
+    expect(await store.payerByEmail("victim@example.com")).toMatchObject({
+      id: claimed.payer.id,
+      emailVerifiedAt: clock.now(),
+    });
+    expect(await store.fundingHistory(claimed.payer.id, 5)).toEqual([]);
+    // The squatter's account is closed: no sign-in, no session, its funding retired and erased.
+    expect(await store.getPayer(squatter.id)).toBeUndefined();
+    expect(await store.payerSession(sessionHash, clock.now())).toBeUndefined();
+    expect((await service.signIn("victim@example.com", PASSWORD, IP)).ok).toBe(false);
+    expect((await service.signIn("victim@example.com", "the owner's passphrase", IP)).ok).toBe(true);
+    expect(
+      (await store.fundingHistory(squatter.id, 5)).every(
+        (f) => f.replacedAt !== null && f.keyBlob === "erased",
+      ),
+    ).toBe(true);
+    // The link worked once.
+    expect(await service.claimableEmail(token)).toBeUndefined();
+    expect(await service.claimEmail(token, "another passphrase")).toEqual({ ok: false, reason: "link" });
+    // The squatter's confirmation link confirms nothing now.
+    expect(await service.verifyEmail(mail.tokenIn(0))).toBe(false);
+  });
+
+  it("expires a claim link after one hour", async () => {
+    await squat();
+    const token = await claimToken();
+    clock.advance(CLAIM_LINK_TTL_MS);
+    expect(await service.claimableEmail(token)).toBeUndefined();
+    expect(await service.claimEmail(token, "the owner's passphrase")).toEqual({ ok: false, reason: "link" });
+  });
+
+  it("refuses a claim link once the address was confirmed meanwhile, and changes nothing", async () => {
+    const squatter = await squat();
+    const token = await claimToken();
+    expect(await service.verifyEmail(mail.tokenIn(0))).toBe(true);
+    expect(await service.claimableEmail(token)).toBeUndefined();
+    expect(await service.claimEmail(token, "the owner's passphrase")).toEqual({ ok: false, reason: "link" });
+    expect((await store.payerByEmail("victim@example.com"))?.id).toBe(squatter.id);
+    expect((await service.signIn("victim@example.com", PASSWORD, IP)).ok).toBe(true);
+    expect((await store.fundingHistory(squatter.id, 1))[0]?.replacedAt).toBeNull();
+  });
+
+  it("lets exactly one of two claims at once win", async () => {
+    await squat();
+    const first = await claimToken();
+    const second = await claimToken();
+    const results = await Promise.all([
+      service.claimEmail(first, "first passphrase 1"),
+      service.claimEmail(second, "second passphrase 2"),
+    ]);
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    const winner = results.find((r) => r.ok);
+    expect((await store.payerByEmail("victim@example.com"))?.id).toBe(winner?.ok ? winner.payer.id : "");
+  });
+
+  it("sends claim links under the reset throttles: 5 mails an hour per address", async () => {
+    await squat(); // the verification mail counts too
+    for (let i = 0; i < 5; i++) await service.requestPasswordReset("victim@example.com", IP);
+    await service.idle();
+    expect(mail.sent.filter((m) => m.subject === "Claim your email address on Wattfare")).toHaveLength(4);
   });
 });

@@ -8,6 +8,9 @@
  * - sign-in is throttled per email and per client IP; sign-up, reset requests and mails too;
  * - verification never blocks funding or approving; it gates password reset, because an unverified
  *   address (a typo, say) may belong to someone else, who must not be able to take the account over;
+ * - that someone can instead *claim* the address (a reset request for it mails a claim link): the
+ *   unconfirmed account is closed and the owner starts a new, confirmed account — nothing of the old
+ *   one (funding, connections, grants) passes to them, and nobody can keep an address they don't read;
  * - email links carry a one-time random token; only its SHA-256 is stored.
  */
 import { randomUUID } from "node:crypto";
@@ -18,11 +21,13 @@ import type { Clock } from "../../deps.js";
 import { clientNetwork } from "../../http/client-network.js";
 import type { MailMessage, MailPort } from "../../mail/index.js";
 import type { RateLimitStore, RateRule } from "../../ratelimit/index.js";
-import type { PayerRecord, Store } from "../../store/port.js";
+import type { EmailTokenPurpose, PayerRecord, Store } from "../../store/port.js";
 import { hashToken, newToken } from "./session.js";
 
 export const VERIFY_LINK_TTL_MS = 48 * 3_600_000;
 export const RESET_LINK_TTL_MS = 3_600_000;
+/** Claim links live and are throttled like reset links: a reset request sends one or the other. */
+export const CLAIM_LINK_TTL_MS = RESET_LINK_TTL_MS;
 
 /** Throttling rules; each has its own rate-limit key namespace `rl:payer:<what>:…`. */
 export const PAYER_RATE_RULES = {
@@ -52,6 +57,8 @@ export const payerRateKeys = {
   mail: (email: string) => `rl:payer:mail:${email}`,
   confirm: (payerId: string) => `rl:payer:confirm:${payerId}`,
 };
+
+const newPayerId = (): string => `pay_${randomUUID().replaceAll("-", "")}`;
 
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 256;
@@ -90,6 +97,9 @@ export type ResetResult =
   | { ok: false; reason: "link" }
   | { ok: false; reason: "password"; message: string };
 
+/** `payer`: the new, confirmed account that now has the address. */
+export type ClaimResult = ResetResult;
+
 /** Where to delete a key at OpenRouter after removing it here. */
 export interface KeyLink {
   fingerprint: string;
@@ -125,7 +135,7 @@ export class PayerService {
     if (throttled) return throttled;
     const passwordHash = await hash(password);
     const payer: PayerRecord = {
-      id: `pay_${randomUUID().replaceAll("-", "")}`,
+      id: newPayerId(),
       email,
       passwordHash,
       emailVerifiedAt: null,
@@ -223,8 +233,9 @@ export class PayerService {
   }
 
   /**
-   * Mails a reset link when the address belongs to a verified account. The caller answers the same way
-   * whatever happens here, so the response never tells whether the account exists.
+   * Mails a reset link when the address belongs to a verified account, a claim link when it belongs to
+   * an unverified one. The caller answers the same way whatever happens here, so the response never
+   * tells whether the account exists or is confirmed.
    */
   async requestPasswordReset(emailInput: string, ip: string): Promise<{ throttled: Throttled | undefined }> {
     const throttled = await this.throttle(PAYER_RATE_RULES.resetRequestPerIp, payerRateKeys.resetIp(ip));
@@ -232,10 +243,16 @@ export class PayerService {
     const email = normalizeEmail(emailInput);
     if (email === undefined) return { throttled: undefined };
     const payer = await this.d.store.payerByEmail(email);
-    if (!payer || payer.emailVerifiedAt === null) return { throttled: undefined };
+    if (!payer) return { throttled: undefined };
     if (await this.throttle(PAYER_RATE_RULES.mailPerAddress, payerRateKeys.mail(payer.email))) {
       return { throttled: undefined };
     }
+    if (payer.emailVerifiedAt === null) await this.sendClaimLink(payer);
+    else await this.sendResetLink(payer);
+    return { throttled: undefined };
+  }
+
+  private async sendResetLink(payer: PayerRecord): Promise<void> {
     const link = await this.issueLink(payer, "reset", RESET_LINK_TTL_MS, "/reset-password");
     this.dispatch({
       to: payer.email,
@@ -250,7 +267,68 @@ export class PayerService {
         "If you did not ask for this, ignore this message: your password is unchanged.",
       ].join("\n"),
     });
-    return { throttled: undefined };
+  }
+
+  /**
+   * The reset mail for an address no account has confirmed: it may have been signed up by someone
+   * else, so the link claims the address for a new account instead of opening the old one.
+   */
+  private async sendClaimLink(payer: PayerRecord): Promise<void> {
+    const link = await this.issueLink(payer, "claim", CLAIM_LINK_TTL_MS, "/claim-email");
+    this.dispatch({
+      to: payer.email,
+      subject: "Claim your email address on Wattfare",
+      text: [
+        "Someone (hopefully you) asked to reset the password of the Wattfare account that uses this address.",
+        "That account never confirmed the address, so we can't tell it is yours: someone may have signed up",
+        "with it by mistake, or on purpose.",
+        "",
+        "If this address is yours, you can claim it and create your own Wattfare account with it here:",
+        "",
+        link,
+        "",
+        "Claiming closes the unconfirmed account: its connected apps lose access and its funding is not",
+        "passed on to you. If that account was yours, connect your funding and apps again afterwards.",
+        "The link works once and expires in 1 hour.",
+        "If you did not ask for this, ignore this message: nothing changes.",
+      ].join("\n"),
+    });
+  }
+
+  /** The address a claim link would take back, while it can: the link live, its account unconfirmed. */
+  async claimableEmail(token: string): Promise<string | undefined> {
+    const found = await this.d.store.peekEmailToken(hashToken(token), "claim", this.d.clock.now());
+    if (!found) return undefined;
+    const payer = await this.d.store.getPayer(found.payerId);
+    return payer?.email === found.email && payer.emailVerifiedAt === null ? found.email : undefined;
+  }
+
+  /**
+   * Takes the address back from the unconfirmed account the claim link was sent for, and gives it to a
+   * new, confirmed account with this password. Fails (`link`) when the link is spent or expired, or the
+   * account confirmed the address or was closed meanwhile; then nothing changes.
+   */
+  async claimEmail(token: string, password: string): Promise<ClaimResult> {
+    // Judged before the one-time link is spent on it.
+    const weak = passwordProblem(password);
+    if (weak !== undefined) return { ok: false, reason: "password", message: weak };
+    const now = this.d.clock.now();
+    const used = await this.d.store.consumeEmailToken(hashToken(token), "claim", now);
+    if (!used) return { ok: false, reason: "link" };
+    const passwordHash = await hash(password);
+    const payer: PayerRecord = {
+      id: newPayerId(),
+      email: used.email,
+      passwordHash,
+      emailVerifiedAt: now,
+      paused: false,
+      createdAt: now,
+    };
+    if (!(await this.d.store.claimPayerEmail(used.payerId, { ...payer, passwordHash }, now))) {
+      return { ok: false, reason: "link" };
+    }
+    this.d.logger.info({ payerId: payer.id, closedPayerId: used.payerId }, "payer email claimed");
+    return { ok: true, payer };
   }
 
   /**
@@ -312,7 +390,7 @@ export class PayerService {
 
   private async issueLink(
     payer: PayerRecord,
-    purpose: "verify" | "reset",
+    purpose: EmailTokenPurpose,
     ttlMs: number,
     path: string,
   ): Promise<string> {

@@ -65,7 +65,8 @@ ${hidden(view)}
 
 export function forgotPasswordForm(view: FormView): SafeHtml {
   return html`${messages(view)}
-<p>Enter the email address of your account. If it is confirmed, we'll send it a link to choose a new password.</p>
+<p>Enter the email address of your account. We'll send it a link to choose a new password — or, if no
+account ever confirmed the address, to claim it for a new account.</p>
 <form method="post" action="/forgot-password">
 ${hidden(view)}
 <label for="forgot-email">Email</label>
@@ -96,6 +97,27 @@ ${hidden(view)}
 <input id="reset-password" name="password" type="password" autocomplete="new-password" required minlength="${MIN_PASSWORD_LENGTH}" aria-describedby="reset-password-hint">
 <p class="hint" id="reset-password-hint">At least ${MIN_PASSWORD_LENGTH} characters. Every device signed in to your account will be signed out.</p>
 <button type="submit">Set new password</button>
+</form>`;
+}
+
+/** New password → POST /claim-email: what claiming does, said before it is done. */
+export function claimEmailForm(view: FormView & { token: string; claimed: string }): SafeHtml {
+  return html`${messages(view)}
+<p>A Wattfare account uses <strong>${view.claimed}</strong>, but never confirmed it. Since you read this
+address's mail, you can take it back:</p>
+<ul>
+<li>that unconfirmed account is closed: its connected apps lose access and it can no longer sign in;</li>
+<li>its funding, connected apps and grants are <strong>not</strong> passed on to you;</li>
+<li>you get a new Wattfare account with this address, already confirmed, and are signed in to it.</li>
+</ul>
+<p>If that account was yours, connect your funding and apps again afterwards.</p>
+<form method="post" action="/claim-email">
+${hidden(view)}
+<input type="hidden" name="token" value="${view.token}">
+<label for="claim-password">Password for your new account</label>
+<input id="claim-password" name="password" type="password" autocomplete="new-password" required minlength="${MIN_PASSWORD_LENGTH}" aria-describedby="claim-password-hint${view.error ? " form-error" : ""}"${view.error ? html` aria-invalid="true"` : ""}>
+<p class="hint" id="claim-password-hint">At least ${MIN_PASSWORD_LENGTH} characters.</p>
+<button type="submit">Claim the address and create my account</button>
 </form>`;
 }
 
