@@ -304,7 +304,7 @@ describe("the consent popup in Chromium", () => {
     await context.close();
   });
 
-  it("refuses expired, forged and other-app tokens without a word to the opener", async () => {
+  it("refuses expired, forged and other-app tokens without a word to the opener, under a neutral heading that says once to close the window", async () => {
     const context = await browser.newContext();
     const expired = await mint({ appUserId: "erin" });
     h.clock.advance(601_000);
@@ -319,6 +319,11 @@ describe("the consent popup in Chromium", () => {
     ] as const) {
       const { page, popup } = await openPopup(context, { token, intent: "connect" });
       expect(await textOf(popup.getByRole("alert"))).toContain(message);
+      // Nothing says whether anything was connected, and the way on is said once.
+      expect(await popup.getByRole("heading", { level: 1 }).textContent()).toBe("Something went wrong");
+      expect(((await popup.locator("body").textContent()) ?? "").match(/close this window/gi)).toHaveLength(
+        1,
+      );
       await screenshot(popup, `refused-${name}-token`);
       await popup.waitForTimeout(200);
       expect((await received(page)).map((m) => m.data.type)).toEqual(["wattfare:ready"]);

@@ -342,7 +342,9 @@ describe("the consent steps", () => {
       { monthlyUsd: String(h.config.limits.maxMonthlyUsd + 1), confirmAbove: "1" },
       { csrf },
     );
-    expect(consentErrorOf(tooMuch.body)).toBe(`The cap can be at most $${h.config.limits.maxMonthlyUsd}.`);
+    expect(consentErrorOf(tooMuch.body)).toBe("The cap can be at most $1,000.00.");
+    // The hint names the maximum the way the error does.
+    expect(tooMuch.body).toContain("any amount up to $1,000.00.");
     for (const bad of ["", "0", "abc", "-1"]) {
       expect((await browser.post("/connect/approve", { monthlyUsd: bad }, { csrf })).statusCode).toBe(400);
     }

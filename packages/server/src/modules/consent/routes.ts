@@ -79,8 +79,8 @@ const SESSION_EXCHANGE_PATH = "/connect/session";
 /** Popup exchanges per client address: far above a person opening consent popups, far below a flood. */
 const EXCHANGES_PER_MINUTE = { limit: 60, windowMs: 60_000 };
 
-const NOT_VERIFIED =
-  "This request could not be verified: its session token is invalid or has expired. Close this window and start again from the app.";
+/** The handshake page adds, once, that the payer can close the window and start again. */
+const NOT_VERIFIED = "This request could not be verified: its session token is invalid or has expired.";
 
 /** `POST /connect/session`: JSON in, JSON out (the popup's script reads the error message). */
 export function registerSessionExchange(

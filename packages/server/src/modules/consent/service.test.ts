@@ -38,7 +38,7 @@ describe("parseCapInput", () => {
     ["-1", "Enter the cap as an amount in US dollars, like 5 or 12.50."],
     ["0", "The cap must be more than $0."],
     ["0.0000000001", "The cap must be more than $0."],
-    ["1000.000000001", "The cap can be at most $1000."],
+    ["1000.000000001", "The cap can be at most $1,000.00."],
   ])("refuses %j with a message for the payer", (text, message) => {
     expect(parseCapInput(text, 1000)).toEqual({ ok: false, message });
   });

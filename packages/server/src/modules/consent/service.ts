@@ -10,6 +10,7 @@ import { MoneyParseError, parseUsdToNano, usdToNano } from "../../money.js";
 import type { ConnectionRecord, ConsentIntent, ConsentSessionRecord } from "../../store/port.js";
 import type { FundingStatus } from "../connections/index.js";
 import { verifySessionToken } from "../sessions/index.js";
+import { displayUsd } from "../web/index.js";
 import type { NewConsentSession } from "./session.js";
 
 export const CONSENT_INTENTS: readonly ConsentIntent[] = ["connect", "raise", "reconnect-funding", "grant"];
@@ -128,7 +129,10 @@ export function parseCapInput(text: string | undefined, maxMonthlyUsd: number, a
   }
   if (capNano === 0n && !allowZero) return { ok: false, message: "The cap must be more than $0." };
   if (capNano > usdToNano(maxMonthlyUsd, "down"))
-    return { ok: false, message: `The cap can be at most $${maxMonthlyUsd}.` };
+    return {
+      ok: false,
+      message: `The cap can be at most ${displayUsd(usdToNano(maxMonthlyUsd, "down"), "down")}.`,
+    };
   return { ok: true, capNano };
 }
 

@@ -2,6 +2,7 @@
  * The consent popup's pages and its two small scripts (each runs under the page's CSP nonce): the
  * handshake on `/connect` and the result message at the end. Message shapes: DESIGN.md "Core flows" 2.
  */
+import { usdToNano } from "../../money.js";
 import type { ConnectionStatus } from "../connections/index.js";
 import { displayDuration, displayUsd, html, type SafeHtml } from "../web/index.js";
 
@@ -29,20 +30,22 @@ function scriptJson(value: unknown): string {
  */
 export const HANDSHAKE_SCRIPT = `(() => {
   const status = document.getElementById("connect-status");
+  // Whatever went wrong (before or after the payer answered), the way on is the same: say it once.
   const fail = (text) => {
-    document.querySelector("h1").textContent = "Not connected";
-    status.textContent = text + " You can close this window.";
+    document.querySelector("h1").textContent = "Something went wrong";
+    status.textContent = text;
     status.className = "alert";
     status.setAttribute("role", "alert");
+    document.getElementById("connect-close").hidden = false;
   };
   const opener = window.opener;
   if (!opener) {
-    fail("This window must be opened by an app. Close it and start again from the app.");
+    fail("This window must be opened by an app.");
     return;
   }
   let answered = false;
   const timer = setTimeout(() => {
-    if (!answered) fail("The app did not answer. Close this window and try again.");
+    if (!answered) fail("The app did not answer.");
   }, 20000);
   window.addEventListener("message", async (event) => {
     if (answered || event.source !== opener) return;
@@ -70,15 +73,19 @@ export const HANDSHAKE_SCRIPT = `(() => {
       }
       fail(answer?.error?.message ?? "Wattfare refused this request.");
     } catch {
-      fail("Wattfare could not be reached. Close this window and try again.");
+      fail("Wattfare could not be reached.");
     }
   });
   opener.postMessage({ type: "wattfare:ready" }, "*");
 })();`;
 
+/** Shown once under whatever message the handshake fails with (the messages themselves never say it). */
+const HANDSHAKE_CLOSE_HINT = "You can close this window and start again from the app.";
+
 export function connectPage(): SafeHtml {
   return html`<h1>Connecting to Wattfare</h1>
 <p id="connect-status" role="status">Waiting for the app…</p>
+<p id="connect-close" hidden>${HANDSHAKE_CLOSE_HINT}</p>
 <noscript><p class="alert">This window needs JavaScript to talk to the app that opened it.</p></noscript>`;
 }
 
@@ -165,7 +172,7 @@ ${formFieldsFor(view.csrf, view.ref, view.payerTag)}
     view.requested
       ? html`${view.appName} asked for ${suggested} a month.`
       : html`Suggested: ${suggested} a month.`
-  } You can choose any amount up to $${view.maxMonthlyUsd}. ${view.appName} can never spend more than this in a calendar month (UTC), and you can change or revoke it on your account page at any time.</p>
+  } You can choose any amount up to ${displayUsd(usdToNano(view.maxMonthlyUsd, "down"), "down")}. ${view.appName} can never spend more than this in a calendar month (UTC), and you can change or revoke it on your account page at any time.</p>
 <div class="check">
 <input type="checkbox" id="consent-above" name="confirmAbove" value="1">
 <label for="consent-above">I allow more than ${suggested} a month</label>
