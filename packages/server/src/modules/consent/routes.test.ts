@@ -46,7 +46,7 @@ function exchange(
   return browser.postJson("/connect/session", { origin: ORIGIN, intent: "connect", ...body }, headers);
 }
 
-async function funded(browser: InjectBrowser): Promise<string> {
+async function funded(browser: InjectBrowser): Promise<{ email: string; key: string }> {
   const email = `payer${++n}@example.com`;
   await browser.get("/signup");
   expect((await browser.post("/signup", { email, password: PASSWORD })).statusCode).toBe(303);
@@ -54,19 +54,19 @@ async function funded(browser: InjectBrowser): Promise<string> {
   const key = h.sim.control.createKey({ credits: 50 });
   const res = await browser.post("/funding/key", { key, returnTo: "/account" });
   expect(res.headers.location).toBe("/account?funding=connected");
-  return email;
+  return { email, key };
 }
 
 /** A funded, signed-in payer whose popup holds an open consent session for `body`. */
 async function openPopup(body: unknown, intent = "connect", monthlyUsd?: number) {
   const browser = h.browser();
-  const email = await funded(browser);
+  const { email, key } = await funded(browser);
   const token = await mint(body);
   const res = await exchange(browser, { token, intent, ...(monthlyUsd === undefined ? {} : { monthlyUsd }) });
   expect(res.statusCode).toBe(200);
   const page = await browser.get("/connect/consent");
   expect(page.statusCode).toBe(200);
-  return { browser, email, token, page };
+  return { browser, email, key, token, page };
 }
 
 /** The message and target of the result page's postMessage call. */
@@ -445,6 +445,44 @@ describe("the consent steps", () => {
     expect(postedMessage(result.body)?.message).toMatchObject({
       status: "approved",
       connection: { connected: true, limits: { monthlyUsd: 2 }, funding: "ok" },
+    });
+  });
+
+  it("asks OpenRouter again when the payer continues after topping up, so reconnect-funding answers with funding ok at once", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const reconnect = await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
+    const next = (reconnect.json() as { next: string }).next;
+    // A Done page still open from before the key ran out.
+    const stale = await first.browser.get(`${next}&step=approve`);
+    const csrf = csrfOf(stale.body, "/connect/approve");
+    expect(csrf).not.toBe("");
+
+    // The key's own limit ran out, and chat marked the funding out of credits just now.
+    h.sim.control.setLimit(first.key, 0);
+    const payerId = (await h.store.payerByEmail(first.email))?.id ?? "";
+    const [row] = await h.store.fundingHistory(payerId, 1);
+    await h.store.setFundingState(row?.id ?? "", "insufficient", 0n, h.clock.now());
+    expect((await first.browser.get(next)).body).toContain("Out of credits");
+
+    // Not topped up yet: Done and Continue both say so, with the figure, and answer nothing.
+    const refused = await first.browser.post("/connect/approve", {}, { csrf });
+    expect(refused.statusCode).toBe(400);
+    expect(refused.body).toContain("still out of credits: $0.00 left of its own limit");
+    expect(postedMessage(refused.body)).toBeUndefined();
+    const still = await first.browser.get(`${next}&step=approve`);
+    expect(still.body).toContain("still out of credits: $0.00 left of its own limit");
+    expect(still.body).not.toContain("keeps its cap");
+
+    // Topped up: no wait for chat's 30-second re-check (the clock stands still here).
+    h.sim.control.setLimit(first.key, 10);
+    const done = await first.browser.get(`${next}&step=approve`);
+    expect(done.body).toContain("keeps its cap of $2.00 a month");
+    const result = await first.browser.post("/connect/approve", {});
+    expect(postedMessage(result.body)?.message).toMatchObject({
+      status: "approved",
+      connection: { connected: true, funding: "ok" },
     });
   });
 

@@ -21,7 +21,13 @@ import { periodOf } from "../../period.js";
 import { issuedBeforeCompromise } from "../../security/index.js";
 import type { AppWithOrigins } from "../../store/port.js";
 import { connectionAccount, connectionStatus } from "../connections/index.js";
-import { type Funding, fundingSection, fundingStatus, parseFundingOutcome } from "../funding/index.js";
+import {
+  type Funding,
+  fundingSection,
+  fundingStatus,
+  parseFundingOutcome,
+  stillInsufficientMessage,
+} from "../funding/index.js";
 import { approveGrant, DEFAULT_GRANT_EXPIRY_SECONDS, MAX_GRANT_EXPIRY_SECONDS } from "../grants/index.js";
 import { FORM_EXPIRED, type Payers, signInForm } from "../payers/index.js";
 import {
@@ -235,7 +241,7 @@ ${requester(app.name, record.origin)}`;
     const send = (body: SafeHtml) =>
       sendPage(reply, config, { title, status: options.status ?? 200, body: html`${header}\n${body}` });
 
-    const problem = options.error ? html`<p class="alert" role="alert">${options.error}</p>` : "";
+    let problem = options.error ? html`<p class="alert" role="alert">${options.error}</p>` : html``;
     const signedIn = await sessions.current(request);
     if (!signedIn) {
       return send(html`${problem}
@@ -245,14 +251,16 @@ ${signInForm({ csrf: sessions.csrfToken(request, reply, undefined), returnTo: co
 ${deny}`);
     }
     const payer = signedIn.payer;
-    const current = await funding.service.current(payer.id);
+    const continued = queryParam(request, "step") === "approve";
+    // Continue after "out of credits": the payer says they topped up, so OpenRouter is asked now.
+    const current = continued
+      ? await funding.service.recheckInsufficient(payer.id)
+      : await funding.service.current(payer.id);
     const status = fundingStatus(current);
-    const step = consentStep({
-      signedIn: true,
-      intent: record.intent,
-      funding: status,
-      continued: queryParam(request, "step") === "approve",
-    });
+    const step = consentStep({ signedIn: true, intent: record.intent, funding: status, continued });
+    if (continued && step === "fund" && status === "insufficient" && options.error === undefined) {
+      problem = html`<p class="alert" role="alert">${stillInsufficientMessage(current)}</p>`;
+    }
     const paying = html`<p>Paying as <strong>${payer.email}</strong>.</p>`;
 
     if (step === "fund") {
@@ -352,8 +360,13 @@ ${capForm({
       });
     }
     const payer = form.signedIn.payer;
-    const status = fundingStatus(await funding.service.current(payer.id));
+    // Done on a page shown before a top-up: the answer reflects what OpenRouter says now.
+    const current = await funding.service.recheckInsufficient(payer.id);
+    const status = fundingStatus(current);
     if (status === "missing" || status === "invalid") return reply.redirect(consentPage(consent.key), 303);
+    if (record.intent === "reconnect-funding" && status === "insufficient") {
+      return renderConsent(request, reply, opened, { status: 400, error: stillInsufficientMessage(current) });
+    }
     const now = clock.now();
     const again = (error: string, capText?: string) =>
       renderConsent(request, reply, opened, {

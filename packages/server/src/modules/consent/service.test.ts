@@ -64,6 +64,9 @@ describe("consentStep", () => {
   it("shows funding for an out-of-credits key or reconnect-funding until the payer continues", () => {
     expect(step({ funding: "insufficient" })).toBe("fund");
     expect(step({ funding: "insufficient", continued: true })).toBe("approve");
+    // A request to reconnect funding is answered only once the funding has credits again.
+    expect(step({ intent: "reconnect-funding", funding: "insufficient", continued: true })).toBe("fund");
+    expect(step({ intent: "reconnect-funding", funding: "ok", continued: true })).toBe("approve");
     expect(step({ intent: "reconnect-funding" })).toBe("fund");
     expect(step({ intent: "reconnect-funding", continued: true })).toBe("approve");
   });

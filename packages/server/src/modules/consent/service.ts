@@ -83,7 +83,8 @@ export type ConsentStep = "sign-in" | "fund" | "approve";
 
 /**
  * The step the popup shows: sign in first; then funding when there is none that works (or the app asked
- * to reconnect it), unless the payer chose to continue; then the approval.
+ * to reconnect it), unless the payer chose to continue — which a reconnect-funding request allows only
+ * once the funding is no longer out of credits; then the approval.
  */
 export function consentStep(input: {
   signedIn: boolean;
@@ -94,6 +95,8 @@ export function consentStep(input: {
 }): ConsentStep {
   if (!input.signedIn) return "sign-in";
   if (input.funding === "missing" || input.funding === "invalid") return "fund";
+  // Reconnecting funding is what this request is for: still out of credits, there is nothing to approve.
+  if (input.intent === "reconnect-funding" && input.funding === "insufficient") return "fund";
   if ((input.intent === "reconnect-funding" || input.funding === "insufficient") && !input.continued)
     return "fund";
   return "approve";

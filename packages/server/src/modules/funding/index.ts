@@ -20,7 +20,13 @@ export {
   OAUTH_CALLBACK_PATH,
   oauthAvailableFor,
 } from "./service.js";
-export { type FundingView, fundingMessage, fundingSection, parseFundingOutcome } from "./views.js";
+export {
+  type FundingView,
+  fundingMessage,
+  fundingSection,
+  parseFundingOutcome,
+  stillInsufficientMessage,
+} from "./views.js";
 
 export interface Funding {
   service: FundingService;

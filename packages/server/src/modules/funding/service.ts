@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import {
+  decryptFundingKey,
   encryptFundingKey,
   fundingKeyFingerprint,
   isLocalOrigin,
@@ -226,6 +227,40 @@ export class FundingService {
       return done("oauth_failed");
     }
     return done(await this.connectKey(payerId, key, "oauth"));
+  }
+
+  /**
+   * The payer's current funding, read again from upstream `/key` first when it is `insufficient`: they
+   * say they topped up (the popup's Continue and Done), so this asks now instead of leaving it to the
+   * chat proxy's re-check, which waits up to 30 s. What `/key` says is recorded as that re-check records
+   * it; account credits are invisible to `/key`, so a key without a limit of its own reads `ok` (a later
+   * refusal for lack of credits marks it again). A failed read changes nothing.
+   */
+  async recheckInsufficient(payerId: string): Promise<PayerFunding | undefined> {
+    const funding = await this.current(payerId);
+    if (funding?.state !== "insufficient") return funding;
+    let check: ReturnType<typeof readKeyCheck>;
+    try {
+      const key = decryptFundingKey(this.d.keyRing, funding.keyBlob, funding.id);
+      const res = await this.d.upstream.get("/key", key);
+      check = readKeyCheck(res.status, res.text);
+    } catch (error) {
+      this.d.logger.warn({ reason: errorName(error), fundingId: funding.id }, "funding re-check failed");
+      return funding;
+    }
+    if (check.kind === "unknown") return funding;
+    const now = this.d.clock.now();
+    const state = check.kind === "invalid" ? "invalid" : check.state;
+    const limitRemainingNano =
+      check.kind === "usable" ? check.limitRemainingNano : funding.limitRemainingNano;
+    await this.d.store.setFundingState(
+      funding.id,
+      state,
+      check.kind === "usable" ? limitRemainingNano : undefined,
+      now,
+    );
+    this.d.logger.info({ payerId, fundingId: funding.id, state }, "funding re-checked");
+    return { ...funding, state, limitRemainingNano, checkedAt: now };
   }
 
   /** Retires the payer's funding: every connection of theirs stops being admitted until they reconnect. */

@@ -6,7 +6,7 @@
 import type { PayerFunding } from "../../store/port.js";
 import type { FundingStatus } from "../connections/index.js";
 import { openRouterKeyUrl } from "../payers/index.js";
-import { html, type SafeHtml } from "../web/index.js";
+import { displayUsd, html, type SafeHtml } from "../web/index.js";
 import { FUNDING_OUTCOMES, type FundingOutcome, fundingStatus } from "./service.js";
 
 const OUTCOME_MESSAGES: Record<FundingOutcome, { tone: "notice" | "alert"; text: string }> = {
@@ -59,6 +59,17 @@ const STATE_TEXT: Record<FundingStatus, { label: string; explanation: string }> 
     explanation: "Connect an OpenRouter key so the apps you approve can use AI.",
   },
 };
+
+/**
+ * What the popup says when the payer pressed Continue or Done but OpenRouter still reports the key
+ * out of credits: with the figure when the key's own limit is what ran out.
+ */
+export function stillInsufficientMessage(funding: PayerFunding | undefined): string {
+  const limit = funding?.limitRemainingNano;
+  return limit === null || limit === undefined
+    ? "OpenRouter could not confirm that your key has credits again. Wait a moment, then press Continue again, or connect another key."
+    : `Your OpenRouter key is still out of credits: ${displayUsd(limit, "down")} left of its own limit. Raise its limit or add credits at OpenRouter, then press Continue again, or connect another key.`;
+}
 
 /** The outcome named by a `?funding=` query value, if it is one. */
 export function parseFundingOutcome(value: string): FundingOutcome | undefined {
