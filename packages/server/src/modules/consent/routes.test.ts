@@ -486,6 +486,40 @@ describe("the consent steps", () => {
     });
   });
 
+  it("lets a payer who paused all spending resume it as they approve a raise, and leaves it paused unless they tick it", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const payerId = (await h.store.payerByEmail(first.email))?.id ?? "";
+    await h.store.setPayerPaused(payerId, true);
+
+    const raise = async () => {
+      expect((await exchange(first.browser, { token: await mint(body), intent: "raise" })).statusCode).toBe(
+        200,
+      );
+      return first.browser.get("/connect/consent");
+    };
+    const page = await raise();
+    expect(page.body).toContain("Spending is paused on your account");
+    expect(page.body).toMatch(/<input type="checkbox" id="consent-resume" name="resumeSpending" value="1"/);
+    const kept = await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    expect(postedMessage(kept.body)?.message).toMatchObject({
+      status: "approved",
+      connection: { paused: true },
+    });
+    expect(kept.body).toContain("Spending is still paused on your account");
+    expect((await h.store.payerByEmail(first.email))?.paused).toBe(true);
+
+    await raise();
+    const resumed = await first.browser.post("/connect/approve", { monthlyUsd: "2", resumeSpending: "1" });
+    expect(postedMessage(resumed.body)?.message).toMatchObject({
+      status: "approved",
+      connection: { connected: true, paused: false },
+    });
+    expect(resumed.body).toContain("Spending is resumed on your account.");
+    expect((await h.store.payerByEmail(first.email))?.paused).toBe(false);
+  });
+
   it("makes a new payer confirm switching payer, then revokes the old connection and starts at zero", async () => {
     const body = user(2);
     const first = await openPopup(body);

@@ -292,6 +292,7 @@ ${grantForm({
   csrf,
   payerTag,
   ref,
+  paused: payer.paused,
   terms: {
     maxNano: usdToNano(Math.min(terms.maxUsd, config.limits.maxMonthlyUsd), "down"),
     maxUses: terms.maxUses,
@@ -310,7 +311,7 @@ ${deny}`);
       return send(html`${paying}
 ${problem}
 ${paused}
-${doneForm({ appName: app.name, csrf, payerTag, ref, capNano: own.capNano })}
+${doneForm({ appName: app.name, csrf, payerTag, ref, capNano: own.capNano, paused: payer.paused })}
 ${deny}`);
     }
     const suggested = suggestedCapNano(record, own, config.limits.defaultMonthlyUsd);
@@ -331,8 +332,28 @@ ${capForm({
   otherPayer: account !== undefined && own === undefined,
   own: own && spent ? { capNano: own.capNano, spentNano: spent.settledNano } : undefined,
   error: options.error,
+  paused: payer.paused,
 })}
 <div class="actions">${deny}</div>`);
+  }
+
+  /**
+   * After an approval by a paused payer: resumes spending when they ticked "Resume spending" (the
+   * dashboard's switch, `POST /account/spending`, does the same); says which it is now.
+   */
+  async function resumeIfAsked(
+    request: FastifyRequest,
+    payer: { id: string; paused: boolean },
+    fields: Record<string, string | undefined>,
+  ): Promise<SafeHtml> {
+    if (!payer.paused) return html``;
+    if (fields.resumeSpending !== "1") {
+      return html`<p class="notice">Spending is still paused on your account: no app can use AI until you
+resume it on your account page.</p>`;
+    }
+    await store.setPayerPaused(payer.id, false);
+    request.log.info({ paused: false }, "payer spending switch");
+    return html`<p class="notice">Spending is resumed on your account.</p>`;
   }
 
   scope.get(CONNECT_PATH, async (_request, reply) =>
@@ -394,12 +415,14 @@ ${capForm({
         now,
       );
       request.log.info({ appId: app.id, grantId: approved.grantId }, "grant approved");
+      const spending = await resumeIfAsked(request, payer, form.fields);
       return sendResult(
         reply,
         record.origin,
         { type: "wattfare:result", status: "approved", grantToken: approved.grantToken },
         html`<p class="notice" role="status">${app.name} can now spend up to
-${displayUsd(approved.grant.maxNano, "down")} from your Wattfare account under this grant.</p>`,
+${displayUsd(approved.grant.maxNano, "down")} from your Wattfare account under this grant.</p>
+${spending}`,
       );
     }
 
@@ -452,13 +475,16 @@ ${displayUsd(approved.grant.maxNano, "down")} from your Wattfare account under t
       { appId: app.id, connectionId: result.connection.id, created: result.created, intent: record.intent },
       "connection approved",
     );
+    // Before the status is read: the result tells the page whether spending is paused.
+    const spending = await resumeIfAsked(request, payer, form.fields);
     const connection = await connectionStatus(store, app.id, appUserId, now);
     return sendResult(
       reply,
       record.origin,
       { type: "wattfare:result", status: "approved", connection },
       html`<p class="notice" role="status">${app.name} can now use AI paid from your Wattfare account, up to
-${displayUsd(result.connection.capNano, "down")} a month.</p>`,
+${displayUsd(result.connection.capNano, "down")} a month.</p>
+${spending}`,
     );
   });
 

@@ -143,6 +143,8 @@ export interface CapFormView {
   /** The payer's own connection, if any. */
   own?: { capNano: bigint; spentNano: bigint } | undefined;
   error?: string | undefined;
+  /** The payer paused all spending: the form offers to resume it. */
+  paused?: boolean | undefined;
 }
 
 export function capForm(view: CapFormView): SafeHtml {
@@ -185,6 +187,7 @@ ${
 </div>`
     : ""
 }
+${resumeCheck(view.paused)}
 <button type="submit">Approve</button>
 </form>
 </section>`;
@@ -197,12 +200,14 @@ export function doneForm(view: {
   payerTag: string;
   ref: string;
   capNano: bigint;
+  paused?: boolean | undefined;
 }): SafeHtml {
   return html`<section aria-labelledby="approve-heading">
 <h2 id="approve-heading">All set</h2>
 <p>${view.appName} keeps its cap of ${displayUsd(view.capNano, "down")} a month, paid from your funding.</p>
 <form method="post" action="/connect/approve" class="inline">
 ${formFieldsFor(view.csrf, view.ref, view.payerTag)}
+${resumeCheck(view.paused)}
 <button type="submit">Done</button>
 </form>
 </section>`;
@@ -220,6 +225,7 @@ export function grantForm(view: {
   payerTag: string;
   ref: string;
   terms: GrantTermsView;
+  paused?: boolean | undefined;
 }): SafeHtml {
   const { terms } = view;
   return html`<section aria-labelledby="approve-heading">
@@ -235,13 +241,28 @@ export function grantForm(view: {
 <p class="hint">You can revoke it on your account page at any time; it stops at once.</p>
 <form method="post" action="/connect/approve" class="inline">
 ${formFieldsFor(view.csrf, view.ref, view.payerTag)}
+${resumeCheck(view.paused)}
 <button type="submit">Approve</button>
 </form>
 </section>`;
 }
 
-/** A paused payer can still approve; the app just can't spend until they resume. */
+/**
+ * A paused payer can still approve; the app just can't spend until they resume, which the approve forms
+ * offer (resumeCheck): the payer is here, and asking to fix a refusal is often why.
+ */
 export function pausedNotice(appName: string): SafeHtml {
-  return html`<p class="notice" role="status">Spending is paused on your account: ${appName} can't use AI
-until you resume spending on your account page.</p>`;
+  return html`<p class="notice" role="status" id="paused-notice">Spending is paused on your account: no app,
+${appName} included, can use AI until you resume it. Tick "Resume spending" to resume it as you approve,
+or resume it later on your account page.</p>`;
+}
+
+/** Inside an approve form when the payer is paused (see pausedNotice); unticked: resuming is their call. */
+function resumeCheck(paused: boolean | undefined): SafeHtml {
+  return paused
+    ? html`<div class="check">
+<input type="checkbox" id="consent-resume" name="resumeSpending" value="1" aria-describedby="paused-notice">
+<label for="consent-resume">Resume spending: let every app and grant on my account use AI again</label>
+</div>`
+    : html``;
 }
