@@ -433,6 +433,49 @@ describe("recover()", () => {
     expect(await settled()).toMatchObject({ state: "resolved", value: { code: "funding_invalid" } });
   });
 
+  it("keeps the cap for a payer who paused spending, and resolves only once they resume it in the popup", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 4, funding: "ok", paused: true });
+    const paused = { error: { code: "budget_exceeded", message: "Spending paused by the payer." } };
+    let popup = await recoverFrom(paused);
+    const session = await sessionSentTo(popup);
+    expect(session).toMatchObject({ intent: "raise" });
+    expect(session).not.toHaveProperty("monthlyUsd");
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      code: "consent_failed",
+      message: "Spending is still paused on your Wattfare account. Resume it to continue.",
+    });
+
+    popup = await recoverFrom(paused);
+    await answer(popup, "Approve and resume spending");
+    expect(await settled()).toMatchObject({
+      state: "resolved",
+      value: { code: "budget_exceeded", status: { paused: false, limits: { monthlyUsd: 4 } } },
+    });
+  });
+
+  it("resolves funding_invalid only once Wattfare shows the funding ok, not merely connected", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 1, funding: "insufficient" });
+    const outOfCredits = { error: { code: "funding_invalid", message: "insufficient credits" } };
+    standIn.state.fundingAfterApproval = "insufficient";
+    let popup = await recoverFrom(outOfCredits);
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      code: "consent_failed",
+      message: "Your OpenRouter funding is still out of credits. Top it up to continue.",
+    });
+
+    standIn.state.fundingAfterApproval = "ok";
+    popup = await recoverFrom(outOfCredits);
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "resolved",
+      value: { code: "funding_invalid", status: { funding: "ok" } },
+    });
+  });
+
   it("asks for a new grant for grant_invalid, resolving with its token", async () => {
     const popup = await recoverFrom({ error: { code: "grant_invalid", message: "This grant has expired." } });
     expect(await sessionSentTo(popup)).toMatchObject({ intent: "grant" });

@@ -4,7 +4,13 @@
  * recovery from the 402s the app's backend relays. It never holds the secret key.
  */
 import { API_PATH, parseWattfareOrigin } from "../core/base-url.js";
-import { APIUserAbortError, errorFields, isWattfareError, NotFoundError } from "../core/errors.js";
+import {
+  APIUserAbortError,
+  ConsentFailedError,
+  errorFields,
+  isWattfareError,
+  NotFoundError,
+} from "../core/errors.js";
 import {
   type Fetch,
   HttpClient,
@@ -350,9 +356,13 @@ export class WattfareBrowser {
    * Fixes what an error from your backend says is wrong, by opening the consent popup with the intent
    * that fixes it: `not_connected` → connect, `budget_exceeded` → raise the cap (suggesting
    * `monthlyUsd`, by default twice the current cap), `funding_invalid` → reconnect funding,
-   * `grant_invalid` → a new grant. Call it directly in a click handler. Resolves when Wattfare confirms.
+   * `grant_invalid` → a new grant. For a payer who paused all spending, the raise popup also offers to
+   * resume it. Call it directly in a click handler. Resolves when Wattfare's status shows the problem
+   * gone (spending not paused and room under the cap; funding `ok`).
    *
    * @throws TypeError (rejection) for an error it cannot fix; check with `canRecover()` first.
+   * ConsentFailedError (rejection) when the payer approved but left the problem as it was; its message
+   * says what, for the user.
    *
    * @example
    * ```ts
@@ -377,11 +387,10 @@ export class WattfareBrowser {
     }
     const intent = RECOVERABLE_CODES[code];
     const suggest =
-      code === "budget_exceeded" && options.monthlyUsd === undefined
-        ? (before: ConnectionStatus | undefined) =>
-            before?.connected ? Math.max(1, Math.ceil(before.limits.monthlyUsd * 2)) : undefined
-        : options.monthlyUsd;
-    return this.#connectionConsent(intent, options, suggest).then((status) => ({ code, status }));
+      code === "budget_exceeded" && options.monthlyUsd === undefined ? suggestRaise : options.monthlyUsd;
+    return this.#connectionConsent(intent, options, suggest, (status) => stillBroken(code, status)).then(
+      (status) => ({ code, status }),
+    );
   }
 
   /**
@@ -450,6 +459,8 @@ export class WattfareBrowser {
     options: ConsentOptions,
     /** The cap to suggest in the popup, or how to derive it from the status before (only then awaited). */
     suggest: number | undefined | ((before: ConnectionStatus | undefined) => number | undefined),
+    /** For recover(): what is still wrong once the payer approved, if anything (then it rejects). */
+    unfixed: (status: ConnectionStatus) => string | undefined = () => undefined,
   ): Promise<ConnectionStatus> {
     const tokens = this.#tokens;
     if (tokens === undefined) {
@@ -479,8 +490,14 @@ export class WattfareBrowser {
         session,
         check: async (result) => {
           const status = await this.#fetchStatus();
-          if (result !== undefined) return status.connected ? status : undefined;
-          return approvedMeanwhile(intent, await before, status) ? status : undefined;
+          const approved =
+            result !== undefined ? status.connected : approvedMeanwhile(intent, await before, status);
+          if (!approved) return undefined;
+          // Approved, but the payer left the problem as it was (spending still paused, the key still out
+          // of credits): resolving would have the app retry into the same error.
+          const problem = unfixed(status);
+          if (problem !== undefined) throw new ConsentFailedError({ message: problem });
+          return status;
         },
       };
     });
@@ -603,8 +620,35 @@ function approvedMeanwhile(
   if (intent === "connect")
     return before?.connected !== true || before.limits.monthlyUsd !== now.limits.monthlyUsd;
   if (before === undefined) return false;
-  if (intent === "raise") return now.limits.monthlyUsd > before.limits.monthlyUsd;
+  if (intent === "raise")
+    return now.limits.monthlyUsd > before.limits.monthlyUsd || (before.paused && !now.paused);
   return now.funding === "ok" && before.funding !== "ok";
+}
+
+/**
+ * The cap recover() suggests for budget_exceeded: twice the current one — unless spending is paused
+ * while the cap still has room, when the cap is not the problem (the popup offers to resume spending).
+ */
+function suggestRaise(before: ConnectionStatus | undefined): number | undefined {
+  if (!before?.connected) return undefined;
+  if (before.paused && before.remainingUsd > 0) return undefined;
+  return Math.max(1, Math.ceil(before.limits.monthlyUsd * 2));
+}
+
+/** What still causes the error `code` in Wattfare's status after an approval, in the user's terms. */
+function stillBroken(code: RecoverableCode, status: ConnectionStatus): string | undefined {
+  if (code === "budget_exceeded" && status.paused) {
+    return "Spending is still paused on your Wattfare account. Resume it to continue.";
+  }
+  if (code === "budget_exceeded" && status.remainingUsd <= 0) {
+    return "Nothing is left of your monthly AI budget. Raise the cap to continue.";
+  }
+  if (code === "funding_invalid" && status.funding !== "ok") {
+    return status.funding === "insufficient"
+      ? "Your OpenRouter funding is still out of credits. Top it up to continue."
+      : "Your OpenRouter funding still needs to be reconnected.";
+  }
+  return undefined;
 }
 
 /** The code of an error relayed by the app's backend, when `recover()` can fix it. */

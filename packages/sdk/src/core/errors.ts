@@ -571,7 +571,8 @@ export class ConsentDeniedError extends WattfareError {
 
 /**
  * The consent popup reported an error (the request expired, or could not be verified), or it said
- * "approved" but Wattfare does not confirm it. The message is Wattfare's, written for the user.
+ * "approved" but Wattfare does not confirm it, or — `recover()` — the approval left the problem in
+ * place (spending still paused, funding still out of credits). The message is written for the user.
  *
  * @example
  * ```ts

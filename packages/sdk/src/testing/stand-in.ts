@@ -21,6 +21,8 @@ interface UserState {
   connected: boolean;
   capUsd: number;
   funding: ConnectionStatus["funding"];
+  /** The payer paused all spending. */
+  paused?: boolean;
 }
 
 /** What the stand-in Wattfare knows and counts; tests read and change it directly. */
@@ -40,6 +42,8 @@ export interface StandInState {
   tokenLifetimeSeconds: number;
   /** While set, `GET /connections` answers only once this settles (a slow status read). */
   statusGate?: Promise<void> | undefined;
+  /** The funding an approval leaves: `insufficient` for a payer who approved without topping up. */
+  fundingAfterApproval: ConnectionStatus["funding"];
 }
 
 export interface StandIn {
@@ -60,7 +64,7 @@ function statusOf(user: UserState | undefined): ConnectionStatus {
     remainingUsd: connected ? (user?.capUsd ?? 0) : 0,
     period: { start: 1_793_491_200, end: 1_796_083_200 },
     funding: connected ? (user?.funding ?? "ok") : "missing",
-    paused: false,
+    paused: user?.paused === true,
   };
 }
 
@@ -110,6 +114,7 @@ const POPUP_PAGE = `<!doctype html><title>Stand-in consent</title>
 <h1>Stand-in consent</h1>
 <p id="received">Waiting for the app…</p>
 <button id="approve">Approve</button>
+<button id="approve-resume">Approve and resume spending</button>
 <button id="approve-unsaved">Approve without saving</button>
 <button id="deny">Deny</button>
 <button id="fail">Fail</button>
@@ -123,12 +128,15 @@ window.addEventListener("message", (event) => {
   origin = event.origin;
   document.getElementById("received").textContent = JSON.stringify({ ...event.data, origin });
 });
-const save = async () => (await fetch("/standin/approve", { method: "POST", body: JSON.stringify(session) })).json();
+const save = async (extra) =>
+  (await fetch("/standin/approve", { method: "POST", body: JSON.stringify({ ...session, ...extra }) })).json();
 const answer = (message) => {
   window.opener.postMessage({ type: "wattfare:result", ...message }, origin);
   window.close();
 };
 document.getElementById("approve").onclick = async () => answer({ status: "approved", ...(await save()) });
+document.getElementById("approve-resume").onclick = async () =>
+  answer({ status: "approved", ...(await save({ resumeSpending: true })) });
 document.getElementById("approve-unsaved").onclick = () => answer({ status: "approved" });
 document.getElementById("deny").onclick = () => answer({ status: "denied" });
 document.getElementById("fail").onclick = () => answer({ status: "error", message: "This request expired. Start again from the app." });
@@ -231,6 +239,7 @@ export async function startStandIn(): Promise<StandIn> {
     pendingGrants: new Map(),
     apiCalls: [],
     tokenLifetimeSeconds: 600,
+    fundingAfterApproval: "ok",
   };
   const wattfare = createServer();
   const app = createServer();
@@ -317,6 +326,7 @@ export async function startStandIn(): Promise<StandIn> {
         token: string;
         intent: string;
         monthlyUsd?: number;
+        resumeSpending?: boolean;
       };
       if (session.intent === "grant") {
         const grantToken = `gt_${randomBytes(16).toString("hex")}`;
@@ -327,7 +337,8 @@ export async function startStandIn(): Promise<StandIn> {
       state.users.set(STAND_IN_USER, {
         connected: true,
         capUsd: session.monthlyUsd ?? previous?.capUsd ?? 10,
-        funding: "ok",
+        funding: state.fundingAfterApproval,
+        paused: session.resumeSpending === true ? false : previous?.paused === true,
       });
       return json(res, 200, { connection: statusOf(state.users.get(STAND_IN_USER)) });
     }
