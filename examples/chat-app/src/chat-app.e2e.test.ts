@@ -183,6 +183,33 @@ describe("the chat app", () => {
     await context.close();
   }, 60_000);
 
+  it("shows the budget as it is now when chat fails after the payer revoked access on Wattfare's dashboard", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const budget = page.getByRole("region", { name: "Your AI budget" }).getByRole("status");
+    await page.goto(demo.appUrl);
+    await page.getByLabel("Your name").fill("Lin");
+    await page.getByLabel("Password").fill("lovelace");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const popup = await openPopup(page, "Connect your AI budget");
+    await signUpAndFund(popup, "lin@example.com", "revoked");
+    await approveAndClose(popup);
+    await textOf(budget).toBe("$1.00 left of $1.00 this month.");
+
+    // The payer revokes on Wattfare (same browser, so signed in there); the app's page still shows the budget.
+    const account = await context.newPage();
+    await account.goto(`${demo.wattfareUrl}/account`);
+    await account.getByRole("button", { name: /^Revoke / }).click();
+    await account.close();
+    await sendAndWatch(page, "Still there?");
+    await textOf(page.getByRole("alert")).toContain("Connect your AI budget to start chatting");
+    await textOf(budget).toContain("Not connected");
+    await visible(page.getByRole("button", { name: "Connect your AI budget" }));
+    expect(await page.getByRole("button", { name: "Revoke access" }).isHidden()).toBe(true);
+    await screenshot(page, "revoked-app-after-failure");
+    await context.close();
+  }, 45_000);
+
   it("lets a visitor without an account chat on a one-time grant and get a new one when it is used up", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();

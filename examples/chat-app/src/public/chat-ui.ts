@@ -98,7 +98,7 @@ export function friendly(error: unknown): string {
       return "Connect your AI budget to start chatting: you pay for your own AI use, up to a monthly cap you choose.";
     case "budget_exceeded":
       return error.message.includes("paused")
-        ? "Spending is paused on your Wattfare account. Resume it there to keep chatting."
+        ? "Spending is paused on your Wattfare account. Press Fix it to resume it and keep chatting."
         : "What's left of your monthly AI budget doesn't cover this request. Raise your cap to keep chatting.";
     case "funding_invalid":
       return "Your OpenRouter funding needs attention: it is out of credits or was rejected. Reconnect it to keep chatting.";
@@ -112,6 +112,10 @@ export function friendly(error: unknown): string {
       return "Your browser blocked Wattfare's window. Allow pop-ups for this site and try again.";
     case "popup_closed":
       return "Wattfare's window was closed before you finished.";
+    case "consent_failed":
+      // Wattfare's own words for the user: "This request expired. Start again from the app.", or what
+      // an approval left as it was ("Spending is still paused…").
+      return error.message;
     case "invalid_request":
       return error.message;
     default:

@@ -68,8 +68,10 @@ view.fix.addEventListener("click", () => {
 
 wireChat(view, (history) => sendAndStream(view, history, "/api/chat"), {
   canFix: (error) => wattfare.canRecover(error),
+  // Wattfare refused: the budget line may be out of date (revoked, funding out of credits, paused).
   onFailure: (error) => {
     lastError = error;
+    void wattfare.status().catch(() => {});
   },
   // The budget went down: show what is left now.
   onAnswer: () => void wattfare.status().catch(() => {}),
