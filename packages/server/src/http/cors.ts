@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { AppDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
+import { parseOrigin } from "../security/index.js";
 import type { AppWithOrigins } from "../store/port.js";
 
 const ALLOWED_HEADERS = "authorization, content-type";
@@ -52,11 +53,28 @@ export async function exposeToRegisteredOrigin(deps: AppDeps, request: FastifyRe
   }
 }
 
-/** The real request must come from an origin registered for the token's app. */
+/**
+ * The real request must come from an origin registered for the token's app. The refusal says which
+ * origin was seen and how to register it: the origin is the caller's own string, so it only ever goes
+ * into the JSON message (quoted), never into a header.
+ */
 export function requireAppOrigin(request: FastifyRequest, app: AppWithOrigins): string {
   const origin = requestOrigin(request);
-  if (origin === undefined || !app.origins.includes(origin)) {
-    throw new ApiError("forbidden", "This origin is not registered for the session's app.");
+  if (origin === undefined) {
+    throw new ApiError(
+      "forbidden",
+      "No Origin header (or Origin: null, as from a file:// page or a sandboxed frame): this endpoint serves the browser SDK, on a page served from an origin registered for the session's app.",
+    );
   }
+  if (!app.origins.includes(origin)) throw new ApiError("forbidden", unregisteredOrigin(origin, app.id));
   return origin;
+}
+
+function unregisteredOrigin(origin: string, appId: string): string {
+  const parsed = parseOrigin(origin);
+  const shown = origin.length > 200 ? `${origin.slice(0, 200)}…` : origin;
+  const seen = `Origin ${JSON.stringify(shown)} is not registered for the session's app`;
+  return parsed.ok
+    ? `${seen}; register it with: wattfare apps origins add ${appId} ${parsed.origin}`
+    : `${seen}, and cannot be (${parsed.reason}).`;
 }

@@ -68,11 +68,37 @@ describe("/api/v1/connections", () => {
 
   it.each([
     ["no Origin", null],
-    ["an unregistered origin", "https://evil.example"],
-  ])("refuses a real request with %s with 403", async (_name, origin) => {
-    const res = await call("GET", await sessionToken(), origin);
+    ["Origin: null", "null"],
+  ])(
+    "refuses a real request with %s with 403 saying the endpoint is for the browser SDK on a registered origin",
+    async (_name, origin) => {
+      const res = await call("GET", await sessionToken(), origin);
+      expect(res.statusCode).toBe(403);
+      const error = (res.json() as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe("forbidden");
+      expect(error.message).toMatch(
+        /^No Origin header .*browser SDK.*origin registered for the session's app/,
+      );
+    },
+  );
+
+  it("refuses an unregistered origin with 403 naming it and the command that registers it, never echoing it in a header", async () => {
+    const res = await call("GET", await sessionToken(), "https://evil.example");
     expect(res.statusCode).toBe(403);
-    expect((res.json() as { error: { code: string } }).error.code).toBe("forbidden");
+    const error = (res.json() as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe("forbidden");
+    expect(error.message).toBe(
+      `Origin "https://evil.example" is not registered for the session's app; register it with: wattfare apps origins add ${h.appId} https://evil.example`,
+    );
+    expect(JSON.stringify(res.headers)).not.toContain("evil.example");
+  });
+
+  it("says an origin that could never be registered cannot be, and why", async () => {
+    const res = await call("GET", await sessionToken(), "http://app.example");
+    expect(res.statusCode).toBe(403);
+    expect((res.json() as { error: { message: string } }).error.message).toBe(
+      `Origin "http://app.example" is not registered for the session's app, and cannot be (http is only allowed for localhost and 127.0.0.1; use https).`,
+    );
   });
 
   it("lets the browser read an error raised before the handler, such as a body that is not JSON", async () => {
