@@ -9,13 +9,39 @@ import { ApiError, errorBody } from "../errors.js";
 import { H } from "./headers.js";
 import { newRequestId } from "./request-id.js";
 
-/** Maps Fastify's own request errors (body parsing, limits, content type) onto our table. */
-export function toApiError(error: unknown): ApiError {
+/** `20 MiB`, `64 KiB`, or `1500 bytes` when not a whole number of either. */
+function byteSize(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
+}
+
+/**
+ * 413 naming the endpoint's limit and, when the operator can change it, the setting that does.
+ *
+ * @example
+ * payloadTooLarge(65536).message; // "The request body is larger than this endpoint accepts (at most 64 KiB)."
+ */
+export function payloadTooLarge(limitBytes: number, setting?: string): ApiError {
+  const changedBy = setting === undefined ? "" : `; the server's ${setting} sets it`;
+  return new ApiError(
+    "payload_too_large",
+    `The request body is larger than this endpoint accepts (at most ${byteSize(limitBytes)}${changedBy}).`,
+  );
+}
+
+/**
+ * Maps Fastify's own request errors (body parsing, limits, content type) onto our table; `bodyLimit`
+ * (the route's, in bytes) is named in a 413.
+ */
+export function toApiError(error: unknown, bodyLimit?: number): ApiError {
   if (error instanceof ApiError) return error;
   const e = error as Partial<FastifyError> & { message?: string };
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new ApiError("payload_too_large", "The request body is larger than this endpoint accepts.");
+      return bodyLimit === undefined
+        ? new ApiError("payload_too_large", "The request body is larger than this endpoint accepts.")
+        : payloadTooLarge(bodyLimit);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new ApiError("invalid_request", "Content-Type must be application/json.");
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
@@ -82,7 +108,7 @@ const OTHER_OPENAI_APIS = /^\/api\/v1\/(responses|completions|embeddings)(?:\/|$
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const apiError = toApiError(error);
+    const apiError = toApiError(error, request.routeOptions.bodyLimit);
     if (apiError.status >= 500) request.log.error({ err: error }, "request failed");
     return sendError(reply, apiError);
   });

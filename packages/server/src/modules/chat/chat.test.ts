@@ -333,15 +333,35 @@ describe("request validation", () => {
     expect(empty.headers.get("x-request-id")).toMatch(/^req_/);
   });
 
-  it("answers 413 for a body above the chat limit", async () => {
+  it("answers 413 naming the chat limit and its setting, for a declared and for a chunked body alike", async () => {
     await h.close();
-    h = await createChatHarness({ env: { WATTFARE_CHAT_BODY_LIMIT_BYTES: "2048" } });
+    h = await createChatHarness({ env: { WATTFARE_CHAT_BODY_LIMIT_BYTES: "3072" } });
     await h.connect("alice", 5);
-    const res = await h.post(
-      { model: "openai/gpt-4o-mini", messages: [{ role: "user", content: "x".repeat(4096) }] },
-      { "x-wattfare-user": "alice" },
-    );
-    expect(res.status).toBe(413);
+    const body = JSON.stringify({
+      model: "openai/gpt-4o-mini",
+      messages: [{ role: "user", content: "x".repeat(4096) }],
+    });
+    const declared = await h.post(body, { "x-wattfare-user": "alice" });
+    // Without Content-Length: the limit is found while reading.
+    const chunked = await fetch(`${h.url}/api/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${h.secretKey}`,
+        "content-type": "application/json",
+        "x-wattfare-user": "alice",
+      },
+      body: new Blob([body]).stream(),
+      duplex: "half",
+    } as RequestInit);
+    for (const res of [declared, chunked]) {
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { error: unknown }).error).toEqual({
+        code: "payload_too_large",
+        message:
+          "The request body is larger than this endpoint accepts (at most 3 KiB; the server's WATTFARE_CHAT_BODY_LIMIT_BYTES sets it).",
+        type: "invalid_request_error",
+      });
+    }
   });
 });
 

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AppDeps } from "../../deps.js";
 import { ApiError, errorBody, restartingError } from "../../errors.js";
-import { toApiError } from "../../http/error-handler.js";
+import { payloadTooLarge, toApiError } from "../../http/error-handler.js";
 import { H, headerValue } from "../../http/headers.js";
 import { newRequestId } from "../../http/request-id.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE } from "../../http/validation.js";
@@ -42,6 +42,7 @@ export function createChatHttpHandler(
   closing: AbortSignal,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const limit = deps.config.limits.chatBodyBytes;
+  const tooLarge = () => payloadTooLarge(limit, "WATTFARE_CHAT_BODY_LIMIT_BYTES");
 
   /** RL_CHAT's verdict, keyed per user or per grant (separate namespaces). */
   const enforce = (decision: RateDecision, rule: RateRule) => {
@@ -83,7 +84,7 @@ export function createChatHttpHandler(
     new Promise((resolve, reject) => {
       const declared = Number(req.headers["content-length"] ?? Number.NaN);
       if (declared > limit) {
-        reject(new ApiError("payload_too_large", "The request body is larger than this endpoint accepts."));
+        reject(tooLarge());
         return;
       }
       const chunks: Buffer[] = [];
@@ -107,7 +108,7 @@ export function createChatHttpHandler(
       req.on("data", (chunk: Buffer) => {
         size += chunk.length;
         if (size > limit) {
-          refuse(new ApiError("payload_too_large", "The request body is larger than this endpoint accepts."));
+          refuse(tooLarge());
           return;
         }
         chunks.push(chunk);

@@ -95,10 +95,13 @@ describe("POST /api/v1/sessions", () => {
     expect((res.json() as { error: { code: string } }).error.code).toBe("invalid_request");
   });
 
-  it("rejects a body over 64 KiB with 413 payload_too_large", async () => {
+  it("rejects a body over 64 KiB with 413 payload_too_large naming the limit", async () => {
     const res = await post({ appUserId: "u", pad: "x".repeat(70 * 1024) });
     expect(res.statusCode).toBe(413);
-    expect((res.json() as { error: { code: string } }).error.code).toBe("payload_too_large");
+    expect((res.json() as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "payload_too_large",
+      message: "The request body is larger than this endpoint accepts (at most 64 KiB).",
+    });
   });
 
   it.each([
