@@ -77,6 +77,68 @@ describe("POST /api/v1/sessions", () => {
     expect(error.message.length).toBeGreaterThan(5);
   });
 
+  it.each([
+    [
+      "a top-level field",
+      { userId: "u" },
+      "userId",
+      "userId: unknown field; accepted here: appUserId, requestLimit, grant",
+    ],
+    [
+      "several fields",
+      { appUserId: "u", userId: "u", user: "u" },
+      "userId",
+      "userId: unknown field (also unknown: user); accepted here: appUserId, requestLimit, grant",
+    ],
+    [
+      "a nested field",
+      { appUserId: "u", requestLimit: { monthlyUsd: 5, usd: 5 } },
+      "requestLimit.usd",
+      "requestLimit.usd: unknown field; accepted here: monthlyUsd",
+    ],
+    [
+      "a field of the grant",
+      { grant: { maxUsd: 1, uses: 3 } },
+      "grant.uses",
+      "grant.uses: unknown field; accepted here: maxUsd, maxUses, expiresInSeconds",
+    ],
+  ])(
+    "names an unknown field, %s, in param and in the message, with the accepted ones",
+    async (_name, body, param, message) => {
+      const res = await post(body);
+      expect(res.statusCode).toBe(400);
+      expect((res.json() as { error: unknown }).error).toEqual({
+        code: "invalid_request",
+        message,
+        param,
+        type: "invalid_request_error",
+      });
+    },
+  );
+
+  it.each([
+    ["no body at all", undefined],
+    ["a JSON array", "[]"],
+    ["JSON null", "null"],
+  ])("says plainly that a JSON object body is required for %s", async (_name, payload) => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/api/v1/sessions",
+      headers: {
+        authorization: `Bearer ${app.secretKey}`,
+        ...(payload === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(payload === undefined ? {} : { payload }),
+    });
+    expect(res.statusCode).toBe(400);
+    expect((res.json() as { error: unknown }).error).toEqual({
+      code: "invalid_request",
+      message: "The request body must be a JSON object (Content-Type: application/json).",
+      param: "body",
+      type: "invalid_request_error",
+    });
+  });
+
   it("rejects malformed JSON with 400 and a clear message, never a 500", async () => {
     const res = await post("{not json");
     expect(res.statusCode).toBe(400);
