@@ -4,6 +4,7 @@
  */
 import { ApiError } from "../../errors.js";
 import {
+  GRANT_TOKEN_PATTERN,
   generateAppId,
   generateSecretKey,
   hashSecretKey,
@@ -77,9 +78,31 @@ export function bearerToken(header: string | undefined): string | null {
   return match?.[1] ?? null;
 }
 
+const SEND_SECRET_KEY =
+  "Send Authorization: Bearer sk_live_… (your app's secret key, printed by `wattfare apps create`).";
+const INVALID_SECRET_KEY = `Missing or invalid secret key. ${SEND_SECRET_KEY}`;
+
 /**
- * Authenticates `Authorization: Bearer sk_live_{appId}_{secret}`. Every failure is the same 401 so a
- * caller learns nothing about which apps exist.
+ * The 401 message for a token that is not a secret key at all: another kind of credential, recognised
+ * by its format alone (nothing is looked up), is told what to send instead. Only on the failure path.
+ */
+function notASecretKey(token: string | null): string {
+  if (token === null) return INVALID_SECRET_KEY;
+  if (token.startsWith("sk-or-"))
+    return `That is an OpenRouter API key, not a Wattfare secret key: Wattfare spends each user's own OpenRouter key, which they connect in the consent popup. ${SEND_SECRET_KEY}`;
+  if (token.startsWith("eyJ"))
+    return `That is a session token (a JWT from POST /api/v1/sessions), which the browser SDK sends to /api/v1/connections; your backend authenticates with the secret key. ${SEND_SECRET_KEY}`;
+  if (GRANT_TOKEN_PATTERN.test(token))
+    return `That is a grant token: send it in the x-wattfare-grant header, next to the secret key. ${SEND_SECRET_KEY}`;
+  if (token.startsWith("sk-"))
+    return `That looks like a model provider's API key (such as the OPENAI_API_KEY an OpenAI client sends when given no apiKey), not a Wattfare secret key. ${SEND_SECRET_KEY}`;
+  return INVALID_SECRET_KEY;
+}
+
+/**
+ * Authenticates `Authorization: Bearer sk_live_{appId}_{secret}`. Every failure of a secret-key-shaped
+ * token is the same 401, so a caller learns nothing about which apps exist; a token of another kind is
+ * told so, from its format alone, before any lookup.
  */
 export async function authenticateSecretKey(
   store: Store,
@@ -88,16 +111,13 @@ export async function authenticateSecretKey(
 ): Promise<AppWithOrigins> {
   const token = bearerToken(authorization);
   const appId = token === null ? null : secretKeyAppId(token);
-  if (token === null || appId === null) {
-    throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
-  }
+  if (token === null || appId === null) throw new ApiError("auth", notASecretKey(token));
   const keys = await store.activeAppKeys(appId, now);
   const hash = keyHash(token);
   let match = false;
   for (const key of keys) match = safeEqualHash(key.keyHash, hash) || match;
   const app = match ? await store.getApp(appId) : undefined;
-  if (!app)
-    throw new ApiError("auth", "Missing or invalid secret key. Send Authorization: Bearer sk_live_….");
+  if (!app) throw new ApiError("auth", INVALID_SECRET_KEY);
   return app;
 }
 

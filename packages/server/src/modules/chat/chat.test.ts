@@ -312,6 +312,17 @@ describe("request validation", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("answers 401 to an OpenRouter key sent as the secret key saying to send the app's Wattfare key instead", async () => {
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { authorization: `Bearer sk-or-v1-${"0".repeat(64)}`, "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(401);
+    const error = ((await res.json()) as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe("auth");
+    expect(error.message).toMatch(/^That is an OpenRouter API key.*Bearer sk_live_…/);
+  });
+
   it("rejects a non-JSON content type and an empty body with 400, each with a request id", async () => {
     await h.connect("alice", 5);
     const form = await fetch(`${h.url}/api/v1/chat/completions`, {

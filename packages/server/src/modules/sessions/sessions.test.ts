@@ -171,6 +171,7 @@ describe("POST /api/v1/sessions", () => {
     ["a malformed key", "Bearer sk_live_nope"],
     ["a key with a wrong secret", "WRONG"],
     ["a basic auth header", "Basic dXNlcjpwYXNz"],
+    ["a well-formed key of an app that does not exist", `Bearer sk_live_appnotthere_${"A".repeat(43)}`],
   ])("answers 401 auth for %s without saying why", async (_name, header) => {
     const authorization = header === "WRONG" ? `Bearer ${app.secretKey.slice(0, -4)}AAAA` : header;
     const res = await h.app.inject({
@@ -180,9 +181,44 @@ describe("POST /api/v1/sessions", () => {
       payload: JSON.stringify({ appUserId: "u" }),
     });
     expect(res.statusCode).toBe(401);
-    expect((res.json() as { error: { code: string; message: string } }).error.code).toBe("auth");
+    expect((res.json() as { error: { code: string; message: string } }).error).toMatchObject({
+      code: "auth",
+      message:
+        "Missing or invalid secret key. Send Authorization: Bearer sk_live_… (your app's secret key, printed by `wattfare apps create`).",
+    });
     expect(res.body).not.toContain(app.secretKey.slice(20));
   });
+
+  it.each([
+    [
+      "an OpenRouter key",
+      `sk-or-v1-${"0".repeat(64)}`,
+      /^That is an OpenRouter API key, not a Wattfare secret key/,
+    ],
+    ["a session token", "SESSION", /^That is a session token \(a JWT from POST \/api\/v1\/sessions\)/],
+    [
+      "a grant token",
+      `gt_${"a".repeat(43)}`,
+      /^That is a grant token: send it in the x-wattfare-grant header/,
+    ],
+    [
+      "an OpenAI key",
+      `sk-proj-${"x".repeat(40)}`,
+      /^That looks like a model provider's API key .*OPENAI_API_KEY/,
+    ],
+  ])(
+    "answers 401 auth for %s as the secret key saying what it is and what to send instead",
+    async (_name, token, message) => {
+      const bearer =
+        token === "SESSION" ? ((await post({ appUserId: "u" })).json() as { token: string }).token : token;
+      const res = await post({ appUserId: "u" }, bearer);
+      expect(res.statusCode).toBe(401);
+      const error = (res.json() as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe("auth");
+      expect(error.message).toMatch(message);
+      expect(error.message).toContain("Send Authorization: Bearer sk_live_…");
+    },
+  );
 
   it("rejects the 121st session request in a minute with 429 and Retry-After, then admits after the window", async () => {
     for (let i = 0; i < 120; i++) {
