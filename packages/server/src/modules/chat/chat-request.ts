@@ -221,10 +221,22 @@ export interface PlanOptions {
   clampOff: boolean;
 }
 
-function pricing(catalogue: Catalogue, id: string): ModelPricing {
+/** `param` is `model`, or `models` for a fallback. */
+function pricing(catalogue: Catalogue, id: string, param: string): ModelPricing {
   const p = catalogue.byId.get(id);
-  if (!p) throw invalid(`model ${JSON.stringify(id)} is unknown or cannot be priced`, "model");
+  if (!p) throw invalid(unknownModel(catalogue, id), param);
   return p;
+}
+
+/** Says where the ids are, and which one a bare name (`gpt-4o`, as for OpenAI itself) probably meant. */
+function unknownModel(catalogue: Catalogue, id: string): string {
+  const refused = `model ${JSON.stringify(id)} is unknown or cannot be priced; GET /api/v1/models lists the models, by provider/model id`;
+  if (id.includes("/")) return `${refused}.`;
+  const suffix = `/${id}`;
+  for (const known of catalogue.byId.keys()) {
+    if (known.endsWith(suffix)) return `${refused}: did you mean ${JSON.stringify(known)}?`;
+  }
+  return `${refused} (e.g. "openai/gpt-4o-mini").`;
 }
 
 const maxBig = (a: bigint, b: bigint): bigint => (a > b ? a : b);
@@ -234,7 +246,7 @@ export function planAdmission(
   catalogue: Catalogue,
   options: PlanOptions,
 ): AdmissionPlan {
-  const models = request.candidates.map((id) => pricing(catalogue, id));
+  const models = request.candidates.map((id, i) => pricing(catalogue, id, i === 0 ? "model" : "models"));
   const lines: Line[] = models.map((p) => ({
     fixed: request.promptBoundTokens * p.inputPico + p.requestPico + BigInt(request.imageParts) * p.imagePico,
     perToken: p.outputPico,

@@ -323,6 +323,40 @@ describe("request validation", () => {
     expect(error.message).toMatch(/^That is an OpenRouter API key.*Bearer sk_live_…/);
   });
 
+  it.each([
+    [
+      "a bare OpenAI name with a catalogue match",
+      { model: "gpt-4o-mini" },
+      "model",
+      'model "gpt-4o-mini" is unknown or cannot be priced; GET /api/v1/models lists the models, by provider/model id: did you mean "openai/gpt-4o-mini"?',
+    ],
+    [
+      "a bare name without one",
+      { model: "gpt-4o" },
+      "model",
+      'model "gpt-4o" is unknown or cannot be priced; GET /api/v1/models lists the models, by provider/model id (e.g. "openai/gpt-4o-mini").',
+    ],
+    [
+      "an unknown provider/model id among the fallbacks",
+      { model: "openai/gpt-4o-mini", models: ["nobody/nothing"] },
+      "models",
+      'model "nobody/nothing" is unknown or cannot be priced; GET /api/v1/models lists the models, by provider/model id.',
+    ],
+  ])(
+    "refuses %s pointing to GET /api/v1/models and the provider/model id form",
+    async (_name, fields, param, message) => {
+      await h.connect("alice", 5);
+      const res = await h.post({ ...fields, messages: hello }, U_ALICE);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: unknown }).error).toEqual({
+        code: "invalid_request",
+        message,
+        param,
+        type: "invalid_request_error",
+      });
+    },
+  );
+
   it("rejects a non-JSON content type and an empty body with 400, each with a request id", async () => {
     await h.connect("alice", 5);
     const form = await fetch(`${h.url}/api/v1/chat/completions`, {
