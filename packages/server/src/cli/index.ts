@@ -14,7 +14,7 @@ import {
   rotateAppKey,
 } from "../modules/apps/index.js";
 import { usdToNano } from "../money.js";
-import { encryptFundingKey, fundingKeyFingerprint } from "../security/index.js";
+import { encryptFundingKey, fundingKeyFingerprint, OPENROUTER_KEY_PREFIX } from "../security/index.js";
 import { loadKeyRing } from "../server-secret.js";
 import type { AppWithOrigins } from "../store/port.js";
 import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
@@ -49,6 +49,15 @@ async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<
   } finally {
     await store.close();
   }
+}
+
+/** An OpenRouter API key's shape (the funding form's bounds: printable ASCII, no spaces, at most 512). */
+function isOpenRouterKeyShaped(key: string): boolean {
+  return (
+    key.length > OPENROUTER_KEY_PREFIX.length &&
+    key.startsWith(OPENROUTER_KEY_PREFIX) &&
+    /^[\x21-\x7e]{1,512}$/.test(key)
+  );
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -232,6 +241,11 @@ export function buildCli(): Command {
           if (opts.cap > config.limits.maxMonthlyUsd)
             throw new CliError(
               `--cap must be at most WATTFARE_MAX_MONTHLY_USD (${config.limits.maxMonthlyUsd})`,
+            );
+          // Checked here, not left to the first chat request, which would blame the payer's funding.
+          if (!isOpenRouterKeyShaped(opts.fundingKey))
+            throw new CliError(
+              `--funding-key must be an OpenRouter API key (${OPENROUTER_KEY_PREFIX}…, no spaces): create one at https://openrouter.ai/settings/keys, or use the demo key the simulator (npx openrouter-sim) prints`,
             );
           const ring = loadKeyRing(config);
           const fundingId = `fnd_${randomBytes(12).toString("hex")}`;

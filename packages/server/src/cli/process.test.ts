@@ -264,6 +264,29 @@ describe("shutdown", () => {
     ).rejects.toThrow(/refused when NODE_ENV=production/);
   });
 
+  it.each(["notakey", "sk-or-v1-", "sk-or-v1-abc def", `sk-proj-${"0".repeat(40)}`])(
+    "refuses dev connect with a funding key %j that is not an OpenRouter key, saying where to get one",
+    async (key) => {
+      const env = { WATTFARE_DATA_DIR: tempDataDir() };
+      const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "K", "--json"], env));
+      const connect = [
+        "dev",
+        "connect",
+        "--app",
+        app.appId,
+        "--user",
+        "u",
+        "--cap",
+        "1",
+        "--funding-key",
+        key,
+      ];
+      await expect(runCli(connect, env)).rejects.toThrow(
+        /--funding-key must be an OpenRouter API key \(sk-or-v1-…, no spaces\): create one at https:\/\/openrouter\.ai\/settings\/keys, or use the demo key the simulator/,
+      );
+    },
+  );
+
   it.each([
     [["apps", "limits", "APP", "--chat-per-minute", "0x10"], /must be an integer/],
     [["apps", "limits", "APP", "--chat-per-minute", "1e3"], /must be an integer/],

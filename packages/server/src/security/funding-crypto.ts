@@ -6,7 +6,8 @@ const IV_BYTES = 12; // NIST SP 800-38D's recommended GCM nonce length; random p
 const TAG_BYTES = 16;
 const KID_PATTERN = /^[0-9a-f]{16}$/;
 const B64URL_PATTERN = /^[A-Za-z0-9_-]+$/;
-const OPENROUTER_KEY_PREFIX = "sk-or-v1-";
+/** How every OpenRouter API key begins (the simulator's too). */
+export const OPENROUTER_KEY_PREFIX = "sk-or-v1-";
 // Below this many characters after the prefix, even 4 trailing characters reveal too much of the key.
 const MIN_BODY_FOR_TAIL = 16;
 

@@ -20,6 +20,7 @@ export {
   type FundingDecryptFailure,
   fundingKeyFingerprint,
   needsReencryption,
+  OPENROUTER_KEY_PREFIX,
   openRouterKeyHash,
 } from "./funding-crypto.js";
 export { type Reencryption, reencryptFundingKeys } from "./funding-rotation.js";
