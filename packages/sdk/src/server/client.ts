@@ -444,7 +444,8 @@ export class ChatCompletions {
    * `ChatCompletion`. Never retried: the provider may have billed even when the answer was lost.
    *
    * @throws NotConnectedError, BudgetExceededError, GrantInvalidError, FundingInvalidError (402), RateLimitedError (429),
-   *   InvalidRequestError (400), UpstreamError (502), and the other `APIError`s.
+   *   InvalidRequestError (400), UpstreamError (502), and the other `APIError`s; a `TypeError` unless
+   *   `options` has exactly one of `user` and `grant`. All of them reject the promise.
    *
    * @example
    * ```ts
@@ -471,13 +472,20 @@ export class ChatCompletions {
     params: ChatCompletionCreateParams,
     options: ChatRequestOptions,
   ): APIPromise<Stream<ChatCompletionChunk> | ChatCompletion> {
-    const { user, grant, ...rest } = options;
+    const { user, grant, ...rest } = options ?? {};
+    let headers: Record<string, string>;
+    try {
+      headers = payerHeader(user, grant);
+    } catch (error) {
+      // Rejects, as the SDK's other per-call argument checks do, rather than throwing synchronously.
+      return new APIPromise<Stream<ChatCompletionChunk> | ChatCompletion>(Promise.reject(error));
+    }
     const spec = {
       ...rest,
       method: "POST" as const,
       path: "/chat/completions",
       body: params,
-      headers: payerHeader(user, grant),
+      headers,
       idempotent: false,
     };
     return params.stream === true

@@ -119,13 +119,33 @@ describe("chat.completions.create with { grant }", () => {
     expect(await wattfare.grants.current(grantToken)).toMatchObject({ status: "exhausted", usesLeft: 0 });
   });
 
-  it("refuses both a user and a grant, or neither, before sending anything", () => {
+  it("rejects both a user and a grant, or neither, with a TypeError before sending anything, never throwing synchronously", async () => {
+    let sent = 0;
+    const counting = new Wattfare({
+      secretKey: h.secretKey,
+      baseUrl: h.url,
+      logger: silent,
+      fetch: (input, init) => {
+        sent++;
+        return fetch(input, init);
+      },
+    });
     const both = { user: "alice", grant: "gt_x" } as unknown as { user: string };
-    expect(() => wattfare.chat.completions.create({ model, messages: hello }, both)).toThrow(/exactly one/);
     const neither = {} as unknown as { user: string };
-    expect(() => wattfare.chat.completions.create({ model, messages: hello }, neither)).toThrow(
-      /exactly one/,
-    );
+    const missing = undefined as unknown as { user: string };
+    for (const options of [both, neither, missing]) {
+      let call: Promise<unknown> | undefined;
+      expect(() => {
+        call = counting.chat.completions.create({ model, messages: hello }, options);
+      }).not.toThrow();
+      await expect(call).rejects.toThrow(TypeError);
+      await expect(call).rejects.toThrow(/Pass exactly one of \{ user \} or \{ grant \}/);
+      await expect(call?.then(() => undefined)).rejects.toThrow(/exactly one/);
+    }
+    await expect(
+      counting.chat.completions.create({ model, messages: hello, stream: true }, both).withResponse(),
+    ).rejects.toThrow(/exactly one/);
+    expect(sent).toBe(0);
   });
 
   it("gives openaiOptions the same rule: a grant key holding undefined is no grant", () => {
