@@ -404,6 +404,21 @@ describe("chat.completions.create", () => {
     await expectBilledExactly(key);
   });
 
+  it("resolves a non-stream completion whose provider failed part-way, with finish_reason error and choices[0].error, as OpenRouter answers it", async () => {
+    await start();
+    const key = await h.connect("alice", 5);
+    h.sim.control.setFaults({ errorAfterChunks: 3 });
+    const completion = await wattfare().chat.completions.create(
+      { model, messages: hello },
+      { user: "alice" },
+    );
+    const choice = completion.choices[0];
+    expect(choice?.finish_reason).toBe("error");
+    expect(choice?.error).toMatchObject({ code: 502, message: "Provider returned error" });
+    expect(choice?.message.content?.length).toBeGreaterThan(0); // the part generated before the failure
+    await expectBilledExactly(key);
+  });
+
   it("throws UpstreamError when Wattfare's own connection to the provider breaks mid-stream", async () => {
     await start();
     await h.connect("alice", 5);

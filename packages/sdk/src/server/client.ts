@@ -443,6 +443,9 @@ export class ChatCompletions {
    * to a `Stream` of chunks (async-iterable, or `toReadableStream()` for a browser); otherwise to a
    * `ChatCompletion`. Never retried: the provider may have billed even when the answer was lost.
    *
+   * A non-stream answer whose provider failed part-way resolves, as OpenRouter sends it: check
+   * `choices[0].finish_reason === "error"` (and `choices[0].error`).
+   *
    * @throws NotConnectedError, BudgetExceededError, GrantInvalidError, FundingInvalidError (402), RateLimitedError (429),
    *   InvalidRequestError (400), UpstreamError (502), and the other `APIError`s; a `TypeError` unless
    *   `options` has exactly one of `user` and `grant`. All of them reject the promise.
