@@ -627,11 +627,12 @@ function approvedMeanwhile(
 
 /**
  * The cap recover() suggests for budget_exceeded: twice the current one — unless spending is paused
- * while the cap still has room, when the cap is not the problem (the popup offers to resume spending).
+ * while the cap still has room, when the cap is not the problem (the popup offers to resume spending) and
+ * the current cap is suggested as it is.
  */
 function suggestRaise(before: ConnectionStatus | undefined): number | undefined {
   if (!before?.connected) return undefined;
-  if (before.paused && before.remainingUsd > 0) return undefined;
+  if (before.paused && before.remainingUsd > 0) return before.limits.monthlyUsd;
   return Math.max(1, Math.ceil(before.limits.monthlyUsd * 2));
 }
 

@@ -644,3 +644,25 @@ describe("the consent cookie under https", () => {
     }
   });
 });
+
+describe("a raise for a payer who paused spending", () => {
+  it("pre-fills the payer's current cap, not the token's lower lim, so resuming never lowers the cap", async () => {
+    const body = user(1); // the app mints every session token with requestLimit $1, as the example app does
+    const first = await openPopup(body);
+    const approved = await first.browser.post("/connect/approve", { monthlyUsd: "2", confirmAbove: "1" });
+    expect(postedMessage(approved.body)?.message).toMatchObject({ status: "approved" });
+    const payerId = (await h.store.payerByEmail(first.email))?.id ?? "";
+    await h.store.setPayerPaused(payerId, true);
+
+    // What recover() sends for budget_exceeded when paused with room under the cap: raise, no monthlyUsd.
+    expect((await exchange(first.browser, { token: await mint(body), intent: "raise" })).statusCode).toBe(
+      200,
+    );
+    const page = await first.browser.get("/connect/consent");
+    const shown = /id="consent-cap"[^>]*value="([^"]*)"/.exec(page.body)?.[1];
+    // The payer ticks Resume spending and presses Approve with the value shown.
+    await first.browser.post("/connect/approve", { monthlyUsd: shown ?? "", resumeSpending: "1" });
+    expect(liveConnections(body.appUserId)[0]?.cap_nano).toBe(usdToNano(2, "down"));
+    expect(shown).toBe("2");
+  });
+});

@@ -83,6 +83,10 @@ describe("the cap rule", () => {
     expect(suggestedCapNano(record({ requestedCapNano: 3n }), own, 10)).toBe(3n);
     expect(suggestedCapNano(record(), own, 10)).toBe(7n);
     expect(suggestedCapNano(record(), undefined, 10)).toBe(10_000_000_000n);
+    // A raise never suggests less than the current cap; a connect may (the app asks for what it asks).
+    expect(suggestedCapNano(record({ requestedCapNano: 3n, intent: "raise" }), own, 10)).toBe(7n);
+    expect(suggestedCapNano(record({ requestedCapNano: 9n, intent: "raise" }), own, 10)).toBe(9n);
+    expect(suggestedCapNano(record({ requestedCapNano: 3n, intent: "connect" }), own, 10)).toBe(3n);
   });
 
   it("treats a consent session as open until it is answered or expires", () => {

@@ -104,14 +104,17 @@ export function consentStep(input: {
 
 /**
  * The cap pre-filled in the popup, which is also the line above which the payer must confirm explicitly:
- * what the app asked for, else the payer's current cap, else the configured default.
+ * what the app asked for, else the payer's current cap, else the configured default. A raise never
+ * suggests less than the current cap: the app's token may carry a lower `lim`, and a payer approving
+ * what is shown (to resume spending, say) must not lower their cap unawares.
  */
 export function suggestedCapNano(
   record: ConsentSessionRecord,
   own: ConnectionRecord | undefined,
   defaultMonthlyUsd: number,
 ): bigint {
-  return record.requestedCapNano ?? own?.capNano ?? usdToNano(defaultMonthlyUsd, "down");
+  const suggested = record.requestedCapNano ?? own?.capNano ?? usdToNano(defaultMonthlyUsd, "down");
+  return record.intent === "raise" && own !== undefined && own.capNano > suggested ? own.capNano : suggested;
 }
 
 export type CapInput = { ok: true; capNano: bigint } | { ok: false; message: string };
