@@ -430,7 +430,7 @@ describe("SQLite adapter", () => {
     await store.close();
   });
 
-  it("keeps a 0008 database's email links usable through 0009, which adds claim links", async () => {
+  it("keeps a 0008 database's email links through 0009, which adds claim links: live ones usable, spent ones spent", async () => {
     const file = tempFile();
     const db = openSqlite(file);
     const kysely = new Kysely<unknown>({ dialect: new SqliteDialect({ database: db }) });
@@ -453,6 +453,12 @@ describe("SQLite adapter", () => {
     );
     insert.run(token("verify", 1));
     expect(() => insert.run(token("claim", 2))).toThrow(/CHECK constraint/);
+    // Spent links must stay spent through the table's rebuild.
+    const spend = db.prepare("UPDATE payer_email_tokens SET used_at = 2 WHERE token_hash = ?");
+    insert.run(token("reset", 3));
+    spend.run(Buffer.alloc(32, 3));
+    insert.run(token("verify", 4));
+    spend.run(Buffer.alloc(32, 4));
     await kysely.destroy();
 
     const store = await openSqliteStore(file);
@@ -465,6 +471,8 @@ describe("SQLite adapter", () => {
       payerId: "pay_a",
       email: "a@example.com",
     });
+    expect(await store.consumeEmailToken(Buffer.alloc(32, 3), "reset", 3)).toBeUndefined();
+    expect(await store.consumeEmailToken(Buffer.alloc(32, 4), "verify", 3)).toBeUndefined();
     await store.close();
   });
 
