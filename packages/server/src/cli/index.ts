@@ -14,7 +14,12 @@ import {
   rotateAppKey,
 } from "../modules/apps/index.js";
 import { usdToNano } from "../money.js";
-import { encryptFundingKey, fundingKeyFingerprint, OPENROUTER_KEY_PREFIX } from "../security/index.js";
+import {
+  encryptFundingKey,
+  fundingKeyFingerprint,
+  isFundingKeyShaped,
+  OPENROUTER_KEY_PREFIX,
+} from "../security/index.js";
 import { loadKeyRing } from "../server-secret.js";
 import type { AppWithOrigins } from "../store/port.js";
 import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
@@ -49,15 +54,6 @@ async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<
   } finally {
     await store.close();
   }
-}
-
-/** An OpenRouter API key's shape (the funding form's bounds: printable ASCII, no spaces, at most 512). */
-function isOpenRouterKeyShaped(key: string): boolean {
-  return (
-    key.length > OPENROUTER_KEY_PREFIX.length &&
-    key.startsWith(OPENROUTER_KEY_PREFIX) &&
-    /^[\x21-\x7e]{1,512}$/.test(key)
-  );
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -243,7 +239,7 @@ export function buildCli(): Command {
               `--cap must be at most WATTFARE_MAX_MONTHLY_USD (${config.limits.maxMonthlyUsd})`,
             );
           // Checked here, not left to the first chat request, which would blame the payer's funding.
-          if (!isOpenRouterKeyShaped(opts.fundingKey))
+          if (!isFundingKeyShaped(opts.fundingKey, true))
             throw new CliError(
               `--funding-key must be an OpenRouter API key (${OPENROUTER_KEY_PREFIX}…, no spaces): create one at https://openrouter.ai/settings/keys, or use the demo key the simulator (npx openrouter-sim) prints`,
             );

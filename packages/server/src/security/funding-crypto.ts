@@ -8,6 +8,19 @@ const KID_PATTERN = /^[0-9a-f]{16}$/;
 const B64URL_PATTERN = /^[A-Za-z0-9_-]+$/;
 /** How every OpenRouter API key begins (the simulator's too). */
 export const OPENROUTER_KEY_PREFIX = "sk-or-v1-";
+const FUNDING_KEY_PATTERN = /^[\x21-\x7e]{8,512}$/;
+
+/**
+ * Whether `key` can be a funding key at all: printable ASCII without spaces, 8–512 characters. OpenRouter
+ * keys are `sk-or-v1-` + 64 hex, but the upstream decides (the payer's form asks `/key`); with
+ * `requirePrefix`, also OpenRouter's prefix, for a caller that cannot ask (the CLI).
+ */
+export function isFundingKeyShaped(key: string, requirePrefix = false): boolean {
+  if (!FUNDING_KEY_PATTERN.test(key)) return false;
+  return (
+    !requirePrefix || (key.startsWith(OPENROUTER_KEY_PREFIX) && key.length > OPENROUTER_KEY_PREFIX.length)
+  );
+}
 // Below this many characters after the prefix, even 4 trailing characters reveal too much of the key.
 const MIN_BODY_FOR_TAIL = 16;
 

@@ -19,6 +19,7 @@ export {
   FundingDecryptError,
   type FundingDecryptFailure,
   fundingKeyFingerprint,
+  isFundingKeyShaped,
   needsReencryption,
   OPENROUTER_KEY_PREFIX,
   openRouterKeyHash,

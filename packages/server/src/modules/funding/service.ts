@@ -13,6 +13,7 @@ import {
   decryptFundingKey,
   encryptFundingKey,
   fundingKeyFingerprint,
+  isFundingKeyShaped,
   isLocalOrigin,
   type KeyRing,
   openRouterKeyHash,
@@ -66,8 +67,6 @@ export interface FundingServiceDeps {
 /** A pending attempt lives this long: OpenRouter's code itself is valid for 10 minutes. */
 export const OAUTH_ATTEMPT_TTL_MS = 30 * 60_000;
 export const OAUTH_CALLBACK_PATH = "/funding/oauth/callback";
-// Printable ASCII without spaces; OpenRouter keys are `sk-or-v1-` + 64 hex, but the upstream decides.
-const KEY_PATTERN = /^[\x21-\x7e]{8,512}$/;
 
 /** The state shown for a payer's current funding row, or `missing` without one. */
 export function fundingStatus(funding: PayerFunding | undefined): FundingStatus {
@@ -107,7 +106,7 @@ export class FundingService {
    */
   async connectKey(payerId: string, keyInput: string, source: "oauth" | "pasted"): Promise<FundingOutcome> {
     const key = keyInput.trim();
-    if (!KEY_PATTERN.test(key)) return "malformed_key";
+    if (!isFundingKeyShaped(key)) return "malformed_key";
     let check: ReturnType<typeof readKeyCheck>;
     try {
       const res = await this.d.upstream.get("/key", key);

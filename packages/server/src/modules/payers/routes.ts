@@ -90,14 +90,19 @@ export function registerPayerPages(
     });
   };
 
-  const resetLinkExpired = (reply: FastifyReply): FastifyReply =>
+  /** A reset or claim link that is spent, expired, unknown (or, for a claim, no longer claimable). */
+  const linkExpired = (reply: FastifyReply, why: string): FastifyReply =>
     sendPage(reply, config, {
       title: "Link expired",
       status: 400,
       body: html`<h1>Link expired</h1>
-<p class="alert" role="alert">This reset link has expired or was already used.</p>
-<p>Reset links work once and expire after 1 hour. <a href="/forgot-password">Ask for a new link</a></p>`,
+<p class="alert" role="alert">${why}</p>
+<p>These links work once and expire after 1 hour. <a href="/forgot-password">Ask for a new link</a></p>`,
     });
+  const resetLinkExpired = (reply: FastifyReply) =>
+    linkExpired(reply, "This reset link has expired or was already used.");
+  const claimLinkExpired = (reply: FastifyReply) =>
+    linkExpired(reply, "This link has expired or was already used, or the address was confirmed meanwhile.");
 
   async function renderAccount(
     request: FastifyRequest,
@@ -310,16 +315,6 @@ instead: nothing of the old account is passed on.</p>
     sessions.rememberDevice(reply, result.payer);
     return reply.redirect("/signin?notice=password_changed", 303);
   });
-
-  const claimLinkExpired = (reply: FastifyReply): FastifyReply =>
-    sendPage(reply, config, {
-      title: "Link expired",
-      status: 400,
-      body: html`<h1>Link expired</h1>
-<p class="alert" role="alert">This link has expired or was already used, or the address was confirmed
-meanwhile.</p>
-<p>Links work once and expire after 1 hour. <a href="/forgot-password">Ask for a new link</a></p>`,
-    });
 
   scope.get("/claim-email", async (request, reply) => {
     const token = queryParam(request, "token");

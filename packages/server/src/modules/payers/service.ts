@@ -92,13 +92,14 @@ export type SignUpResult =
 
 export type SignInResult = { ok: true; payer: PayerRecord } | { ok: false; reason: "invalid" } | Throttled;
 
-export type ResetResult =
+/**
+ * A password set through an emailed link (a reset, or a claim: then `payer` is the new, confirmed account
+ * that now has the address).
+ */
+export type LinkPasswordResult =
   | { ok: true; payer: PayerRecord }
   | { ok: false; reason: "link" }
   | { ok: false; reason: "password"; message: string };
-
-/** `payer`: the new, confirmed account that now has the address. */
-export type ClaimResult = ResetResult;
 
 /** Where to delete a key at OpenRouter after removing it here. */
 export interface KeyLink {
@@ -308,23 +309,22 @@ export class PayerService {
    * new, confirmed account with this password. Fails (`link`) when the link is spent or expired, or the
    * account confirmed the address or was closed meanwhile; then nothing changes.
    */
-  async claimEmail(token: string, password: string): Promise<ClaimResult> {
+  async claimEmail(token: string, password: string): Promise<LinkPasswordResult> {
     // Judged before the one-time link is spent on it.
     const weak = passwordProblem(password);
     if (weak !== undefined) return { ok: false, reason: "password", message: weak };
     const now = this.d.clock.now();
     const used = await this.d.store.consumeEmailToken(hashToken(token), "claim", now);
     if (!used) return { ok: false, reason: "link" };
-    const passwordHash = await hash(password);
-    const payer: PayerRecord = {
+    const payer = {
       id: newPayerId(),
       email: used.email,
-      passwordHash,
+      passwordHash: await hash(password),
       emailVerifiedAt: now,
       paused: false,
       createdAt: now,
-    };
-    if (!(await this.d.store.claimPayerEmail(used.payerId, { ...payer, passwordHash }, now))) {
+    } satisfies PayerRecord;
+    if (!(await this.d.store.claimPayerEmail(used.payerId, payer, now))) {
       return { ok: false, reason: "link" };
     }
     this.d.logger.info({ payerId: payer.id, closedPayerId: used.payerId }, "payer email claimed");
@@ -342,7 +342,7 @@ export class PayerService {
   }
 
   /** Sets a new password from a reset link; every session of the account ends. */
-  async resetPassword(token: string, password: string): Promise<ResetResult> {
+  async resetPassword(token: string, password: string): Promise<LinkPasswordResult> {
     // Judged before the one-time link is spent on it.
     const weak = passwordProblem(password);
     if (weak !== undefined) return { ok: false, reason: "password", message: weak };
