@@ -26,6 +26,16 @@ export function createCsrfToken(ring: KeyRing, sessionId: string): string {
 }
 
 /**
+ * True when `token` has the form {@link createCsrfToken} gives and names a key of this server (the current
+ * or previous secret), whatever session it was made for: garbage, or a token from before the last two
+ * rotations, is false.
+ */
+export function csrfTokenOfThisServer(ring: KeyRing, token: string): boolean {
+  const kid = TOKEN_PATTERN.exec(token)?.[1];
+  return kid !== undefined && ring.byKid(kid) !== undefined;
+}
+
+/**
  * True when `token` was made by {@link createCsrfToken} for this session under the current or previous
  * secret. The MAC comparison is constant-time; malformed input is simply false.
  *

@@ -12,7 +12,7 @@ export {
   safeEqualHash,
   secretKeyAppId,
 } from "./app-keys.js";
-export { createCsrfToken, verifyCsrfToken } from "./csrf.js";
+export { createCsrfToken, csrfTokenOfThisServer, verifyCsrfToken } from "./csrf.js";
 export {
   decryptFundingKey,
   encryptFundingKey,

@@ -557,6 +557,15 @@ describe("the consent steps", () => {
     const stale = await approveOldForm();
     expect(stale.statusCode).toBe(403);
     expect(consentErrorOf(stale.body)).toBe("This form had expired, so nothing was sent. Please try again.");
+    // A tag that is not this server's proves nothing about who the form was for.
+    const garbled = await browser.post(
+      "/connect/approve",
+      { monthlyUsd: "2", payer: "not-a-tag" },
+      { csrf: approveCsrf },
+    );
+    expect(consentErrorOf(garbled.body)).toBe(
+      "This form had expired, so nothing was sent. Please try again.",
+    );
     // Then out again, and a new account signs up: the form was someone else's.
     await browser.get("/account");
     await browser.post("/signout", {});

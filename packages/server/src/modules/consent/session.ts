@@ -8,7 +8,12 @@ import { createHash, randomBytes } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
-import { createCsrfToken, type KeyRing, verifyCsrfToken } from "../../security/index.js";
+import {
+  createCsrfToken,
+  csrfTokenOfThisServer,
+  type KeyRing,
+  verifyCsrfToken,
+} from "../../security/index.js";
 import type { ConsentSessionRecord, Store } from "../../store/port.js";
 import { parseCookies, serializeCookie } from "../web/index.js";
 
@@ -102,11 +107,14 @@ export class ConsentSessions {
     return createCsrfToken(this.d.keyRing, `consent:${consent.key}:payer-id:${payerId}`);
   }
 
-  /** True when the form carries a payer tag, and it names another payer than `payerId`. */
+  /**
+   * True when the form carries a payer tag made by this server, and it names another payer than
+   * `payerId` (a tag that is garbage, or older than the last two secret rotations, proves nothing).
+   */
   renderedForOtherPayer(consent: CurrentConsent, tag: string | undefined, payerId: string): boolean {
     return (
       tag !== undefined &&
-      tag !== "" &&
+      csrfTokenOfThisServer(this.d.keyRing, tag) &&
       !verifyCsrfToken(this.d.keyRing, `consent:${consent.key}:payer-id:${payerId}`, tag)
     );
   }
