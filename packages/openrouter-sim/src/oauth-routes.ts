@@ -10,6 +10,7 @@ import { codePage, consentPage, deniedPage, errorPage } from "./oauth-page.js";
 import type { SimState } from "./state.js";
 
 type ChallengeMethod = "S256" | "plain";
+const isChallengeMethod = (value: string): value is ChallengeMethod => value === "S256" || value === "plain";
 
 interface AuthorizationRequest {
   callbackUrl: URL | null;
@@ -69,10 +70,11 @@ function parseAuthorizationQuery(query: URLSearchParams): Checked<AuthorizationR
   }
   const challenge = query.get("code_challenge") || null;
   const rawMethod = query.get("code_challenge_method") || null;
-  if (rawMethod !== null && rawMethod !== "S256" && rawMethod !== "plain") {
+  if (rawMethod !== null && !isChallengeMethod(rawMethod)) {
     return { ok: false, message: "code_challenge_method must be S256 or plain." };
   }
-  const method: ChallengeMethod | null = challenge === null ? null : (rawMethod ?? "plain");
+  // Kept as given: OpenRouter stores a null method and only asks the exchange to name the same one.
+  const method: ChallengeMethod | null = challenge === null ? null : rawMethod;
   if (callbackUrl === null && method !== "S256") {
     return {
       ok: false,
@@ -187,6 +189,7 @@ export async function handleKeyExchange(
       return sendError(res, 400, "Invalid code_challenge_method");
     const verifier = body.code_verifier;
     if (typeof verifier !== "string") return sendError(res, 403, INVALID_CODE);
+    // A null method compares the verifier as is, RFC 7636's default; OpenRouter does not say otherwise.
     const derived = code.method === "S256" ? s256Challenge(verifier) : verifier;
     if (derived !== code.challenge) return sendError(res, 403, INVALID_CODE);
   }

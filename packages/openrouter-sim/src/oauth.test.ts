@@ -179,6 +179,28 @@ describe("OAuth PKCE", () => {
     expect(await response.json()).toEqual({ error: { code: 400, message: "Invalid code_challenge_method" } });
   });
 
+  it("accepts an exchange naming no method when the authorize step named none, comparing the verifier as given", async () => {
+    const verifier = randomBytes(32).toString("base64url");
+    const code = await approvedCode(verifier, { code_challenge_method: "" });
+    const response = await exchange({ code, code_verifier: verifier });
+    expect(response.status).toBe(200);
+  });
+
+  it("answers 400 'Invalid code_challenge_method' when the authorize step named no method and the exchange names plain", async () => {
+    const verifier = randomBytes(32).toString("base64url");
+    const code = await approvedCode(verifier, { code_challenge_method: "" });
+    const response = await exchange({ code, code_verifier: verifier, code_challenge_method: "plain" });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { code: 400, message: "Invalid code_challenge_method" } });
+  });
+
+  it("answers 403 'Invalid code or code_verifier' when no method was named and the verifier is not the challenge", async () => {
+    const { verifier, challenge } = pkce();
+    const code = await approvedCode(challenge, { code_challenge_method: "" });
+    const response = await exchange({ code, code_verifier: verifier });
+    expect(response.status).toBe(403);
+  });
+
   it("accepts a code once: a replay answers 403", async () => {
     const { verifier, challenge } = pkce();
     const code = await approvedCode(challenge);
