@@ -89,7 +89,7 @@ describe("iterating a stream", () => {
   it("throws an UpstreamError from the loop on Wattfare's mid-stream error event", async () => {
     const { stream, log } = setup([
       event(1),
-      'data: {"error":{"code":"upstream","message":"The model provider\'s stream was interrupted."}}\n\n',
+      'data: {"id":"gen-1","object":"chat.completion.chunk","created":1,"model":"openai/gpt-4o-mini","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}],"error":{"code":"upstream","message":"The model provider\'s stream was interrupted.","metadata":{"error_type":"provider_unavailable"}}}\n\n',
     ]);
     const seen: number[] = [];
     const error = await (async () => {

@@ -262,15 +262,37 @@ describe("failures after the headers", () => {
     expect(await h.ledgerTotal()).toBe(0n);
   });
 
-  it("ends a stream whose upstream resets with an upstream error event, and reconciles the cost", async () => {
+  it("ends a stream whose upstream resets with OpenRouter's mid-stream error chunk, finish_reason error and code upstream, under the generation id and model, and reconciles the cost", async () => {
     const key = await start();
     h.sim.control.setFaults({ resetAfterChunks: 3 });
     const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
     const text = await res.text();
     const lastEvent = text.trim().split("\n\n").at(-1) ?? "";
     expect(JSON.parse(lastEvent.replace(/^data: /, ""))).toEqual({
-      error: { code: "upstream", message: "The model provider's stream was interrupted." },
+      id: res.headers.get("x-generation-id"),
+      object: "chat.completion.chunk",
+      created: expect.any(Number),
+      model: "openai/gpt-4o-mini",
+      choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+      error: {
+        code: "upstream",
+        message: "The model provider's stream was interrupted.",
+        metadata: { error_type: "provider_unavailable" },
+      },
     });
+    expect(res.headers.get("x-generation-id")).toMatch(/^gen-/);
+    await expectExact(key);
+  });
+
+  it("ends a stream whose upstream falls silent past the read timeout with the mid-stream error chunk, error_type timeout", async () => {
+    const key = await start({ env: { WATTFARE_UPSTREAM_READ_TIMEOUT_MS: "300" } });
+    h.sim.control.setFaults({ hangAfterChunks: 3 });
+    const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello, stream: true }, U);
+    const text = await res.text();
+    const last = JSON.parse((text.trim().split("\n\n").at(-1) ?? "").replace(/^data: /, ""));
+    expect(last.choices).toEqual([{ index: 0, delta: { content: "" }, finish_reason: "error" }]);
+    expect(last.error).toMatchObject({ code: "upstream", metadata: { error_type: "timeout" } });
+    h.sim.control.setFaults({});
     await expectExact(key);
   });
 });

@@ -62,6 +62,27 @@ const KEY_CACHE_SIZE = 10_000;
 const TAIL_BYTES = 64 * 1024;
 /** The answers Wattfare passes on and meters: JSON and server-sent events, not encoded. */
 const METERABLE_TYPE = /^\s*(application\/json|text\/event-stream)\s*(;|$)/i;
+/**
+ * The last event of a stream whose upstream broke off after the headers, in the shape of OpenRouter's
+ * own mid-stream error (reference §3): a chunk whose one choice finishes with "error" (so a client that
+ * reads `choices[0].finish_reason` sees it) beside a top-level `error`, whose `code` is Wattfare's.
+ */
+function interruptedEvent(id: string, model: string, created: number, failure: unknown): string {
+  const timedOut = (failure as { code?: unknown } | undefined)?.code === "UND_ERR_BODY_TIMEOUT";
+  return `data: ${JSON.stringify({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+    error: {
+      code: "upstream",
+      message: "The model provider's stream was interrupted.",
+      metadata: { error_type: timedOut ? "timeout" : "provider_unavailable" },
+    },
+  })}\n\n`;
+}
+
 /** Failures where the request provably never reached the upstream: nothing can have been billed. */
 const NEVER_SENT = new Set([
   "ECONNREFUSED",
@@ -492,7 +513,10 @@ export class ChatProxy {
         upstream.discard(); // nothing will read it now: free its connection at once
         throw error;
       }
-      const cost = await this.pipeStream(upstream, res, headers, () => clientGone);
+      const cost = await this.pipeStream(upstream, res, headers, () => clientGone, {
+        id: generationId ?? request.id,
+        model: reservation.model,
+      });
       res.off("close", onClose);
       ending.done = true;
       if (cost) void this.track(this.settle(reservation, cost, generationId ?? null));
@@ -522,26 +546,28 @@ export class ChatProxy {
     res: ServerResponse,
     headers: Record<string, string>,
     clientGone: () => boolean,
+    last: { id: string; model: string },
   ): Promise<UsageCost | undefined> {
     headers["cache-control"] = "no-cache";
     headers["x-accel-buffering"] = "no";
     res.writeHead(200, headers);
     res.flushHeaders();
     const sniffer = new SseUsageSniffer();
+    let failure: unknown;
     let failed = false;
     try {
       await upstream.forwardTo(res, this.d.config.upstream.clientWriteStallMs, (chunk) =>
         sniffer.push(chunk),
       );
-    } catch {
+    } catch (error) {
       failed = true;
+      failure = error;
     }
     if (!clientGone() && !res.destroyed) {
       if (failed) {
-        // Headers are gone, so the status cannot change: end with an error event in OpenRouter's shape.
-        res.write(
-          `data: ${JSON.stringify({ error: { code: "upstream", message: "The model provider's stream was interrupted." } })}\n\n`,
-        );
+        // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk.
+        const created = Math.floor(this.d.clock.now() / 1000);
+        res.write(interruptedEvent(last.id, last.model, created, failure));
       }
       res.end();
     } else {
