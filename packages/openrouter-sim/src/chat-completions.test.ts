@@ -408,7 +408,7 @@ describe("POST /api/v1/chat/completions (stream)", () => {
 
 describe("GET /api/v1/models", () => {
   it("lists the catalogue in OpenRouter's shape with prices as decimal strings", async () => {
-    const { status, body } = await getJson(sim, "/models");
+    const { status, body } = await getJson(sim, "/models?output_modalities=all");
     expect(status).toBe(200);
     const data = body.data as Record<string, unknown>[];
     expect(data.map((m) => m.id)).toEqual(MODEL_CATALOGUE.map((m) => m.id));
@@ -426,6 +426,30 @@ describe("GET /api/v1/models", () => {
         expect(pricing[field]).toMatch(/^\d+(\.\d+)?$/);
       }
     }
+  });
+
+  it("lists only text-output models by default, as OpenRouter's output_modalities=text default does", async () => {
+    const { body } = await getJson(sim, "/models");
+    const ids = (body.data as { id: string }[]).map((m) => m.id);
+    const textModels = MODEL_CATALOGUE.filter((m) => (m.outputModalities ?? ["text"]).includes("text"));
+    expect(ids).toEqual(textModels.map((m) => m.id));
+    expect(ids).not.toContain("wattfare/image-maker");
+    expect(body.total_count).toBe(textModels.length);
+    expect((await getJson(sim, "/models?output_modalities=text")).body).toEqual(body);
+  });
+
+  it("lists an image-output model, with its architecture and image_output price, for output_modalities=all, image or a comma list", async () => {
+    const all = (await getJson(sim, "/models?output_modalities=all")).body.data as Record<string, unknown>[];
+    expect(all.find((m) => m.id === "wattfare/image-maker")).toMatchObject({
+      architecture: { modality: "text->image", input_modalities: ["text"], output_modalities: ["image"] },
+      pricing: { image_output: "0.00003" },
+    });
+    const image = (await getJson(sim, "/models?output_modalities=image")).body;
+    expect((image.data as { id: string }[]).map((m) => m.id)).toEqual(["wattfare/image-maker"]);
+    expect(image.total_count).toBe(1);
+    const both = (await getJson(sim, "/models?output_modalities=text,image")).body;
+    expect(both.total_count).toBe(MODEL_CATALOGUE.length);
+    expect((await getJson(sim, "/models?output_modalities=audio")).body.data).toEqual([]);
   });
 
   it("includes a fee model, a non-cancellable model, an expensive model and a reasoner", async () => {

@@ -14,6 +14,8 @@ export interface ModelPricing {
   internal_reasoning: string;
   input_cache_read?: string;
   input_cache_write?: string;
+  /** USD per output image token, on models that generate images. */
+  image_output?: string;
 }
 
 export interface SimModel {
@@ -38,6 +40,8 @@ export interface SimModel {
   reasons: boolean;
   pricing: ModelPricing;
   supportedParameters: readonly string[];
+  /** `architecture.output_modalities`; `["text"]` when absent. */
+  outputModalities?: readonly string[];
 }
 
 const COMMON_PARAMETERS = [
@@ -214,6 +218,31 @@ export const MODEL_CATALOGUE: readonly SimModel[] = [
     },
     supportedParameters: [...COMMON_PARAMETERS, "reasoning", "include_reasoning"],
   },
+  {
+    id: "wattfare/image-maker",
+    name: "Wattfare: Image Maker",
+    description:
+      "Outputs images only, so /models lists it only with output_modalities=all or image; the simulator answers it in text.",
+    created: CREATED,
+    providerName: "Wattfare Labs",
+    tokenizer: "Other",
+    contextLength: 32_768,
+    maxCompletionTokens: 4_096,
+    isModerated: false,
+    cancellable: true,
+    reasons: false,
+    pricing: {
+      prompt: "0.0000003",
+      completion: "0.0000025",
+      request: "0",
+      image: "0",
+      web_search: "0",
+      internal_reasoning: "0",
+      image_output: "0.00003",
+    },
+    supportedParameters: ["max_tokens", "temperature", "top_p", "seed"],
+    outputModalities: ["image"],
+  },
 ];
 
 const MODELS_BY_ID: ReadonlyMap<string, SimModel> = new Map(MODEL_CATALOGUE.map((m) => [m.id, m]));
@@ -232,9 +261,9 @@ function catalogueEntry(model: SimModel): Record<string, unknown> {
     description: model.description,
     context_length: model.contextLength,
     architecture: {
-      modality: "text->text",
-      input_modalities: model.pricing.image === "0" ? ["text"] : ["text", "image"],
-      output_modalities: ["text"],
+      modality: `${inputModalities(model).join("+")}->${outputModalities(model).join("+")}`,
+      input_modalities: inputModalities(model),
+      output_modalities: outputModalities(model),
       tokenizer: model.tokenizer,
       instruct_type: null,
     },
@@ -252,9 +281,38 @@ function catalogueEntry(model: SimModel): Record<string, unknown> {
   };
 }
 
-/** The `/api/v1/models` body, serialised once: the catalogue never changes while a simulator runs. */
-export const MODELS_RESPONSE_JSON = JSON.stringify({
-  data: MODEL_CATALOGUE.map(catalogueEntry),
-  total_count: MODEL_CATALOGUE.length,
-  links: { next: null },
-});
+const inputModalities = (model: SimModel): string[] =>
+  model.pricing.image === "0" ? ["text"] : ["text", "image"];
+const outputModalities = (model: SimModel): readonly string[] => model.outputModalities ?? ["text"];
+
+function modelsResponse(models: readonly SimModel[]): string {
+  return JSON.stringify({
+    data: models.map(catalogueEntry),
+    total_count: models.length,
+    links: { next: null },
+  });
+}
+
+/**
+ * The models an `output_modalities` query selects, as OpenRouter filters `/models`: `text` when the
+ * parameter is absent or empty, every model for `all`, else those that output any of a comma list.
+ */
+export function modelsWithOutput(param: string | null): readonly SimModel[] {
+  const wanted = (param || "text")
+    .split(",")
+    .map((m) => m.trim())
+    .filter((m) => m !== "");
+  if (wanted.includes("all")) return MODEL_CATALOGUE;
+  return MODEL_CATALOGUE.filter((model) => outputModalities(model).some((m) => wanted.includes(m)));
+}
+
+/** The `/api/v1/models` bodies, serialised once: the catalogue never changes while a simulator runs. */
+const MODELS_RESPONSE_JSON = modelsResponse(modelsWithOutput(null));
+const ALL_MODELS_RESPONSE_JSON = modelsResponse(MODEL_CATALOGUE);
+
+/** The `/api/v1/models` body for an `output_modalities` query parameter (null when absent). */
+export function modelsResponseJson(outputModalitiesParam: string | null): string {
+  if (!outputModalitiesParam || outputModalitiesParam === "text") return MODELS_RESPONSE_JSON;
+  if (outputModalitiesParam === "all") return ALL_MODELS_RESPONSE_JSON;
+  return modelsResponse(modelsWithOutput(outputModalitiesParam));
+}

@@ -5,7 +5,7 @@ import { handleCredits, handleGeneration, handleKey } from "./account-routes.js"
 import { handleChatCompletions } from "./chat-route.js";
 import { createControl } from "./control.js";
 import { CORS_HEADERS, sendError, sendJson } from "./http-util.js";
-import { MODELS_RESPONSE_JSON } from "./models.js";
+import { modelsResponseJson } from "./models.js";
 import {
   handleAuthorizeDecision,
   handleAuthorizePage,
@@ -27,7 +27,8 @@ const PREFLIGHT_HEADERS = {
 function buildRoutes(sim: SimState): Map<string, Partial<Record<string, Route>>> {
   const oauth = new OAuthStore();
   const key: Route = (req, res) => handleKey(sim, req, res);
-  const models: Route = (_req, res) => sendJson(res, 200, MODELS_RESPONSE_JSON);
+  const models: Route = (_req, res, query) =>
+    sendJson(res, 200, modelsResponseJson(query.get("output_modalities")));
   return new Map<string, Partial<Record<string, Route>>>([
     ["/api/v1/chat/completions", { POST: (req, res) => handleChatCompletions(sim, req, res) }],
     ["/api/v1/models", { GET: models }],

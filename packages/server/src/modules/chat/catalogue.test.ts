@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ModelCatalogue, parseCatalogue } from "./catalogue.js";
+import { filterByOutputModalities, ModelCatalogue, parseCatalogue } from "./catalogue.js";
 
 const model = (pricing: Record<string, unknown>, maxOut: number | null = 1000) =>
   JSON.stringify({ data: [{ id: "m/x", pricing, top_provider: { max_completion_tokens: maxOut } }] });
@@ -41,6 +41,36 @@ describe("the price catalogue", () => {
 
   it("rounds prices up to the pico-dollar", () => {
     expect(parseCatalogue(model({ prompt: "1e-13", completion: "0" })).byId.get("m/x")?.inputPico).toBe(1n);
+  });
+});
+
+describe("the /models listing by output_modalities", () => {
+  const raw = JSON.stringify({
+    data: [
+      { id: "a/text", architecture: { output_modalities: ["text"] } },
+      { id: "a/image", architecture: { output_modalities: ["image"] } },
+      { id: "a/both", architecture: { output_modalities: ["text", "audio"] } },
+      { id: "a/unsaid" },
+    ],
+    total_count: 4,
+    links: { next: null },
+  });
+  const ids = (param: string | undefined) =>
+    (JSON.parse(filterByOutputModalities(raw, param)) as { data: { id: string }[] }).data.map((m) => m.id);
+
+  it("keeps the models that output text by default, one that does not say counting as text", () => {
+    expect(ids(undefined)).toEqual(["a/text", "a/both", "a/unsaid"]);
+    expect(ids("")).toEqual(ids(undefined));
+    expect(JSON.parse(filterByOutputModalities(raw, undefined))).toMatchObject({
+      total_count: 3,
+      links: { next: null },
+    });
+  });
+
+  it("passes the whole catalogue through for all, and keeps models outputting any of a comma list", () => {
+    expect(filterByOutputModalities(raw, "all")).toBe(raw);
+    expect(ids("image")).toEqual(["a/image"]);
+    expect(ids("image, audio")).toEqual(["a/image", "a/both"]);
   });
 });
 

@@ -25,7 +25,7 @@ const OUTPUT_KEYS = ["completion", "internal_reasoning", "audio_output", "image_
 
 export interface Catalogue {
   byId: ReadonlyMap<string, ModelPricing>;
-  /** The upstream body, passed through to `GET /api/v1/models`. */
+  /** The upstream body (every output modality), filtered for `GET /api/v1/models`. */
   raw: string;
 }
 
@@ -86,6 +86,37 @@ export function parseCatalogue(raw: string): Catalogue {
     }
   }
   return { byId, raw };
+}
+
+interface ListedModel {
+  id?: unknown;
+  architecture?: { output_modalities?: unknown } | null;
+}
+
+/**
+ * The catalogue body as `GET /models?output_modalities=` answers it upstream (openrouter-api.md §6):
+ * text-output models when the parameter is absent or empty, every model for `all`, else the models that
+ * output any of a comma list. Wattfare caches the whole catalogue (fetched with `all`, so that image- and
+ * audio-output models can be priced) and filters its own listing the same way.
+ */
+export function filterByOutputModalities(raw: string, param: string | undefined): string {
+  const wanted = (param || "text")
+    .split(",")
+    .map((m) => m.trim())
+    .filter((m) => m !== "");
+  if (wanted.includes("all")) return raw;
+  const parsed = JSON.parse(raw) as { data?: ListedModel[]; total_count?: unknown };
+  const data = (parsed.data ?? []).filter((model) => {
+    const outputs = model.architecture?.output_modalities;
+    // An entry that does not say what it outputs is kept under the default, as a text model.
+    if (!Array.isArray(outputs)) return wanted.includes("text");
+    return outputs.some((m) => wanted.includes(String(m)));
+  });
+  return JSON.stringify({
+    ...parsed,
+    data,
+    ...(parsed.total_count === undefined ? {} : { total_count: data.length }),
+  });
 }
 
 /** Fetches lazily, serves from cache for `ttlMs`, and keeps serving the last good copy if a refresh fails. */

@@ -114,6 +114,36 @@ describe("chat completions through the official openai client", () => {
     expect(ids).toContain("openai/gpt-4o-mini");
   });
 
+  it("prices an image-output model, which the upstream lists only for output_modalities=all, and meters it exactly", async () => {
+    const key = await h.connect("alice", 5);
+    const completion = await h
+      .openai("alice")
+      .chat.completions.create({ model: "wattfare/image-maker", messages: hello, max_tokens: 16 });
+    expect(completion.model).toBe("wattfare/image-maker");
+    await expectExact(key);
+  });
+
+  it("filters /models by output_modalities as OpenRouter does: text models by default, all, or a comma list", async () => {
+    await h.connect("alice", 5);
+    const list = async (query: string) => {
+      const res = await fetch(`${h.url}/api/v1/models${query}`, {
+        headers: { authorization: `Bearer ${h.secretKey}` },
+      });
+      const body = (await res.json()) as { data: { id: string }[]; total_count: number };
+      expect(body.total_count).toBe(body.data.length);
+      return body.data.map((m) => m.id);
+    };
+    const text = await list("");
+    expect(text).toContain("openai/gpt-4o-mini");
+    expect(text).not.toContain("wattfare/image-maker");
+    expect(await list("?output_modalities=text")).toEqual(text);
+    expect(await list("?output_modalities=all")).toEqual([...text, "wattfare/image-maker"]);
+    expect(await list("?output_modalities=image")).toEqual(["wattfare/image-maker"]);
+    expect(await list("?output_modalities=text,image")).toEqual([...text, "wattfare/image-maker"]);
+    const model = await h.openai("alice").models.retrieve("wattfare/image-maker");
+    expect(model.id).toBe("wattfare/image-maker");
+  });
+
   it("retrieves one model of the catalogue by its id, as the openai client asks for it, and 404s an unknown one", async () => {
     await h.connect("alice", 5);
     const openai = h.openai("alice");

@@ -43,7 +43,8 @@ export async function createChat(
   });
   const catalogue = new ModelCatalogue(
     async () => {
-      const res = await upstream.get("/models");
+      // Upstream lists text-output models only by default: ask for all, so image and audio models are priced.
+      const res = await upstream.get("/models?output_modalities=all");
       if (res.status !== 200) throw new Error(`upstream /models answered ${res.status}`);
       return res.text;
     },

@@ -25,7 +25,7 @@ async function scriptedUpstream(
   generationCost?: string,
 ) {
   const server = http.createServer((req, res) => {
-    if (req.url?.endsWith("/models")) {
+    if (req.url?.split("?")[0]?.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" }).end(CATALOGUE);
       return;
     }

@@ -3,19 +3,29 @@ import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { authenticateSecretKey } from "../apps/index.js";
-import type { ModelCatalogue } from "./catalogue.js";
+import { filterByOutputModalities, type ModelCatalogue } from "./catalogue.js";
 import { CHAT_PATH } from "./http-handler.js";
 
 /**
- * The Fastify side of the chat module: `GET /api/v1/models` (the upstream catalogue, cached) and
- * `GET /api/v1/models/{id}`. The chat
+ * The Fastify side of the chat module: `GET /api/v1/models` (the upstream catalogue, cached, filtered by
+ * `output_modalities` as upstream filters it) and `GET /api/v1/models/{id}` (any model). The chat
  * route itself is a plain node:http handler (http-handler.ts), dispatched before Fastify.
  */
 export function registerModelRoutes(app: FastifyInstance, deps: AppDeps, catalogue: ModelCatalogue): void {
+  // The listing OpenRouter gives by default (text-output models) is asked for most: filtered once per
+  // catalogue; other `output_modalities` values are filtered per call.
+  let textOnly: { raw: string; listing: string } | undefined;
   app.get("/api/v1/models", async (request, reply) => {
     await authenticateSecretKey(deps.store, request.headers.authorization, deps.clock.now());
     const { raw } = await catalogue.get();
-    return reply.type("application/json").send(raw);
+    const asked = (request.query as Record<string, string | string[] | undefined>).output_modalities;
+    const param = Array.isArray(asked) ? asked.join(",") : asked;
+    let listing: string;
+    if (!param || param === "text") {
+      if (textOnly?.raw !== raw) textOnly = { raw, listing: filterByOutputModalities(raw, "text") };
+      listing = textOnly.listing;
+    } else listing = filterByOutputModalities(raw, param);
+    return reply.type("application/json").send(listing);
   });
 
   // One model's entry (what the openai client's `models.retrieve(id)` asks for; ids contain "/", which
