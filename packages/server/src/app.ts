@@ -86,7 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   chatHandler = chat.handleHttp;
   app.addHook("onClose", async () => chat.close());
   const payers = registerPayerRoutes(app, deps);
-  registerFundingRoutes(app, deps, payers, chat.upstream);
+  registerFundingRoutes(app, deps, payers, chat.upstream, chat.keyReads);
   // Consent popup and payer dashboard (issue 6).
   registerConsentRoutes(app, deps, payers, app.funding);
   registerDashboard(app, deps, payers);

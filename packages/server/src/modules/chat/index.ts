@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
+import { FundingKeyReads } from "../funding/index.js";
 import type { Metrics } from "../metrics/index.js";
 import { ModelCatalogue } from "./catalogue.js";
 import { createChatHttpHandler } from "./http-handler.js";
@@ -21,6 +22,8 @@ export interface Chat {
   reconciler: Reconciler;
   catalogue: ModelCatalogue;
   upstream: Upstream;
+  /** Upstream `/key` re-reads of funding keys, shared with the consent popup. */
+  keyReads: FundingKeyReads;
   /** The node:http handler for POST /api/v1/chat/completions (dispatched before Fastify). */
   handleHttp: (req: IncomingMessage, res: ServerResponse) => void;
   close(): Promise<void>;
@@ -68,7 +71,8 @@ export async function createChat(
     isInFlight: (id) => proxy?.inFlight.has(id) ?? false,
     metrics,
   });
-  proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler, metrics });
+  const keyReads = new FundingKeyReads({ ...deps, upstream });
+  proxy = new ChatProxy({ ...deps, upstream, catalogue, reconciler, metrics, keyReads });
   metrics.watchChat({
     inFlight: () => proxy?.inFlight.size ?? 0,
     reconcilerPending: () => reconciler.pending,
@@ -82,6 +86,7 @@ export async function createChat(
     reconciler,
     catalogue,
     upstream,
+    keyReads,
     handleHttp,
     async close() {
       await proxy.drain();

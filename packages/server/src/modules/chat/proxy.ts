@@ -33,7 +33,7 @@ import type {
   Store,
 } from "../../store/port.js";
 import { connectionAccount } from "../connections/index.js";
-import { readKeyCheck } from "../funding/index.js";
+import type { FundingKeyReads } from "../funding/index.js";
 import { grantAccountRef, grantInvalid, resolveGrant } from "../grants/index.js";
 import type { Metrics } from "../metrics/index.js";
 import type { ModelCatalogue } from "./catalogue.js";
@@ -109,6 +109,8 @@ export interface ChatProxyDeps {
   catalogue: ModelCatalogue;
   reconciler: Reconciler;
   metrics: Metrics;
+  /** Reads a funding key's `/key` again (shared with the consent popup: one read per row at a time). */
+  keyReads: FundingKeyReads;
 }
 
 /** Whether a reservation has been ended (settled, released or handed to the reconciler) and whether the request was sent upstream. */
@@ -147,8 +149,6 @@ export class ChatProxy {
   /** Reservations whose request is still being served here (the reconciler leaves them alone). */
   readonly inFlight = new Set<string>();
   private readonly keyCache = new Map<string, { blob: string; key: string }>();
-  /** `/key` reads in progress, by funding id. */
-  private readonly refreshing = new Map<string, Promise<FundingRecord>>();
   /** Handlers and settlement writes still running; drain() waits for them (shutdown, tests). */
   private readonly work = new Set<Promise<unknown>>();
 
@@ -202,16 +202,15 @@ export class ChatProxy {
 
     if (waited) account = await this.accountAgain(caller, funding, clock.now());
     let admission = await this.admit(request, caller, plan, account, funding, now);
-    if (
-      !admission.admitted.admitted &&
-      admission.keyLimitBinding &&
-      now - (funding.checkedAt ?? 0) >= KEY_LIMIT_RECHECK_MS
-    ) {
+    if (!admission.admitted.admitted && admission.keyLimitBinding) {
       // The cached key limit refused: it may have been reset (daily, weekly, monthly) or raised since.
-      funding = await this.refreshFunding(funding);
-      if (funding.state !== "ok") throw fundingUnusable(funding.state);
-      account = await this.accountAgain(caller, funding, clock.now());
-      admission = await this.admit(request, caller, plan, account, funding, clock.now());
+      const refreshed = await this.d.keyReads.read(funding, KEY_LIMIT_RECHECK_MS);
+      if (refreshed !== funding) {
+        funding = refreshed;
+        if (funding.state !== "ok") throw fundingUnusable(funding.state);
+        account = await this.accountAgain(caller, funding, clock.now());
+        admission = await this.admit(request, caller, plan, account, funding, clock.now());
+      }
     }
     const { admitted, fit, keyLimitBinding } = admission;
     if (!admitted.admitted) {
@@ -347,48 +346,12 @@ export class ChatProxy {
     if (!funding)
       throw new ApiError("funding_invalid", "The payer has no funding source; they need to connect one.");
     if (funding.state === "ok") return funding;
-    if (
-      funding.state === "insufficient" &&
-      this.d.clock.now() - (funding.checkedAt ?? 0) >= INSUFFICIENT_RECHECK_MS
-    ) {
-      const refreshed = await this.refreshFunding(funding);
+    if (funding.state === "insufficient") {
+      const refreshed = await this.d.keyReads.read(funding, INSUFFICIENT_RECHECK_MS);
       if (refreshed.state === "ok") return refreshed;
       throw fundingUnusable(refreshed.state);
     }
     throw fundingUnusable(funding.state);
-  }
-
-  /**
-   * Reads the key's state from upstream `/key` and records it. Requests that ask at the same time share
-   * one read (a burst of refusals makes one `/key` call, not one each).
-   */
-  private refreshFunding(funding: FundingRecord): Promise<FundingRecord> {
-    let reading = this.refreshing.get(funding.id);
-    if (reading === undefined) {
-      reading = this.readKeyState(funding).finally(() => this.refreshing.delete(funding.id));
-      this.refreshing.set(funding.id, reading);
-    }
-    return reading;
-  }
-
-  private async readKeyState(funding: FundingRecord): Promise<FundingRecord> {
-    const now = this.d.clock.now();
-    let state: FundingRecord["state"] = funding.state;
-    let limitRemaining: Nano | null | undefined; // undefined: not read
-    try {
-      const res = await this.d.upstream.get("/key", this.fundingKey(funding));
-      const check = readKeyCheck(res.status, res.text);
-      if (check.kind === "invalid") state = "invalid";
-      else if (check.kind === "usable") {
-        state = check.state;
-        limitRemaining = check.limitRemainingNano;
-      }
-    } catch (error) {
-      this.d.logger.warn({ err: error }, "funding re-check failed");
-    }
-    await this.d.store.setFundingState(funding.id, state, limitRemaining, now);
-    const limitRemainingNano = limitRemaining === undefined ? funding.limitRemainingNano : limitRemaining;
-    return { ...funding, state, limitRemainingNano, checkedAt: now };
   }
 
   /**
@@ -667,11 +630,11 @@ export class ChatProxy {
     if (mapped.funding === "insufficient") {
       // Refresh the cached key limit (DESIGN.md: "refreshed on 402"), but the upstream's word stands:
       // account credits are invisible to `/key`. The state clears by itself on a later re-check.
-      await this.refreshFunding(funding);
+      await this.d.keyReads.read(funding, 0);
       await this.d.store.setFundingState(funding.id, "insufficient", undefined, this.d.clock.now());
     } else if (mapped.funding === "confirm-invalid") {
       // A 401 could be a passing upstream fault: only `/key` also refusing the key proves it is dead.
-      const refreshed = await this.refreshFunding(funding);
+      const refreshed = await this.d.keyReads.read(funding, 0);
       if (refreshed.state !== "invalid") {
         return new ApiError("upstream", "The model provider refused the request; try again.");
       }

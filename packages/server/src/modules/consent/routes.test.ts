@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { SignJWT } from "jose";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { usdToNano } from "../../money.js";
 import { createHarness } from "../../testing/harness.js";
 import { createPayerHarness, type InjectBrowser, type PayerHarness } from "../../testing/payer-harness.js";
+import { PAYER_RECHECK_MS } from "../funding/service.js";
 
 const PASSWORD = "correct horse battery staple";
 const ORIGIN = "http://127.0.0.1:5173";
@@ -67,6 +68,14 @@ async function openPopup(body: unknown, intent = "connect", monthlyUsd?: number)
   const page = await browser.get("/connect/consent");
   expect(page.statusCode).toBe(200);
   return { browser, email, key, token, page };
+}
+
+/** Presses Continue on the funding step at `next` and follows the redirect to the approve step. */
+async function pressContinue(browser: InjectBrowser, next: string) {
+  const fund = await browser.get(next);
+  const res = await browser.post("/connect/continue", {}, { csrf: csrfOf(fund.body, "/connect/continue") });
+  expect(res.statusCode).toBe(303);
+  return browser.get(String(res.headers.location));
 }
 
 /** The message and target of the result page's postMessage call. */
@@ -438,7 +447,13 @@ describe("the consent steps", () => {
     const next = (reconnect.json() as { next: string }).next;
     const fund = await first.browser.get(next);
     expect(fund.body).toContain('aria-labelledby="funding-heading"');
-    expect(fund.body).toContain(`href="${next}&amp;step=approve"`);
+    const continued = await first.browser.post(
+      "/connect/continue",
+      {},
+      { csrf: csrfOf(fund.body, "/connect/continue") },
+    );
+    expect(continued.statusCode).toBe(303);
+    expect(continued.headers.location).toBe(`${next}&step=approve`);
     const done = await first.browser.get("/connect/consent?step=approve");
     expect(done.body).toContain("keeps its cap of $2.00 a month");
     const result = await first.browser.post("/connect/approve", {});
@@ -467,17 +482,19 @@ describe("the consent steps", () => {
     expect((await first.browser.get(next)).body).toContain("Out of credits");
 
     // Not topped up yet: Done and Continue both say so, with the figure, and answer nothing.
+    h.clock.advance(PAYER_RECHECK_MS);
     const refused = await first.browser.post("/connect/approve", {}, { csrf });
     expect(refused.statusCode).toBe(400);
     expect(refused.body).toContain("still out of credits: $0.00 left of its own limit");
     expect(postedMessage(refused.body)).toBeUndefined();
-    const still = await first.browser.get(`${next}&step=approve`);
+    const still = await pressContinue(first.browser, next);
     expect(still.body).toContain("still out of credits: $0.00 left of its own limit");
     expect(still.body).not.toContain("keeps its cap");
 
-    // Topped up: no wait for chat's 30-second re-check (the clock stands still here).
+    // Topped up a few seconds later: no wait for chat's 30-second re-check.
     h.sim.control.setLimit(first.key, 10);
-    const done = await first.browser.get(`${next}&step=approve`);
+    h.clock.advance(PAYER_RECHECK_MS);
+    const done = await pressContinue(first.browser, next);
     expect(done.body).toContain("keeps its cap of $2.00 a month");
     const result = await first.browser.post("/connect/approve", {});
     expect(postedMessage(result.body)?.message).toMatchObject({
@@ -673,5 +690,69 @@ describe("a raise for a payer who paused spending", () => {
     await first.browser.post("/connect/approve", { monthlyUsd: shown ?? "", resumeSpending: "1" });
     expect(liveConnections(body.appUserId)[0]?.cap_nano).toBe(usdToNano(2, "down"));
     expect(shown).toBe("2");
+  });
+});
+
+describe("the popup's /key re-check", () => {
+  /** A payer whose reconnect-funding popup is open and whose key chat has just marked out of credits. */
+  async function outOfCredits() {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const reconnect = await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
+    const next = (reconnect.json() as { next: string }).next;
+    h.sim.control.setLimit(first.key, 0);
+    const payerId = (await h.store.payerByEmail(first.email))?.id ?? "";
+    const [row] = await h.store.fundingHistory(payerId, 1);
+    await h.store.setFundingState(row?.id ?? "", "insufficient", 0n, h.clock.now());
+    h.clock.advance(60_000);
+    return { ...first, next };
+  }
+
+  function countKeyReads() {
+    const upstream = (h.app as unknown as { chat: { upstream: { get: (path: string) => unknown } } }).chat
+      .upstream;
+    const spy = vi.spyOn(upstream, "get");
+    return {
+      count: () => spy.mock.calls.filter(([path]) => path === "/key").length,
+      restore: () => spy.mockRestore(),
+    };
+  }
+
+  it("does not ask OpenRouter on a GET of the approve step, which any site can cause with a navigation", async () => {
+    const { browser, next } = await outOfCredits();
+    const reads = countKeyReads();
+    try {
+      const page = await browser.get(`${next}&step=approve`);
+      expect(page.body).toContain("still out of credits: $0.00 left of its own limit");
+      expect(reads.count()).toBe(0);
+    } finally {
+      reads.restore();
+    }
+  });
+
+  it("asks OpenRouter once for twenty Continue and Done presses at once, and again only a few seconds later", async () => {
+    const { browser, next } = await outOfCredits();
+    const fund = await browser.get(next);
+    const continueCsrf = csrfOf(fund.body, "/connect/continue");
+    const approve = await browser.get(`${next}&step=approve`);
+    const approveCsrf = csrfOf(approve.body, "/connect/approve");
+    const reads = countKeyReads();
+    try {
+      const press = (i: number) =>
+        i % 2 === 0
+          ? browser.post("/connect/continue", {}, { csrf: continueCsrf })
+          : browser.post("/connect/approve", {}, { csrf: approveCsrf });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => press(i)));
+      expect(reads.count()).toBe(1);
+      // The clock stands still: a payer (or a script with their cookies) pressing again is not asked for.
+      await Promise.all(Array.from({ length: 5 }, (_, i) => press(i)));
+      expect(reads.count()).toBe(1);
+      h.clock.advance(PAYER_RECHECK_MS);
+      await press(0);
+      expect(reads.count()).toBe(2);
+    } finally {
+      reads.restore();
+    }
   });
 });

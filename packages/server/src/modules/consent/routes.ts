@@ -4,6 +4,8 @@
  * - `GET /connect` — the handshake page the SDK opens inside the click (no token in the URL);
  * - `POST /connect/session` — JSON, same-origin only: token + opener origin → popup consent session;
  * - `GET /connect/consent` — the steps: sign in or up → fund → approve (cap, or a grant's terms);
+ * - `POST /connect/continue` — Continue on the funding step: re-checks an out-of-credits key, then
+ *   redirects to the approve step;
  * - `POST /connect/approve`, `POST /connect/deny` — the answer, then the result page that posts
  *   `wattfare:result` to the verified origin only and closes.
  *
@@ -55,8 +57,10 @@ import {
 import type { ConsentSessions, CurrentConsent } from "./session.js";
 import {
   CLOSE_HINT,
+  CONTINUE_PATH,
   capForm,
   connectPage,
+  continueForm,
   denyForm,
   doneForm,
   grantForm,
@@ -252,10 +256,8 @@ ${deny}`);
     }
     const payer = signedIn.payer;
     const continued = queryParam(request, "step") === "approve";
-    // Continue after "out of credits": the payer says they topped up, so OpenRouter is asked now.
-    const current = continued
-      ? await funding.service.recheckInsufficient(payer.id)
-      : await funding.service.current(payer.id);
+    // Read only: a GET can be any site's navigation. Continue (POST /connect/continue) re-checks first.
+    const current = await funding.service.current(payer.id);
     const status = fundingStatus(current);
     const step = consentStep({ signedIn: true, intent: record.intent, funding: status, continued });
     if (continued && step === "fund" && status === "insufficient" && options.error === undefined) {
@@ -275,7 +277,7 @@ ${fundingSection({
   oauthAvailable: funding.service.oauthAvailable,
   outcome: parseFundingOutcome(queryParam(request, "funding")),
 })}
-${usable ? html`<p><a class="button" href="${consentPage(consent.key, "&step=approve")}">Continue</a></p>` : ""}
+${usable ? continueForm(consents.csrf(consent, signedIn.sessionKey), ref) : ""}
 ${deny}`);
     }
 
@@ -486,6 +488,21 @@ ${spending}`,
 ${displayUsd(result.connection.capNano, "down")} a month.</p>
 ${spending}`,
     );
+  });
+
+  // Continue on the funding step: the payer says they topped up, so an out-of-credits key's `/key` is
+  // read again now (at most every few seconds per key), then the approve step shows what it says.
+  scope.post(CONTINUE_PATH, async (request, reply) => {
+    const form = await sessions.checkForm(request);
+    const opened = await openConsent(request, reply);
+    if ("page" in opened) return opened.page;
+    const { consent } = opened;
+    if (!form.signedIn) return reply.redirect(consentPage(consent.key), 303);
+    if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
+      return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
+    }
+    await funding.service.recheckInsufficient(form.signedIn.payer.id);
+    return reply.redirect(consentPage(consent.key, "&step=approve"), 303);
   });
 
   scope.post("/connect/deny", async (request, reply) => {

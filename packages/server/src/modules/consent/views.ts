@@ -117,6 +117,16 @@ function formFieldsFor(csrf: string, ref: string, payerTag?: string): SafeHtml {
   }`;
 }
 
+export const CONTINUE_PATH = "/connect/continue";
+
+/** Continue on the funding step: a form, as it may read the key's `/key` again and record what it says. */
+export function continueForm(csrf: string, ref: string): SafeHtml {
+  return html`<form method="post" action="${CONTINUE_PATH}">
+${formFieldsFor(csrf, ref)}
+<button type="submit">Continue</button>
+</form>`;
+}
+
 export function denyForm(csrf: string, ref: string, label = "Deny"): SafeHtml {
   return html`<form method="post" action="/connect/deny" class="inline">
 ${formFieldsFor(csrf, ref)}

@@ -6,11 +6,13 @@ import type { FastifyInstance } from "fastify";
 import type { AppDeps } from "../../deps.js";
 import type { Payers } from "../payers/index.js";
 import { queryParam, registerPageScope } from "../web/index.js";
+import type { FundingKeyReads } from "./key-reads.js";
 import { registerFundingPages } from "./routes.js";
 import { FundingService, type FundingUpstream } from "./service.js";
 import { fundingSection, parseFundingOutcome } from "./views.js";
 
 export { type KeyCheck, readKeyCheck } from "./key-check.js";
+export { FundingKeyReads } from "./key-reads.js";
 export { createCodeVerifier, s256Challenge } from "./pkce.js";
 export {
   type FundingOutcome,
@@ -43,8 +45,9 @@ export function registerFundingRoutes(
   deps: AppDeps,
   payers: Payers,
   upstream: FundingUpstream,
+  keyReads: FundingKeyReads,
 ): Funding {
-  const service = new FundingService({ ...deps, upstream });
+  const service = new FundingService({ ...deps, upstream, keyReads });
   registerPageScope(app, deps, (scope) => registerFundingPages(scope, deps, payers, service));
   payers.addAccountSection(async ({ request, signedIn, csrf }) => {
     const outcome = parseFundingOutcome(queryParam(request, "funding"));

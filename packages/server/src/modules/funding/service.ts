@@ -10,7 +10,6 @@ import type { Logger } from "pino";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
 import {
-  decryptFundingKey,
   encryptFundingKey,
   fundingKeyFingerprint,
   isFundingKeyShaped,
@@ -21,6 +20,7 @@ import {
 import type { PayerFunding, Store } from "../../store/port.js";
 import type { FundingStatus } from "../connections/index.js";
 import { readKeyCheck } from "./key-check.js";
+import type { FundingKeyReads } from "./key-reads.js";
 import { createCodeVerifier, createOAuthState, hashState, s256Challenge } from "./pkce.js";
 
 /** How a funding step ended; carried back to the page as `?funding=<outcome>`. */
@@ -62,7 +62,15 @@ export interface FundingServiceDeps {
   config: Config;
   logger: Logger;
   upstream: FundingUpstream;
+  keyReads: FundingKeyReads;
 }
+
+/**
+ * How old a `/key` reading may be when the payer says they topped up (the popup's Continue and Done):
+ * short, so a top-up shows at once, but a payer (or a script with their cookies) repeating the action
+ * makes one upstream call per key every few seconds, not one each.
+ */
+export const PAYER_RECHECK_MS = 5_000;
 
 /** A pending attempt lives this long: OpenRouter's code itself is valid for 10 minutes. */
 export const OAUTH_ATTEMPT_TTL_MS = 30 * 60_000;
@@ -231,35 +239,15 @@ export class FundingService {
   /**
    * The payer's current funding, read again from upstream `/key` first when it is `insufficient`: they
    * say they topped up (the popup's Continue and Done), so this asks now instead of leaving it to the
-   * chat proxy's re-check, which waits up to 30 s. What `/key` says is recorded as that re-check records
-   * it; account credits are invisible to `/key`, so a key without a limit of its own reads `ok` (a later
-   * refusal for lack of credits marks it again). A failed read changes nothing.
+   * chat proxy's re-check, which waits up to 30 s — but through the same reads (FundingKeyReads), so at
+   * most once per PAYER_RECHECK_MS per key, and concurrent presses share one call. Account credits are
+   * invisible to `/key`, so a key without a limit of its own reads `ok` (a later refusal for lack of
+   * credits marks it again). A failed read changes nothing.
    */
   async recheckInsufficient(payerId: string): Promise<PayerFunding | undefined> {
     const funding = await this.current(payerId);
     if (funding?.state !== "insufficient") return funding;
-    let check: ReturnType<typeof readKeyCheck>;
-    try {
-      const key = decryptFundingKey(this.d.keyRing, funding.keyBlob, funding.id);
-      const res = await this.d.upstream.get("/key", key);
-      check = readKeyCheck(res.status, res.text);
-    } catch (error) {
-      this.d.logger.warn({ reason: errorName(error), fundingId: funding.id }, "funding re-check failed");
-      return funding;
-    }
-    if (check.kind === "unknown") return funding;
-    const now = this.d.clock.now();
-    const state = check.kind === "invalid" ? "invalid" : check.state;
-    const limitRemainingNano =
-      check.kind === "usable" ? check.limitRemainingNano : funding.limitRemainingNano;
-    await this.d.store.setFundingState(
-      funding.id,
-      state,
-      check.kind === "usable" ? limitRemainingNano : undefined,
-      now,
-    );
-    this.d.logger.info({ payerId, fundingId: funding.id, state }, "funding re-checked");
-    return { ...funding, state, limitRemainingNano, checkedAt: now };
+    return this.d.keyReads.read(funding, PAYER_RECHECK_MS);
   }
 
   /** Retires the payer's funding: every connection of theirs stops being admitted until they reconnect. */
