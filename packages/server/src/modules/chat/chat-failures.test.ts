@@ -131,6 +131,49 @@ describe("upstream errors before the body", () => {
     expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
   });
 
+  it("re-reads the key's limit after a 402 that can only afford a smaller request, so the next request is sized to it, without marking the funding out of credits", async () => {
+    h = await createChatHarness();
+    const key = await h.connect("alice", 5, { credits: 100 }); // no limit of its own when connected
+    h.clock.advance(60_000);
+    h.sim.control.setLimit(key, 0.0001); // the payer sets a $0.0001 limit on openrouter.ai
+    const first = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(first.status).toBe(402);
+    expect((await errorOf(first)).message).toMatch(/can only afford [1-9]\d*/);
+    const funding = (await h.store.chatAccount(h.appId, "alice"))?.funding;
+    expect(funding).toMatchObject({ state: "ok", limitRemainingNano: 100_000n });
+    // No wait: the next request without max_tokens is sized to the fresh limit instead of refused again.
+    const second = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+    expect(second.status).toBe(200);
+    expect(Number(second.headers.get("x-wattfare-max-tokens"))).toBeLessThan(4096);
+    await second.arrayBuffer();
+    await h.drain();
+  });
+
+  it("re-reads the key after 402s that can only afford a smaller request at most every 30 seconds", async () => {
+    h = await createChatHarness();
+    await h.connect("alice", 5, { credits: 0.0001 }); // the account's credits bind: /key cannot see them
+    h.clock.advance(60_000);
+    const upstream = (h.app as unknown as { chat: { upstream: { get: (path: string) => unknown } } }).chat
+      .upstream;
+    const get = vi.spyOn(upstream, "get");
+    const keyReads = () => get.mock.calls.filter(([path]) => path === "/key").length;
+    const ask = async () => {
+      const res = await h.post({ model: "openai/gpt-4o-mini", messages: hello }, U);
+      expect(res.status).toBe(402);
+      await res.arrayBuffer();
+    };
+    await ask();
+    await ask();
+    await ask();
+    expect(keyReads()).toBe(1);
+    h.clock.advance(30_000);
+    await ask();
+    expect(keyReads()).toBe(2);
+    get.mockRestore();
+    const state = h.store.db.prepare("SELECT state FROM funding").get() as { state: string };
+    expect(state.state).toBe("ok");
+  });
+
   it("treats a 403 key limit exceeded as funding_invalid", async () => {
     h = await createChatHarness();
     const key = await h.connect("alice", 5);

@@ -632,6 +632,11 @@ export class ChatProxy {
       // account credits are invisible to `/key`. The state clears by itself on a later re-check.
       await this.d.keyReads.read(funding, 0);
       await this.d.store.setFundingState(funding.id, "insufficient", undefined, this.d.clock.now());
+    } else if (mapped.funding === "refresh-limit") {
+      // The funds afford a smaller request: not out of credits, but the cached key limit that sized
+      // this one may be stale (lowered, or spent through elsewhere). Read it again (at most every 30 s
+      // per key) so the next admission is sized to it; what `/key` says is recorded as it is.
+      await this.d.keyReads.read(funding, KEY_LIMIT_RECHECK_MS);
     } else if (mapped.funding === "confirm-invalid") {
       // A 401 could be a passing upstream fault: only `/key` also refusing the key proves it is dead.
       const refreshed = await this.d.keyReads.read(funding, 0);

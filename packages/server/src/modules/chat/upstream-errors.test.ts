@@ -5,7 +5,7 @@ const body = (message: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ error: { code: 0, message, ...extra } });
 
 describe("mapUpstreamError", () => {
-  it("passes on what OpenRouter said about credits with the 402, and does not lock out funds that afford a smaller request", () => {
+  it("passes on what OpenRouter said about credits with the 402, and only re-reads the key limit of funds that afford a smaller request", () => {
     const mapped = mapUpstreamError(
       402,
       body(
@@ -13,7 +13,8 @@ describe("mapUpstreamError", () => {
       ),
       undefined,
     );
-    expect(mapped.funding).toBe("none"); // it can afford 812 tokens: smaller requests still pass
+    // It can afford 812 tokens: smaller requests still pass, so only the cached key limit is read again.
+    expect(mapped.funding).toBe("refresh-limit");
     expect(mapped.error.code).toBe("funding_invalid");
     expect(mapped.error.message).toBe(
       "The payer's funding has insufficient credits or hit its key limit. OpenRouter said: This request requires more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford 812.",

@@ -4,7 +4,11 @@
 import { ApiError } from "../../errors.js";
 import { H } from "../../http/headers.js";
 
-export type FundingEffect = "none" | "confirm-invalid" | "insufficient";
+/**
+ * `refresh-limit`: the funds afford a smaller request ("can only afford M", M > 0): not out of credits,
+ * but the cached key limit may be stale (lowered, or spent elsewhere), so it is read again.
+ */
+export type FundingEffect = "none" | "confirm-invalid" | "insufficient" | "refresh-limit";
 
 export interface MappedUpstreamError {
   error: ApiError;
@@ -48,14 +52,15 @@ export function mapUpstreamError(
     };
   }
   if (status === 402 || (status === 403 && /key limit exceeded/i.test(message ?? ""))) {
-    // "… can only afford N": the funds cover a smaller request, so the funding is not locked out.
+    // "… can only afford N": the funds cover a smaller request, so the funding is not locked out; its
+    // cached limit is read again, so the next admission is sized to it.
     const affordable = Number(/can only afford (\d+)/i.exec(message ?? "")?.[1] ?? 0);
     return {
       error: new ApiError(
         "funding_invalid",
         `The payer's funding has insufficient credits or hit its key limit.${message === undefined ? "" : ` OpenRouter said: ${message}`}`,
       ),
-      funding: affordable > 0 ? "none" : "insufficient",
+      funding: affordable > 0 ? "refresh-limit" : "insufficient",
     };
   }
   if (status === 403) {
