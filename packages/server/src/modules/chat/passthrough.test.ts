@@ -251,6 +251,31 @@ describe("SSE passthrough", () => {
     expect(entry?.amountNano).toBe(110n); // 1.1e-7 USD = 110 nano-USD, read from the text, not a float
   });
 
+  it.each([
+    [
+      "ended with [DONE]",
+      'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"cost":1.1e-7}}\n\ndata: [DONE]\n\n',
+    ],
+    [
+      "reported its own mid-stream error",
+      'data: {"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}],"error":{"code":502,"message":"Provider disconnected"}}\n\n',
+    ],
+  ])("adds no error event of its own to a stream whose upstream %s before breaking off", async (_, last) => {
+    const script = `data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n${last}`;
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-end" });
+      // Everything, then the connection breaks before the chunked body's terminator.
+      res.write(script, () => setTimeout(() => res.socket?.destroy(), 20));
+    }, "0.00000011");
+    const post = await wattfareIn(upstream);
+    const res = await post({
+      model: "test/model",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    expect(await res.text()).toBe(script);
+  });
+
   it("lets a slow client hold back the upstream instead of buffering its stream", async () => {
     const chunk = Buffer.from(
       `data: ${JSON.stringify({ choices: [{ delta: { content: "x".repeat(16 * 1024) } }] })}\n\n`,

@@ -527,8 +527,9 @@ export class ChatProxy {
       failure = error;
     }
     if (!clientGone() && !res.destroyed) {
-      if (failed) {
-        // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk.
+      if (failed && !sniffer.ended) {
+        // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk
+        // (unless the upstream already ended the stream, or reported its own error, before it broke off).
         const created = Math.floor(this.d.clock.now() / 1000);
         res.write(interruptedEvent(last.id, last.model, created, failure));
       }

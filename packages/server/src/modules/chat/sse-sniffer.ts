@@ -6,6 +6,9 @@
  */
 const NEWLINE = 0x0a;
 const USAGE = Buffer.from('"usage"');
+/** A JSON key: inside a string every quote is escaped, so these bytes only ever open an `error` member. */
+const ERROR_KEY = Buffer.from('"error":');
+const DONE = Buffer.from("data: [DONE]");
 
 export class SseUsageSniffer {
   private partial: Buffer[] = [];
@@ -13,6 +16,7 @@ export class SseUsageSniffer {
   /** The last complete `data:` line that carried a usage object. */
   private usageLine: string | undefined;
   private overflowed = false;
+  private closedByUpstream = false;
 
   constructor(private readonly maxLineBytes = 1024 * 1024) {}
 
@@ -49,10 +53,22 @@ export class SseUsageSniffer {
     const line = this.partial.length === 0 ? tail : Buffer.concat([...this.partial, tail]);
     this.partial = [];
     this.partialLength = 0;
-    if (line.length > 5 && line[0] === 0x64 /* d */ && line.indexOf(USAGE) !== -1) {
+    if (line.length <= 5 || line[0] !== 0x64 /* d */) return;
+    if (line.indexOf(USAGE) !== -1) {
       const text = line.toString("utf8");
       if (text.startsWith("data:")) this.usageLine = text.slice(5).trim();
     }
+    if (line.indexOf(ERROR_KEY) !== -1 || line.subarray(0, DONE.length).equals(DONE)) {
+      this.closedByUpstream = true;
+    }
+  }
+
+  /**
+   * True once the stream has said its last word itself: `data: [DONE]`, or an event with an `error`
+   * (OpenRouter's mid-stream error). A connection that breaks after that needs no error event of ours.
+   */
+  get ended(): boolean {
+    return this.closedByUpstream;
   }
 
   /** The JSON text of the last data event that carried `usage`, if any. */
