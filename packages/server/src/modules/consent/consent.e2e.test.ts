@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import type { Browser, BrowserContext, Locator, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decryptFundingKey } from "../../security/index.js";
 import { launchBrowser } from "../../testing/browser.js";
 import { postChat } from "../../testing/harness.js";
 import { createPayerHarness, type PayerHarness } from "../../testing/payer-harness.js";
@@ -331,6 +332,41 @@ describe("the consent popup in Chromium", () => {
       await page.close();
     }
     await context.close();
+  });
+});
+
+describe("an out-of-credits key in Chromium", () => {
+  it("lets the payer top it up, press Continue from the keyboard, and finish with Done, funding ok", async () => {
+    const payer = await h.store.payerByEmail(payerEmail);
+    const [row] = await h.store.fundingHistory(payer?.id ?? "", 1);
+    if (!row) throw new Error("the first test's payer has no funding");
+    const key = decryptFundingKey(h.deps.keyRing, row.keyBlob, row.id);
+    // The key's own limit ran out a minute ago, and chat marked the funding out of credits.
+    h.sim.control.setLimit(key, 0);
+    await h.store.setFundingState(row.id, "insufficient", 0n, h.clock.now());
+    h.clock.advance(60_000);
+
+    const token = await mint({ appUserId: "alice" });
+    const { page, popup } = await openPopup(payerContext, { token, intent: "reconnect-funding" });
+    await popup.waitForURL(consentPage());
+    await popup
+      .getByRole("region", { name: "Funding" })
+      .getByText("Out of credits", { exact: true })
+      .waitFor();
+    await screenshot(popup, "out-of-credits-fund-step");
+
+    h.sim.control.setLimit(key, null); // topped up at OpenRouter
+    await popup.getByRole("button", { name: "Continue" }).focus();
+    await popup.keyboard.press("Enter");
+    await popup.waitForURL(consentPage({ step: "approve" }));
+    await screenshot(popup, "out-of-credits-topped-up");
+    await popup.getByRole("button", { name: "Done" }).click();
+    expect((await resultOf(page, popup)).data).toMatchObject({
+      status: "approved",
+      connection: { connected: true, funding: "ok" },
+    });
+    expect((await chatStatus({ "x-wattfare-user": "alice" })).status).toBe(200);
+    await page.close();
   });
 });
 
