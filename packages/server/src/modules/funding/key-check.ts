@@ -43,3 +43,9 @@ export function readKeyCheck(status: number, text: string): KeyCheck {
     return { kind: "unknown", status };
   }
 }
+
+/** What to log of an error on these calls: only its class or code, as its message could echo a request detail. */
+export function errorName(error: unknown): string {
+  if (error instanceof Error) return (error as Error & { code?: string }).code ?? error.name;
+  return "unknown";
+}

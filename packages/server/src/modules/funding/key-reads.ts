@@ -10,7 +10,7 @@ import type { Clock } from "../../deps.js";
 import type { Nano } from "../../money.js";
 import { decryptFundingKey, type KeyRing } from "../../security/index.js";
 import type { FundingRecord, FundingState, Store } from "../../store/port.js";
-import { readKeyCheck } from "./key-check.js";
+import { errorName, readKeyCheck } from "./key-check.js";
 import type { FundingUpstream } from "./service.js";
 
 export interface FundingKeyReadsDeps {
@@ -100,10 +100,4 @@ function withReading<F extends FundingRecord>(funding: F, reading: KeyReading): 
       reading.limitRemainingNano === undefined ? funding.limitRemainingNano : reading.limitRemainingNano,
     checkedAt: reading.at,
   };
-}
-
-/** Only the error's class/code is logged: an error message could echo a request detail. */
-function errorName(error: unknown): string {
-  if (error instanceof Error) return (error as Error & { code?: string }).code ?? error.name;
-  return "unknown";
 }

@@ -19,7 +19,7 @@ import {
 } from "../../security/index.js";
 import type { PayerFunding, Store } from "../../store/port.js";
 import type { FundingStatus } from "../connections/index.js";
-import { readKeyCheck } from "./key-check.js";
+import { errorName, readKeyCheck } from "./key-check.js";
 import type { FundingKeyReads } from "./key-reads.js";
 import { createCodeVerifier, createOAuthState, hashState, s256Challenge } from "./pkce.js";
 
@@ -264,10 +264,4 @@ function parseExchangedKey(text: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Only the error's class/code is logged: an error message could echo a request detail. */
-function errorName(error: unknown): string {
-  if (error instanceof Error) return (error as Error & { code?: string }).code ?? error.name;
-  return "unknown";
 }
