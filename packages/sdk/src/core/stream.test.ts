@@ -165,14 +165,37 @@ describe("toReadableStream", () => {
     );
   });
 
-  it("ends with an error event in Wattfare's shape when the stream fails", async () => {
-    const { stream } = setup([
-      event(1),
-      'data: {"error":{"code":502,"message":"Provider returned error"}}\n\n',
-    ]);
-    expect(await readAll(stream.toReadableStream())).toBe(
-      `${event(1)}data: {"error":{"code":"upstream","message":"Provider returned error"}}\n\n`,
+  it("passes a mid-stream error event on as it came, as the last event", async () => {
+    const failed =
+      'data: {"id":"gen-1","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}],"error":{"code":502,"message":"Provider returned error"}}\n\n';
+    const { stream } = setup([event(1), failed, DONE]);
+    expect(await readAll(stream.toReadableStream())).toBe(`${event(1)}${failed}`);
+  });
+
+  it("ends with OpenRouter's mid-stream error chunk, under the last chunk's id and model, when the connection breaks", async () => {
+    const chunk = '{"id":"gen-7","object":"chat.completion.chunk","created":5,"model":"m/x","choices":[]}';
+    const { stream, breakConnection } = setup([`data: ${chunk}\n\n`], { end: false });
+    const reader = stream.toReadableStream().getReader();
+    const decoder = new TextDecoder();
+    let text = decoder.decode((await reader.read()).value);
+    breakConnection();
+    for (let next = await reader.read(); !next.done; next = await reader.read())
+      text += decoder.decode(next.value);
+    const last = JSON.parse(
+      text
+        .trim()
+        .split("\n\n")
+        .at(-1)
+        ?.replace(/^data: /, "") ?? "",
     );
+    expect(last).toEqual({
+      id: "gen-7",
+      object: "chat.completion.chunk",
+      created: 5,
+      model: "m/x",
+      choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+      error: { code: "connection_error", message: "The connection to Wattfare broke mid-stream." },
+    });
   });
 
   it("aborts the request when the reader cancels (the browser left)", async () => {

@@ -26,6 +26,39 @@ export interface StreamControl {
 
 const DONE = "[DONE]";
 
+/** The error event each mid-stream `UpstreamError` was read from, so `toReadableStream` can pass it on as sent. */
+const failedEvents = new WeakMap<object, SseItem>();
+
+/** What the last chunk said about itself, for an error event of our own to carry. */
+interface ChunkIdentity {
+  id: string;
+  model: string;
+  created: number;
+}
+
+/**
+ * The last event when the stream broke without an error event of its own: OpenRouter's mid-stream error
+ * chunk (its one choice finishes with "error" beside a top-level `error`), as Wattfare sends it.
+ */
+function failureEvent(error: WattfareError, last: ChunkIdentity | undefined): string {
+  return JSON.stringify({
+    id: last?.id ?? "",
+    object: "chat.completion.chunk",
+    created: last?.created ?? Math.floor(Date.now() / 1000),
+    model: last?.model ?? "",
+    choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+    error: { code: error.code, message: error.message },
+  });
+}
+
+function identityOf(chunk: unknown, previous: ChunkIdentity | undefined): ChunkIdentity | undefined {
+  if (typeof chunk !== "object" || chunk === null) return previous;
+  const { id, model, created } = chunk as { id?: unknown; model?: unknown; created?: unknown };
+  return typeof id === "string" && typeof model === "string" && typeof created === "number"
+    ? { id, model, created }
+    : previous;
+}
+
 /**
  * The chunks of a streamed response. Iterate it with `for await`; leaving the loop early (`break`,
  * `return`, a thrown error) aborts the request, so Wattfare stops the model and bills only what was
@@ -65,9 +98,11 @@ export class Stream<Item> implements AsyncIterable<Item> {
 
   /**
    * The stream as SSE bytes (`data: {…}` events, keep-alive comments, a final `data: [DONE]`), ready to
-   * be the body of your own response to a browser. Event data is forwarded byte for byte. If the stream
-   * fails part-way, a last `data: {"error":{"code","message"}}` event says so before the end, the shape
-   * Wattfare itself uses. Cancelling the returned stream (the browser went away) aborts the request.
+   * be the body of your own response to a browser. Event data is forwarded byte for byte, an error event
+   * too (it is the last). If the connection to Wattfare breaks part-way, a last event in OpenRouter's
+   * mid-stream error shape says so (`choices[0].finish_reason: "error"` beside `error: {code, message}`,
+   * under the last chunk's id and model), as Wattfare's own. Cancelling the returned stream (the browser
+   * went away) aborts the request.
    *
    * @example
    * ```ts
@@ -82,6 +117,7 @@ export class Stream<Item> implements AsyncIterable<Item> {
     const encoder = new TextEncoder();
     const control = this.#control;
     let cancelled = false;
+    let identity: ChunkIdentity | undefined;
     return new ReadableStream<Uint8Array>({
       async pull(controller) {
         let bytes: string;
@@ -91,11 +127,14 @@ export class Stream<Item> implements AsyncIterable<Item> {
           if (next.done) {
             bytes = encodeSse({ kind: "data", data: DONE });
             last = true;
-          } else bytes = encodeSse(next.value.item);
+          } else {
+            bytes = encodeSse(next.value.item);
+            identity = identityOf(next.value.chunk, identity);
+          }
         } catch (error) {
           if (!isWattfareError(error)) throw error;
-          const body = { error: { code: error.code, message: error.message } };
-          bytes = encodeSse({ kind: "data", data: JSON.stringify(body) });
+          const event = failedEvents.get(error);
+          bytes = encodeSse(event ?? { kind: "data", data: failureEvent(error, identity) });
           last = true;
         }
         if (cancelled) return;
@@ -143,7 +182,7 @@ export class Stream<Item> implements AsyncIterable<Item> {
           continue;
         }
         if (item.data === DONE) break;
-        yield { item, chunk: this.#parse(item.data) };
+        yield { item, chunk: this.#parse(item) };
       }
       done = true;
     } catch (error) {
@@ -158,10 +197,10 @@ export class Stream<Item> implements AsyncIterable<Item> {
     }
   }
 
-  #parse(data: string): Item {
+  #parse(item: SseItem & { kind: "data" }): Item {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(data);
+      parsed = JSON.parse(item.data);
     } catch {
       throw this.#upstreamError("The stream carried an event that is not JSON.");
     }
@@ -169,9 +208,11 @@ export class Stream<Item> implements AsyncIterable<Item> {
       typeof parsed === "object" && parsed !== null ? (parsed as { error?: unknown }).error : null;
     if (error !== undefined && error !== null) {
       const message = (error as { message?: unknown }).message;
-      throw this.#upstreamError(
+      const failure = this.#upstreamError(
         typeof message === "string" ? message : "The model provider failed mid-stream.",
       );
+      failedEvents.set(failure, item);
+      throw failure;
     }
     return parsed as Item;
   }

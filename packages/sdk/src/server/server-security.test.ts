@@ -214,7 +214,7 @@ describe("what reaches the browser", () => {
       { user: "alice" },
     );
     const bytes = await new Response(stream.toReadableStream()).text();
-    expect(bytes).toContain('"code":"upstream"');
+    expect(bytes).toContain('"finish_reason":"error"'); // the provider's error event, passed on as sent
     expectNoSecret([bytes], secretOf(h.secretKey));
   });
 });
