@@ -298,10 +298,8 @@ export class PayerService {
 
   /** The address a claim link would take back, while it can: the link live, its account unconfirmed. */
   async claimableEmail(token: string): Promise<string | undefined> {
-    const found = await this.d.store.peekEmailToken(hashToken(token), "claim", this.d.clock.now());
-    if (!found) return undefined;
-    const payer = await this.d.store.getPayer(found.payerId);
-    return payer?.email === found.email && payer.emailVerifiedAt === null ? found.email : undefined;
+    const payer = await this.liveLinkPayer(token, "claim");
+    return payer?.emailVerifiedAt === null ? payer.email : undefined;
   }
 
   /**
@@ -310,12 +308,9 @@ export class PayerService {
    * account confirmed the address or was closed meanwhile; then nothing changes.
    */
   async claimEmail(token: string, password: string): Promise<LinkPasswordResult> {
-    // Judged before the one-time link is spent on it.
-    const weak = passwordProblem(password);
-    if (weak !== undefined) return { ok: false, reason: "password", message: weak };
-    const now = this.d.clock.now();
-    const used = await this.d.store.consumeEmailToken(hashToken(token), "claim", now);
-    if (!used) return { ok: false, reason: "link" };
+    const spent = await this.spendLink(token, "claim", password);
+    if (!spent.ok) return spent;
+    const { used, now } = spent;
     const payer = {
       id: newPayerId(),
       email: used.email,
@@ -336,24 +331,53 @@ export class PayerService {
    * was sent to — without using it up: the page shows the form only for a live link.
    */
   async resetLinkLive(token: string): Promise<boolean> {
-    const found = await this.d.store.peekEmailToken(hashToken(token), "reset", this.d.clock.now());
-    if (!found) return false;
-    return (await this.d.store.getPayer(found.payerId))?.email === found.email;
+    return (await this.liveLinkPayer(token, "reset")) !== undefined;
   }
 
   /** Sets a new password from a reset link; every session of the account ends. */
   async resetPassword(token: string, password: string): Promise<LinkPasswordResult> {
-    // Judged before the one-time link is spent on it.
-    const weak = passwordProblem(password);
-    if (weak !== undefined) return { ok: false, reason: "password", message: weak };
-    const now = this.d.clock.now();
-    const used = await this.d.store.consumeEmailToken(hashToken(token), "reset", now);
-    if (!used) return { ok: false, reason: "link" };
-    const payer = await this.d.store.getPayer(used.payerId);
-    if (!payer || payer.email !== used.email) return { ok: false, reason: "link" };
+    const spent = await this.spendLink(token, "reset", password);
+    if (!spent.ok) return spent;
+    const { used, now } = spent;
+    const payer = await this.payerStillAt(used);
+    if (!payer) return { ok: false, reason: "link" };
     const passwordHash = await hash(password);
     await this.d.store.setPayerPassword(payer.id, passwordHash, now);
     return { ok: true, payer: { ...payer, passwordHash } };
+  }
+
+  /**
+   * The account of a link not yet used up, while it is still at the address the link was sent to;
+   * the link stays unused.
+   */
+  private async liveLinkPayer(token: string, purpose: EmailTokenPurpose): Promise<PayerRecord | undefined> {
+    const found = await this.d.store.peekEmailToken(hashToken(token), purpose, this.d.clock.now());
+    return found && this.payerStillAt(found);
+  }
+
+  /** The account a link was sent for, if it is still at the address the link went to. */
+  private async payerStillAt(link: { payerId: string; email: string }): Promise<PayerRecord | undefined> {
+    const payer = await this.d.store.getPayer(link.payerId);
+    return payer?.email === link.email ? payer : undefined;
+  }
+
+  /**
+   * Uses up a reset or claim link to set `password`, which is judged first: a weak password must not
+   * spend the one-time link.
+   */
+  private async spendLink(
+    token: string,
+    purpose: EmailTokenPurpose,
+    password: string,
+  ): Promise<
+    | { ok: true; used: { payerId: string; email: string }; now: number }
+    | Extract<LinkPasswordResult, { ok: false }>
+  > {
+    const weak = passwordProblem(password);
+    if (weak !== undefined) return { ok: false, reason: "password", message: weak };
+    const now = this.d.clock.now();
+    const used = await this.d.store.consumeEmailToken(hashToken(token), purpose, now);
+    return used ? { ok: true, used, now } : { ok: false, reason: "link" };
   }
 
   /**
