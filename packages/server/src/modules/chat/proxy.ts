@@ -16,7 +16,7 @@ import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "../../config.js";
 import type { Clock } from "../../deps.js";
-import { ApiError, errorBody } from "../../errors.js";
+import { ApiError } from "../../errors.js";
 import { H, headerValue } from "../../http/headers.js";
 import { formatUsd, type Nano } from "../../money.js";
 import { periodOf } from "../../period.js";
@@ -46,12 +46,12 @@ import {
   planAdmission,
   renderUpstreamBody,
 } from "./chat-request.js";
+import { type Passthrough, pipeJson, pipeStream } from "./passthrough.js";
 import { type Reconciler, settleObserved } from "./reconciler.js";
-import { SseUsageSniffer } from "./sse-sniffer.js";
 import type { Upstream } from "./upstream.js";
 import { mapUpstreamError } from "./upstream-errors.js";
 import { NOT_SENT, QUEUE_TIMEOUT, type UpstreamResponse } from "./upstream-response.js";
-import { costInBody, costInText, type UsageCost } from "./usage.js";
+import type { UsageCost } from "./usage.js";
 
 /** Re-check an `insufficient` key at most this often: the payer may have topped up. */
 const INSUFFICIENT_RECHECK_MS = 30_000;
@@ -59,30 +59,8 @@ const INSUFFICIENT_RECHECK_MS = 30_000;
 const KEY_LIMIT_RECHECK_MS = 30_000;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const KEY_CACHE_SIZE = 10_000;
-const TAIL_BYTES = 64 * 1024;
 /** The answers Wattfare passes on and meters: JSON and server-sent events, not encoded. */
 const METERABLE_TYPE = /^\s*(application\/json|text\/event-stream)\s*(;|$)/i;
-/**
- * The last event of a stream whose upstream broke off after the headers, in the shape of OpenRouter's
- * own mid-stream error (reference §3): a chunk whose one choice finishes with "error" (so a client that
- * reads `choices[0].finish_reason` sees it) beside a top-level `error`, whose `code` is Wattfare's.
- */
-function interruptedEvent(id: string, model: string, created: number, failure: unknown): string {
-  const timedOut = (failure as { code?: unknown } | undefined)?.code === "UND_ERR_BODY_TIMEOUT";
-  return `data: ${JSON.stringify({
-    id,
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
-    error: {
-      code: "upstream",
-      message: "The model provider's stream was interrupted.",
-      metadata: { error_type: timedOut ? "timeout" : "provider_unavailable" },
-    },
-  })}\n\n`;
-}
-
 /** Failures where the request provably never reached the upstream: nothing can have been billed. */
 const NEVER_SENT = new Set([
   "ECONNREFUSED",
@@ -468,6 +446,13 @@ export class ChatProxy {
     const headers: Record<string, string> = { "content-type": contentType, [H.requestId]: request.id };
     if (generationId !== undefined) headers[H.generationId] = generationId;
     if (fit.adjusted) headers[H.maxTokens] = String(fit.outTokens);
+    const answer: Passthrough = {
+      upstream,
+      res,
+      headers,
+      clientGone: () => clientGone,
+      stallMs: this.d.config.upstream.clientWriteStallMs,
+    };
 
     if (contentType.includes("text/event-stream")) {
       try {
@@ -476,10 +461,8 @@ export class ChatProxy {
         upstream.discard(); // nothing will read it now: free its connection at once
         throw error;
       }
-      const cost = await this.pipeStream(upstream, res, headers, () => clientGone, {
-        id: generationId ?? request.id,
-        model: reservation.model,
-      });
+      const last = { id: generationId ?? request.id, model: reservation.model };
+      const cost = await pipeStream(answer, last, this.d.clock);
       res.off("close", onClose);
       ending.done = true;
       if (cost) void this.track(this.settle(reservation, cost, generationId ?? null));
@@ -490,136 +473,13 @@ export class ChatProxy {
     // sent; one still being generated, or larger than the buffer, persists the id before its headers
     // go out (so a crash meanwhile is settled from /generation, not at the bound) and settles from its
     // tail afterwards.
-    const outcome = await this.pipeJson(
-      upstream,
-      res,
-      headers,
-      () => clientGone,
-      (cost) => (cost ? this.settle(reservation, cost, generationId ?? null) : persistGenerationId()),
+    const outcome = await pipeJson(answer, this.d.config.limits.nonStreamBufferBytes, (cost) =>
+      cost ? this.settle(reservation, cost, generationId ?? null) : persistGenerationId(),
     );
     res.off("close", onClose);
     if (outcome.settled) return;
     if (outcome.cost) void this.track(this.settle(reservation, outcome.cost, generationId ?? null));
     else this.d.reconciler.track(reservation);
-  }
-
-  /** SSE: forward every chunk as it arrives, sniff the usage event, respect back-pressure. */
-  private async pipeStream(
-    upstream: UpstreamResponse,
-    res: ServerResponse,
-    headers: Record<string, string>,
-    clientGone: () => boolean,
-    last: { id: string; model: string },
-  ): Promise<UsageCost | undefined> {
-    headers["cache-control"] = "no-cache";
-    headers["x-accel-buffering"] = "no";
-    res.writeHead(200, headers);
-    res.flushHeaders();
-    const sniffer = new SseUsageSniffer();
-    let failure: unknown;
-    let failed = false;
-    try {
-      await upstream.forwardTo(res, this.d.config.upstream.clientWriteStallMs, (chunk) =>
-        sniffer.push(chunk),
-      );
-    } catch (error) {
-      failed = true;
-      failure = error;
-    }
-    if (!clientGone() && !res.destroyed) {
-      if (failed && !sniffer.ended) {
-        // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk
-        // (unless the upstream already ended the stream, or reported its own error, before it broke off).
-        const created = Math.floor(this.d.clock.now() / 1000);
-        res.write(interruptedEvent(last.id, last.model, created, failure));
-      }
-      res.end();
-    } else {
-      upstream.discard();
-    }
-    const event = sniffer.lastUsageEvent;
-    return event === undefined ? undefined : costInText(event);
-  }
-
-  /**
-   * JSON. A body that came whole with its headers (a short answer usually does) and fits the buffer
-   * limit is sent in one write with content-length. One still being generated is passed on as it comes,
-   * headers first, as OpenRouter sends it (with blank lines while the model works), so that a client's
-   * or a load balancer's timeout does not run out meanwhile; so is a body above the buffer limit. Both
-   * keep a bounded tail to find `usage` in. `beforeBody` runs before the first byte is written, with the
-   * cost when the whole body (and so its usage) is already known.
-   */
-  private async pipeJson(
-    upstream: UpstreamResponse,
-    res: ServerResponse,
-    headers: Record<string, string>,
-    clientGone: () => boolean,
-    beforeBody: (cost: UsageCost | undefined) => Promise<void>,
-  ): Promise<{ cost: UsageCost | undefined; settled: boolean }> {
-    const limit = this.d.config.limits.nonStreamBufferBytes;
-    const stallMs = this.d.config.upstream.clientWriteStallMs;
-    let before = false;
-    const runBefore = (cost: UsageCost | undefined): Promise<void> | undefined => {
-      if (before) return undefined;
-      before = true;
-      return beforeBody(cost);
-    };
-    /** Whether anything but whitespace has gone to the client: until then an error can still be told. */
-    let begun = false;
-    try {
-      let first: Buffer[] = [];
-      if (upstream.complete) {
-        const head = await upstream.readUpTo(limit);
-        if (head.ended) {
-          const whole = head.chunks.length === 1 ? (head.chunks[0] as Buffer) : Buffer.concat(head.chunks);
-          const cost = costInBody(whole);
-          await runBefore(cost);
-          if (!clientGone()) {
-            headers["content-length"] = String(whole.length);
-            res.writeHead(200, headers);
-            res.end(whole);
-          }
-          return { cost, settled: cost !== undefined };
-        }
-        first = head.chunks;
-      }
-      await runBefore(undefined);
-      res.writeHead(200, headers);
-      let tail = Buffer.alloc(0);
-      const pass = (chunk: Buffer) => {
-        begun ||= !isBlank(chunk);
-        tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
-      };
-      if (first.length === 0) res.flushHeaders();
-      for (const chunk of first) {
-        pass(chunk);
-        res.write(chunk);
-      }
-      await upstream.forwardTo(res, stallMs, pass);
-      if (!clientGone()) res.end();
-      return { cost: costInBody(tail), settled: false };
-    } catch {
-      // Broken or abandoned mid-body: stop reading (a paused body would hold its upstream socket), and
-      // make the generation id durable so the cost can be reconciled.
-      upstream.discard();
-      await runBefore(undefined);
-      if (!clientGone() && !res.destroyed && !begun) {
-        // Only blank lines so far, if anything: an error can still be told (after a 200 already sent).
-        if (!res.headersSent) {
-          res.writeHead(502, {
-            "content-type": "application/json",
-            [H.requestId]: headers[H.requestId] ?? "",
-            ...noRetry,
-          });
-        }
-        res.end(
-          JSON.stringify(
-            errorBody(new ApiError("upstream", "The model provider's response was interrupted.")),
-          ),
-        );
-      } else res.destroy();
-      return { cost: undefined, settled: false };
-    }
   }
 
   private async upstreamError(
@@ -715,13 +575,6 @@ function connectionPayerAccount(
 }
 
 const paused = () => new ApiError("budget_exceeded", "Spending paused by the payer.");
-
-/** Only JSON whitespace: what OpenRouter sends ahead of a slow non-stream answer. */
-function isBlank(chunk: Buffer): boolean {
-  for (const byte of chunk)
-    if (byte !== 0x0a && byte !== 0x0d && byte !== 0x20 && byte !== 0x09) return false;
-  return true;
-}
 
 /** Why funding that is not `ok` cannot pay: a key to reconnect, or one out of credits or limit. */
 function fundingUnusable(state: Exclude<FundingRecord["state"], "ok">): ApiError {
