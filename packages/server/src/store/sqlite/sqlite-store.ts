@@ -1,57 +1,44 @@
 /**
- * The SQLite adapter of the Store port. Admin paths go through Kysely; the chat hot path uses prepared
- * statements and the group-commit WriteBatcher, with the BudgetBook as the in-memory admission authority.
+ * The SQLite adapter of the Store port. The chat hot path uses prepared statements and the group-commit
+ * WriteBatcher, with the BudgetBook as the in-memory admission authority; Kysely runs the migrations.
+ * Apps, connections, funding keys, grant lookup and use counts, reservations and the ledger are here;
+ * the admin-only SQL of payer accounts (payer-queries.ts), grants (grant-queries.ts) and the consent
+ * popup and dashboard (consent-queries.ts) is each in its own module, which SqliteStore delegates to.
  */
 import type BetterSqlite3 from "better-sqlite3";
 import { Kysely } from "kysely";
-import {
-  type AccountRef,
-  type AdmitResult,
-  type AppKeyRecord,
-  type AppWithOrigins,
-  type BudgetSnapshot,
-  type ChatAccount,
-  type ConnectionRecord,
-  type DevConnectInput,
-  type EmailTokenPurpose,
-  type FundingRecord,
-  type FundingState,
-  type GrantAccount,
-  type GrantRecord,
-  type GrantUse,
-  type LedgerEntry,
-  type NewApp,
-  type NewEmailToken,
-  type NewFunding,
-  type NewGrant,
-  type NewPayer,
-  type OAuthAttempt,
-  OUTBOX_KEEP_MS,
-  type OutboxMessage,
-  type PayerFunding,
-  type PayerRecord,
-  type PayerSessionRecord,
-  type ReservationDecider,
-  type ReservationDraft,
-  type ReservationRecord,
-  type Settlement,
-  type Store,
-  UNRECONCILED_RECHECK_WINDOW_MS,
+import type {
+  AccountRef,
+  AdmitResult,
+  AppKeyRecord,
+  AppWithOrigins,
+  BudgetSnapshot,
+  ChatAccount,
+  ConnectionRecord,
+  DevConnectInput,
+  FundingRecord,
+  FundingState,
+  GrantAccount,
+  GrantUse,
+  LedgerEntry,
+  NewApp,
+  ReservationDecider,
+  ReservationDraft,
+  ReservationRecord,
+  Settlement,
+  Store,
 } from "../port.js";
 import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
 import { openSqlite } from "./database.js";
+import { SqliteGrantQueries } from "./grant-queries.js";
 import { MigratingSqliteDialect, migrateToLatest, pendingMigrations } from "./migrations.js";
+import { SqlitePayerQueries } from "./payer-queries.js";
+import { big, ERASED_KEY_BLOB, n, nOrNull, type Row, str, toFunding, toGrant } from "./rows.js";
 import { anotherServerServes, ServerLockError } from "./server-lock.js";
 import { WriteBatcher } from "./write-batcher.js";
 
-type Row = Record<string, unknown>;
-
-const n = (v: unknown): number => Number(v as bigint);
-const nOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v as bigint));
-const big = (v: unknown): bigint => v as bigint;
-const str = (v: unknown): string => v as string;
 /** How long a failed closing write (settle, release) waits before it is tried again. */
 const CLOSE_RETRY_MS = 1_000;
 
@@ -64,21 +51,6 @@ function toConnection(r: Row, prefix = ""): ConnectionRecord {
     capNano: big(r[`${prefix}cap_nano`]),
     createdAt: n(r[`${prefix}created_at`]),
     revokedAt: nOrNull(r[`${prefix}revoked_at`]),
-  };
-}
-
-function toFunding(r: Row, prefix = ""): FundingRecord {
-  const remaining = r[`${prefix}limit_remaining_nano`];
-  return {
-    id: str(r[`${prefix}id`]),
-    payerId: str(r[`${prefix}payer_id`]),
-    keyBlob: str(r[`${prefix}key_blob`]),
-    fingerprint: str(r[`${prefix}fingerprint`]),
-    source: str(r[`${prefix}source`]) as FundingRecord["source"],
-    state: str(r[`${prefix}state`]) as FundingState,
-    limitRemainingNano: remaining === null ? null : big(remaining),
-    checkedAt: nOrNull(r[`${prefix}checked_at`]),
-    createdAt: n(r[`${prefix}created_at`]),
   };
 }
 
@@ -128,21 +100,6 @@ function toLedger(r: Row): LedgerEntry {
     promptTokens: nOrNull(r.prompt_tokens),
     completionTokens: nOrNull(r.completion_tokens),
     unreconciled: n(r.unreconciled) === 1,
-    createdAt: n(r.created_at),
-  };
-}
-
-// ── payer accounts and funding (issue 5) ──
-/** What a retired funding row's key blob becomes once nothing needs the key (not a valid blob). */
-const ERASED_KEY_BLOB = "erased";
-
-function toPayer(r: Row): PayerRecord {
-  return {
-    id: str(r.id),
-    email: str(r.email),
-    passwordHash: (r.password_hash as string | null) ?? null,
-    emailVerifiedAt: nOrNull(r.email_verified_at),
-    paused: n(r.paused) === 1,
     createdAt: n(r.created_at),
   };
 }
@@ -206,6 +163,8 @@ export class SqliteStore implements Store {
   private closeRetryTimer: NodeJS.Timeout | undefined;
   /** Grant use counts: in-memory authority like the budget book, loaded from the row on first use. */
   private readonly grantUses = new Map<string, number>();
+  /** A grant's in-memory use count, where this process holds one (read-only; see toGrant). */
+  private readonly knownGrantUses = (grantId: string): number | undefined => this.grantUses.get(grantId);
   /** Prepared after migrations (they need the tables); see migrate(). */
   private stmt!: ReturnType<SqliteStore["prepare"]>;
   private closed = false;
@@ -829,89 +788,16 @@ export class SqliteStore implements Store {
     return uses;
   }
 
-  // ── one-time grants ────────────────────────────────────────────────
-
-  async createGrant(grant: NewGrant): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO grants (id, app_id, token_hash, payer_id, max_nano, max_uses, uses, expires_at, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-      )
-      .run(
-        grant.id,
-        grant.appId,
-        grant.tokenHash,
-        grant.payerId,
-        grant.maxNano,
-        grant.maxUses,
-        grant.expiresAt,
-        grant.createdAt,
-      );
-  }
-
-  private toGrant(r: Row, prefix = ""): GrantRecord {
-    const id = str(r[`${prefix}id`]);
-    return {
-      id,
-      appId: str(r[`${prefix}app_id`]),
-      payerId: str(r[`${prefix}payer_id`]),
-      maxNano: big(r[`${prefix}max_nano`]),
-      maxUses: nOrNull(r[`${prefix}max_uses`]),
-      uses: this.grantUses.get(id) ?? n(r[`${prefix}uses`]),
-      expiresAt: n(r[`${prefix}expires_at`]),
-      createdAt: n(r[`${prefix}created_at`]),
-      revokedAt: nOrNull(r[`${prefix}revoked_at`]),
-    };
-  }
+  // ── one-time grants: the chat path's lookup here, the rest in grant-queries.ts ──
 
   async grantByTokenHash(tokenHash: Buffer): Promise<GrantAccount | undefined> {
     const r = this.stmt.grantByTokenHash.get(tokenHash) as Row | undefined;
     if (!r) return undefined;
     return {
-      grant: this.toGrant(r),
+      grant: toGrant(r, this.knownGrantUses),
       payerPaused: n(r.payer_paused) === 1,
       funding: r.f_id === null ? null : toFunding(r, "f_"),
     };
-  }
-
-  async grantsOfPayer(payerId: string): Promise<GrantRecord[]> {
-    const rows = this.db
-      .prepare("SELECT * FROM grants WHERE payer_id = ? ORDER BY created_at DESC")
-      .all(payerId) as Row[];
-    return rows.map((r) => this.toGrant(r));
-  }
-
-  async revokeGrant(grantId: string, payerId: string, now: number): Promise<boolean> {
-    const info = this.db
-      .prepare("UPDATE grants SET revoked_at = ? WHERE id = ? AND payer_id = ? AND revoked_at IS NULL")
-      .run(now, grantId, payerId);
-    return info.changes > 0;
-  }
-
-  async putGrantHandoff(
-    sessionJti: string,
-    appId: string,
-    tokenBlob: string,
-    expiresAt: number,
-  ): Promise<void> {
-    this.db
-      .prepare(
-        "INSERT INTO grant_handoffs (session_jti, app_id, token_blob, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (session_jti) DO NOTHING",
-      )
-      .run(sessionJti, appId, tokenBlob, expiresAt);
-  }
-
-  async takeGrantHandoff(sessionJti: string, appId: string, now: number): Promise<string | undefined> {
-    return this.db.transaction(() => {
-      const row = this.db
-        .prepare(
-          "SELECT token_blob FROM grant_handoffs WHERE session_jti = ? AND app_id = ? AND taken_at IS NULL AND expires_at > ?",
-        )
-        .get(sessionJti, appId, now) as Row | undefined;
-      if (!row) return undefined;
-      this.db.prepare("UPDATE grant_handoffs SET taken_at = ? WHERE session_jti = ?").run(now, sessionJti);
-      return str(row.token_blob);
-    })();
   }
 
   async heartbeat(owner: string, leaseUntil: number): Promise<void> {
@@ -1001,319 +887,47 @@ export class SqliteStore implements Store {
     return (rows as Row[]).map(toLedger);
   }
 
-  // ── payer accounts and funding (issue 5) ───────────────────────────
+  // ── payer accounts and funding (issue 5): the SQL is in payer-queries.ts ──
+  private readonly payers = new SqlitePayerQueries(() => this.db);
+  createPayer: Store["createPayer"] = (payer) => this.payers.createPayer(payer);
+  payerByEmail: Store["payerByEmail"] = (email) => this.payers.payerByEmail(email);
+  getPayer: Store["getPayer"] = (payerId) => this.payers.getPayer(payerId);
+  setPayerPassword: Store["setPayerPassword"] = (payerId, passwordHash, now) =>
+    this.payers.setPayerPassword(payerId, passwordHash, now);
+  markPayerEmailVerified: Store["markPayerEmailVerified"] = (payerId, now) =>
+    this.payers.markPayerEmailVerified(payerId, now);
+  deletePayer: Store["deletePayer"] = (payerId, now) => this.payers.deletePayer(payerId, now);
+  claimPayerEmail: Store["claimPayerEmail"] = (unconfirmedPayerId, payer, now) =>
+    this.payers.claimPayerEmail(unconfirmedPayerId, payer, now);
+  createPayerSession: Store["createPayerSession"] = (session) => this.payers.createPayerSession(session);
+  payerSession: Store["payerSession"] = (idHash, now) => this.payers.payerSession(idHash, now);
+  deletePayerSession: Store["deletePayerSession"] = (idHash) => this.payers.deletePayerSession(idHash);
+  createEmailToken: Store["createEmailToken"] = (token) => this.payers.createEmailToken(token);
+  peekEmailToken: Store["peekEmailToken"] = (tokenHash, purpose, now) =>
+    this.payers.peekEmailToken(tokenHash, purpose, now);
+  consumeEmailToken: Store["consumeEmailToken"] = (tokenHash, purpose, now) =>
+    this.payers.consumeEmailToken(tokenHash, purpose, now);
+  createOAuthAttempt: Store["createOAuthAttempt"] = (attempt) => this.payers.createOAuthAttempt(attempt);
+  takeOAuthAttempt: Store["takeOAuthAttempt"] = (sessionHash, stateHash, now) =>
+    this.payers.takeOAuthAttempt(sessionHash, stateHash, now);
+  addOutboxMessage: Store["addOutboxMessage"] = (message) => this.payers.addOutboxMessage(message);
+  outboxMessages: Store["outboxMessages"] = (to) => this.payers.outboxMessages(to);
+  fundingHistory: Store["fundingHistory"] = (payerId, limit) => this.payers.fundingHistory(payerId, limit);
+  replacePayerFunding: Store["replacePayerFunding"] = (payerId, next, now) =>
+    this.payers.replacePayerFunding(payerId, next, now);
+  eraseRetiredFundingKeys: Store["eraseRetiredFundingKeys"] = (now) =>
+    this.payers.eraseRetiredFundingKeys(now);
 
-  async createPayer(payer: NewPayer): Promise<boolean> {
-    const info = this.db
-      .prepare(
-        "INSERT INTO payers (id, email, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (email) DO NOTHING",
-      )
-      .run(payer.id, payer.email, payer.passwordHash, payer.createdAt);
-    return info.changes > 0;
-  }
-
-  async payerByEmail(email: string): Promise<PayerRecord | undefined> {
-    const r = this.db.prepare("SELECT * FROM payers WHERE email = ? AND deleted_at IS NULL").get(email) as
-      | Row
-      | undefined;
-    return r ? toPayer(r) : undefined;
-  }
-
-  async getPayer(payerId: string): Promise<PayerRecord | undefined> {
-    const r = this.db.prepare("SELECT * FROM payers WHERE id = ? AND deleted_at IS NULL").get(payerId) as
-      | Row
-      | undefined;
-    return r ? toPayer(r) : undefined;
-  }
-
-  async setPayerPassword(payerId: string, passwordHash: string, now: number): Promise<void> {
-    this.db.transaction(() => {
-      this.db.prepare("UPDATE payers SET password_hash = ? WHERE id = ?").run(passwordHash, payerId);
-      this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
-      this.db
-        .prepare(
-          "UPDATE payer_email_tokens SET used_at = ? WHERE payer_id = ? AND purpose = 'reset' AND used_at IS NULL",
-        )
-        .run(now, payerId);
-    })();
-  }
-
-  async markPayerEmailVerified(payerId: string, now: number): Promise<void> {
-    this.db
-      .prepare("UPDATE payers SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL")
-      .run(now, payerId);
-  }
-
-  async deletePayer(payerId: string, now: number): Promise<void> {
-    this.db.transaction(() => {
-      this.closePayer(payerId, now);
-      // The row stays for the ledger's sake; the address is freed so it can sign up again.
-      this.db
-        .prepare(
-          "UPDATE payers SET email = 'deleted:' || id, password_hash = NULL, deleted_at = ?, paused = 0 WHERE id = ?",
-        )
-        .run(now, payerId);
-    })();
-  }
-
-  async claimPayerEmail(unconfirmedPayerId: string, payer: NewPayer, now: number): Promise<boolean> {
-    return this.db.transaction(() => {
-      // The guard and the release are one statement: a confirmation that got in first wins.
-      const released = this.db
-        .prepare(
-          "UPDATE payers SET email = 'unclaimed:' || id, password_hash = NULL, deleted_at = ?, paused = 0 WHERE id = ? AND email = ? AND email_verified_at IS NULL AND deleted_at IS NULL",
-        )
-        .run(now, unconfirmedPayerId, payer.email);
-      if (released.changes === 0) return false;
-      this.closePayer(unconfirmedPayerId, now);
-      this.db
-        .prepare(
-          "INSERT INTO payers (id, email, password_hash, created_at, email_verified_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .run(payer.id, payer.email, payer.passwordHash, payer.createdAt, now);
-      return true;
-    })();
-  }
-
-  /** Everything a closed account could still act through: connections, grants, funding, sessions, links. */
-  private closePayer(payerId: string, now: number): void {
-    this.db
-      .prepare(
-        "UPDATE connections SET revoked_at = ?, updated_at = ? WHERE payer_id = ? AND revoked_at IS NULL",
-      )
-      .run(now, now, payerId);
-    this.db
-      .prepare("UPDATE grants SET revoked_at = ? WHERE payer_id = ? AND revoked_at IS NULL")
-      .run(now, payerId);
-    this.retireFunding(payerId, now, false);
-    this.db.prepare("DELETE FROM oauth_states WHERE payer_id = ?").run(payerId);
-    this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
-    this.db.prepare("DELETE FROM payer_email_tokens WHERE payer_id = ?").run(payerId);
-  }
-
-  async createPayerSession(session: PayerSessionRecord): Promise<void> {
-    this.db.transaction(() => {
-      // Housekeeping on the way: the payer's expired sessions go (their cookies no longer open anything).
-      this.db
-        .prepare("DELETE FROM payer_sessions WHERE payer_id = ? AND expires_at <= ?")
-        .run(session.payerId, session.createdAt);
-      this.db
-        .prepare("INSERT INTO payer_sessions (id_hash, payer_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
-        .run(session.idHash, session.payerId, session.createdAt, session.expiresAt);
-    })();
-  }
-
-  async payerSession(
-    idHash: Buffer,
-    now: number,
-  ): Promise<{ session: PayerSessionRecord; payer: PayerRecord } | undefined> {
-    const r = this.db
-      .prepare(`
-        SELECT s.id_hash AS s_id_hash, s.payer_id AS s_payer_id, s.created_at AS s_created_at,
-               s.expires_at AS s_expires_at, p.*
-        FROM payer_sessions s JOIN payers p ON p.id = s.payer_id
-        WHERE s.id_hash = ? AND s.expires_at > ? AND p.deleted_at IS NULL`)
-      .get(idHash, now) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      session: {
-        idHash: r.s_id_hash as Buffer,
-        payerId: str(r.s_payer_id),
-        createdAt: n(r.s_created_at),
-        expiresAt: n(r.s_expires_at),
-      },
-      payer: toPayer(r),
-    };
-  }
-
-  async deletePayerSession(idHash: Buffer): Promise<void> {
-    this.db.prepare("DELETE FROM payer_sessions WHERE id_hash = ?").run(idHash);
-  }
-
-  async createEmailToken(token: NewEmailToken): Promise<void> {
-    this.db
-      .prepare(
-        "DELETE FROM payer_email_tokens WHERE payer_id = ? AND (used_at IS NOT NULL OR expires_at <= ?)",
-      )
-      .run(token.payerId, token.createdAt);
-    this.db
-      .prepare(
-        "INSERT INTO payer_email_tokens (token_hash, payer_id, purpose, email, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-      )
-      .run(token.tokenHash, token.payerId, token.purpose, token.email, token.createdAt, token.expiresAt);
-  }
-
-  async peekEmailToken(
-    tokenHash: Buffer,
-    purpose: EmailTokenPurpose,
-    now: number,
-  ): Promise<{ payerId: string; email: string } | undefined> {
-    const r = this.db
-      .prepare(
-        "SELECT payer_id, email FROM payer_email_tokens WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
-      )
-      .get(tokenHash, purpose, now) as Row | undefined;
-    return r ? { payerId: str(r.payer_id), email: str(r.email) } : undefined;
-  }
-
-  async consumeEmailToken(
-    tokenHash: Buffer,
-    purpose: EmailTokenPurpose,
-    now: number,
-  ): Promise<{ payerId: string; email: string } | undefined> {
-    // UPDATE … RETURNING makes "check unused, then use" one statement: a link works exactly once.
-    const r = this.db
-      .prepare(
-        "UPDATE payer_email_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? RETURNING payer_id, email",
-      )
-      .get(now, tokenHash, purpose, now) as Row | undefined;
-    return r ? { payerId: str(r.payer_id), email: str(r.email) } : undefined;
-  }
-
-  async createOAuthAttempt(attempt: OAuthAttempt): Promise<void> {
-    this.db
-      .prepare(
-        "INSERT INTO oauth_states (state_hash, session_hash, payer_id, code_verifier, return_to, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      )
-      .run(
-        attempt.stateHash,
-        attempt.sessionHash,
-        attempt.payerId,
-        attempt.codeVerifier,
-        attempt.returnTo,
-        attempt.createdAt,
-        attempt.expiresAt,
-      );
-  }
-
-  async takeOAuthAttempt(
-    sessionHash: Buffer,
-    stateHash: Buffer | null,
-    now: number,
-  ): Promise<OAuthAttempt | undefined> {
-    return this.db.transaction(() => {
-      this.db.prepare("DELETE FROM oauth_states WHERE expires_at <= ?").run(now);
-      const r = (
-        stateHash === null
-          ? this.db
-              .prepare(
-                "SELECT * FROM oauth_states WHERE session_hash = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-              )
-              .get(sessionHash)
-          : this.db
-              .prepare("SELECT * FROM oauth_states WHERE session_hash = ? AND state_hash = ?")
-              .get(sessionHash, stateHash)
-      ) as Row | undefined;
-      if (!r) return undefined;
-      if (stateHash !== null)
-        this.db.prepare("DELETE FROM oauth_states WHERE state_hash = ?").run(r.state_hash);
-      return {
-        stateHash: r.state_hash as Buffer,
-        sessionHash: r.session_hash as Buffer,
-        payerId: str(r.payer_id),
-        codeVerifier: str(r.code_verifier),
-        returnTo: str(r.return_to),
-        createdAt: n(r.created_at),
-        expiresAt: n(r.expires_at),
-      };
-    })();
-  }
-
-  async addOutboxMessage(message: Omit<OutboxMessage, "id">): Promise<void> {
-    this.db.transaction(() => {
-      this.db.prepare("DELETE FROM mail_outbox WHERE created_at < ?").run(message.createdAt - OUTBOX_KEEP_MS);
-      this.db
-        .prepare("INSERT INTO mail_outbox (to_address, subject, body_text, created_at) VALUES (?, ?, ?, ?)")
-        .run(message.to, message.subject, message.text, message.createdAt);
-    })();
-  }
-
-  async outboxMessages(to?: string): Promise<OutboxMessage[]> {
-    const rows =
-      to === undefined
-        ? this.db.prepare("SELECT * FROM mail_outbox ORDER BY id").all()
-        : this.db.prepare("SELECT * FROM mail_outbox WHERE to_address = ? ORDER BY id").all(to);
-    return (rows as Row[]).map((r) => ({
-      id: n(r.id),
-      to: str(r.to_address),
-      subject: str(r.subject),
-      text: str(r.body_text),
-      createdAt: n(r.created_at),
-    }));
-  }
-
-  async fundingHistory(payerId: string, limit: number): Promise<PayerFunding[]> {
-    const rows = this.db
-      .prepare(
-        "SELECT * FROM funding WHERE payer_id = ? ORDER BY replaced_at IS NOT NULL, created_at DESC, rowid DESC LIMIT ?",
-      )
-      .all(payerId, limit) as Row[];
-    return rows.map((r) => ({
-      ...toFunding(r),
-      openRouterKeyHash: (r.openrouter_key_hash as string | null) ?? null,
-      replacedAt: nOrNull(r.replaced_at),
-    }));
-  }
-
-  async replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void> {
-    this.db.transaction(() => {
-      this.retireFunding(payerId, now, next !== null);
-      if (next === null) return;
-      this.db
-        .prepare(`
-          INSERT INTO funding (id, payer_id, key_blob, fingerprint, source, state, limit_remaining_nano,
-            checked_at, created_at, openrouter_key_hash)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(
-          next.id,
-          payerId,
-          next.keyBlob,
-          next.fingerprint,
-          next.source,
-          next.state,
-          next.limitRemainingNano,
-          next.checkedAt,
-          now,
-          next.openRouterKeyHash,
-        );
-    })();
-  }
-
-  /**
-   * Retires the payer's current funding row and erases the key blob of every retired row nothing needs:
-   * `keepForRecheck` (a replaced key, not a removed one) keeps it also for its unreconciled charges'
-   * re-check. Called inside a transaction. A request admitted an instant earlier holds its key in
-   * memory, and the reconciler treats an unreadable blob as "cost unknown" (settles at the reservation).
-   */
-  private retireFunding(payerId: string, now: number, keepForRecheck: boolean): void {
-    this.db
-      .prepare(
-        "UPDATE funding SET replaced_at = ?, keep_for_recheck = ? WHERE payer_id = ? AND replaced_at IS NULL",
-      )
-      .run(now, keepForRecheck ? 1 : 0, payerId);
-    this.eraseUnneededKeys(now, payerId);
-  }
-
-  async eraseRetiredFundingKeys(now: number): Promise<number> {
-    return this.eraseUnneededKeys(now, null);
-  }
-
-  /**
-   * Erases retired rows' key blobs (of one payer, or all) that no open reservation needs, nor — for a
-   * replaced key — a charge it paid still to be re-checked.
-   */
-  private eraseUnneededKeys(now: number, payerId: string | null): number {
-    return this.db
-      .prepare(`
-        UPDATE funding SET key_blob = ?
-        WHERE (? IS NULL OR payer_id = ?) AND replaced_at IS NOT NULL AND key_blob <> ?
-          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.funding_id = funding.id)
-          AND NOT (keep_for_recheck = 1 AND EXISTS (SELECT 1 FROM ledger l WHERE l.funding_id = funding.id AND l.unreconciled = 1
-            AND l.kind = 'settle' AND l.generation_id IS NOT NULL AND l.created_at >= ?
-            AND NOT EXISTS (SELECT 1 FROM ledger a WHERE a.account = l.account AND a.period = l.period
-              AND a.request_id = l.request_id AND a.kind = 'adjust')))`)
-      .run(ERASED_KEY_BLOB, payerId, payerId, ERASED_KEY_BLOB, now - UNRECONCILED_RECHECK_WINDOW_MS).changes;
-  }
+  // ── one-time grants' admin paths: the SQL is in grant-queries.ts ──
+  private readonly grants = new SqliteGrantQueries(() => this.db, this.knownGrantUses);
+  createGrant: Store["createGrant"] = (grant) => this.grants.createGrant(grant);
+  grantsOfPayer: Store["grantsOfPayer"] = (payerId) => this.grants.grantsOfPayer(payerId);
+  revokeGrant: Store["revokeGrant"] = (grantId, payerId, now) =>
+    this.grants.revokeGrant(grantId, payerId, now);
+  putGrantHandoff: Store["putGrantHandoff"] = (sessionJti, appId, tokenBlob, expiresAt) =>
+    this.grants.putGrantHandoff(sessionJti, appId, tokenBlob, expiresAt);
+  takeGrantHandoff: Store["takeGrantHandoff"] = (sessionJti, appId, now) =>
+    this.grants.takeGrantHandoff(sessionJti, appId, now);
 
   // ── consent popup and payer dashboard (issue 6): the SQL is in consent-queries.ts ──
   private readonly consent = new SqliteConsentQueries(() => this.db);
