@@ -34,6 +34,7 @@ export function isChatRequest(req: IncomingMessage): boolean {
 }
 
 const JSON_TYPE = /^application\/json\s*(;|$)/i;
+const ignore = () => undefined;
 
 export function createChatHttpHandler(
   deps: AppDeps,
@@ -89,38 +90,48 @@ export function createChatHttpHandler(
       }
       const chunks: Buffer[] = [];
       let size = 0;
+      // Once settled, this scope (the chunks, and the promise holding the body) must not stay reachable
+      // from `req`, which lives as long as the answer: its listeners go, a late error is ignored.
+      const settled = () => {
+        closing.removeEventListener("abort", onClosing);
+        req.off("data", onData);
+        req.off("end", onEnd);
+        req.off("error", onError);
+        req.on("error", ignore);
+      };
       // Stops reading (what is left of the body is not wanted) and answers `error`.
       const refuse = (error: ApiError) => {
-        done();
-        req.removeAllListeners("data");
+        settled();
         req.pause();
         reject(error);
       };
       // A body still arriving when the server starts closing is refused: nothing has been admitted yet,
       // and a slow client must not hold the drain (nor be admitted once it is done).
       const onClosing = () => refuse(restartingError());
-      const done = () => closing.removeEventListener("abort", onClosing);
-      if (closing.aborted) {
-        onClosing(); // it began to close while this request was being authenticated
-        return;
-      }
-      closing.addEventListener("abort", onClosing, { once: true });
-      req.on("data", (chunk: Buffer) => {
+      const onData = (chunk: Buffer) => {
         size += chunk.length;
         if (size > limit) {
           refuse(tooLarge());
           return;
         }
         chunks.push(chunk);
-      });
-      req.once("end", () => {
-        done();
+      };
+      const onEnd = () => {
+        settled();
         resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-      });
-      req.once("error", (error) => {
-        done();
+      };
+      const onError = (error: Error) => {
+        settled();
         reject(error);
-      });
+      };
+      if (closing.aborted) {
+        onClosing(); // it began to close while this request was being authenticated
+        return;
+      }
+      closing.addEventListener("abort", onClosing, { once: true });
+      req.on("data", onData);
+      req.on("end", onEnd);
+      req.on("error", onError);
     });
 
   const serve = async (req: IncomingMessage, res: ServerResponse, id: string) => {
@@ -133,8 +144,9 @@ export function createChatHttpHandler(
     if (closing.aborted) throw restartingError(); // it ended as the server began to close: not admitted
     if (body.length === 0)
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
-    // The proxy reads who pays (a grant again, a user's connection) once the body is in.
-    await proxy.handle({ id, headers: req.headers, socket: req.socket }, res, caller, body);
+    // The proxy reads who pays (a grant again, a user's connection) once the body is in. Returned, not
+    // awaited: this frame, and the body in it, need not live as long as the answer.
+    return proxy.handle({ id, headers: req.headers, socket: req.socket }, res, caller, body);
   };
 
   return (req, res) => {

@@ -4,6 +4,8 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import v8 from "node:v8";
+import vm from "node:vm";
 import OpenAI from "openai";
 import { afterEach, describe, expect, it } from "vitest";
 import { type ChatHarness, createChatHarness } from "../../testing/chat-harness.js";
@@ -15,6 +17,11 @@ const CATALOGUE = JSON.stringify({
       id: "test/model",
       pricing: { prompt: "0.000001", completion: "0.000002", request: "0", image: "0" },
       top_provider: { context_length: 8192, max_completion_tokens: 4096, is_moderated: false },
+    },
+    {
+      id: "test/long-context",
+      pricing: { prompt: "0.0000001", completion: "0.0000002", request: "0", image: "0" },
+      top_provider: { context_length: 2_000_000, max_completion_tokens: 4096, is_moderated: false },
     },
   ],
 });
@@ -92,11 +99,12 @@ async function wattfareIn(front: { apiUrl: string }, env: Record<string, string>
     },
     now: h.clock.now(),
   });
-  return (body: unknown, signal?: AbortSignal) =>
+  const post = (body: unknown, signal?: AbortSignal) =>
     postChat(url, secretKey, body, {
       headers: { "x-wattfare-user": "alice" },
       ...(signal ? { signal } : {}),
     });
+  return Object.assign(post, { url, secretKey });
 }
 
 const usageEvent = `data: {"id":"gen-1","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"cost":1.1e-7,"is_byok":false}}\n\n`;
@@ -309,6 +317,74 @@ describe("SSE passthrough", () => {
     }
     expect(written()).toBe(total);
     expect(bytes).toBeGreaterThan((total - 10) * chunk.length);
+  });
+});
+
+describe("memory while answers stream", () => {
+  it("holds no copy of a large prompt beyond the one undici sends, for as long as the answer streams", async () => {
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    const retained = () => {
+      gc();
+      gc();
+      const m = process.memoryUsage();
+      return m.heapUsed + m.external;
+    };
+    const streams = 16;
+    const promptBytes = 256 * 1024;
+    const open: http.ServerResponse[] = [];
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": `gen-${open.length}` });
+      res.write(": OPENROUTER PROCESSING\n\n");
+      open.push(res);
+    });
+    const post = await wattfareIn(upstream);
+    // One string for every request, written by node:http (which keeps no copy once it is sent): what
+    // grows is Wattfare's.
+    const body = JSON.stringify({
+      model: "test/long-context",
+      stream: true,
+      max_tokens: 16,
+      messages: [{ role: "user", content: "x".repeat(promptBytes) }],
+    });
+    const agent = new http.Agent({ keepAlive: true });
+    const { port } = new URL(post.url);
+    const before = retained();
+    const answers = Array.from(
+      { length: streams },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request(
+            {
+              host: "127.0.0.1",
+              port,
+              method: "POST",
+              path: "/api/v1/chat/completions",
+              agent,
+              headers: {
+                authorization: `Bearer ${post.secretKey}`,
+                "x-wattfare-user": "alice",
+                "content-type": "application/json",
+              },
+            },
+            (res) => {
+              res.resume();
+              res.on("end", () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on("error", reject);
+          req.end(body);
+        }),
+    );
+    while (open.length < streams) await new Promise((r) => setTimeout(r, 5));
+    const perStream = (retained() - before) / streams;
+    for (const res of open) res.end(`${usageEvent}data: [DONE]\n\n`);
+    expect(await Promise.all(answers)).toEqual(Array(streams).fill(200));
+    agent.destroy();
+    // undici keeps the upstream body it writes until the answer ends (one copy); the request's bytes,
+    // their parse and the rendered upstream body would each add another.
+    expect(perStream).toBeGreaterThan(0);
+    expect(perStream).toBeLessThan(1.75 * promptBytes);
   });
 });
 

@@ -97,6 +97,17 @@ interface Ending {
   dispatched: boolean;
 }
 
+/** A request admitted against its payer's budget: what forwarding needs, and nothing more of the caller's body. */
+interface Admitted {
+  /** Durable before anything is sent upstream. */
+  reservation: ReservationRecord;
+  funding: FundingRecord;
+  fundingKey: string;
+  fit: Fit;
+  /** The body to send upstream; emptied once handed to undici. */
+  upstreamBody: string;
+}
+
 /** What the proxy needs of the incoming request (plain node:http, no framework). */
 export interface ChatRequestContext {
   /** Wattfare's own request id. */
@@ -133,7 +144,12 @@ export class ChatProxy {
   constructor(private readonly d: ChatProxyDeps) {}
 
   handle(request: ChatRequestContext, res: ServerResponse, caller: ChatCaller, raw: Buffer): Promise<void> {
-    return this.track(this.serve(request, res, caller, raw));
+    // Two stages, so that nothing of the caller's body outlives admission: `raw`, its parse and the plan
+    // go with `admitRequest`'s frame (an async function keeps its parameters and locals until it returns),
+    // and an answer that streams for minutes holds only what forwarding needs.
+    return this.track(
+      this.admitRequest(request, caller, raw).then((admitted) => this.serve(request, res, caller, admitted)),
+    );
   }
 
   /** Resolves once every request served so far has finished and its settlement is written. */
@@ -148,13 +164,13 @@ export class ChatProxy {
     return promise;
   }
 
-  private async serve(
+  /** Parses and prices the request and reserves its worst case; refusals throw, with nothing reserved. */
+  private async admitRequest(
     request: ChatRequestContext,
-    res: ServerResponse,
     caller: ChatCaller,
     raw: Buffer,
-  ): Promise<void> {
-    const { config, store, clock } = this.d;
+  ): Promise<Admitted> {
+    const { config, clock } = this.d;
     const chat = parseChatRequest(raw);
     const now = clock.now();
     // Awaits only where the answer may not be at hand (each await costs a promise and a suspended frame).
@@ -201,29 +217,35 @@ export class ChatProxy {
     }
     const chosen = fit as Fit;
     const reservation = admitted.reservation;
+    let upstreamBody: string;
+    try {
+      upstreamBody = renderUpstreamBody(chat, chosen.outTokens, caller.app.id, account.pseudonymOf);
+    } catch (error) {
+      // A body that cannot be rendered (nested too deeply) is never sent: its reservation ends here.
+      await this.releaseOnFailure(reservation);
+      throw error;
+    }
+    return { reservation, funding, fundingKey, fit: chosen, upstreamBody };
+  }
+
+  /** Forwards an admitted request and passes its answer on; whatever happens, its reservation ends. */
+  private async serve(
+    request: ChatRequestContext,
+    res: ServerResponse,
+    caller: ChatCaller,
+    admitted: Admitted,
+  ): Promise<void> {
+    const { reservation } = admitted;
     const ending: Ending = { done: false, dispatched: false };
     this.inFlight.add(reservation.id);
     try {
-      await this.forward(
-        request,
-        res,
-        caller,
-        reservation,
-        funding,
-        fundingKey,
-        renderUpstreamBody(chat, chosen.outTokens, caller.app.id, account.pseudonymOf),
-        chosen,
-        ending,
-      );
+      await this.forward(request, res, caller, admitted, ending);
     } catch (error) {
       // Invariant 2 on unexpected paths too: whatever threw, this reservation must still end.
       if (!ending.done) {
         ending.done = true;
         if (ending.dispatched) this.d.reconciler.track(reservation);
-        else
-          await store
-            .release(reservation)
-            .catch((e: unknown) => this.d.logger.error({ err: e }, "release failed"));
+        else await this.releaseOnFailure(reservation);
       }
       if (ending.dispatched && !(error instanceof ApiError)) {
         throw new ApiError("internal", undefined, { cause: error, headers: noRetry });
@@ -249,6 +271,13 @@ export class ChatProxy {
       );
     }
     return account;
+  }
+
+  /** Ends a reservation nothing was sent for, on a path that is already failing (its error is what counts). */
+  private releaseOnFailure(reservation: ReservationRecord): Promise<void> {
+    return this.d.store
+      .release(reservation)
+      .catch((e: unknown) => this.d.logger.error({ err: e, requestId: reservation.id }, "release failed"));
   }
 
   /** Who pays for `caller` now: its connection's account, or its grant's (an invalid grant throws). */
@@ -350,14 +379,11 @@ export class ChatProxy {
     request: ChatRequestContext,
     res: ServerResponse,
     caller: ChatCaller,
-    reservation: ReservationRecord,
-    funding: FundingRecord,
-    fundingKey: string,
-    body: string,
-    fit: Fit,
+    admitted: Admitted,
     ending: Ending,
   ): Promise<void> {
     const { store } = this.d;
+    const { reservation, funding, fit } = admitted;
     let upstream: UpstreamResponse | undefined;
     let clientGone = false;
     // A client that leaves while its request waits for a pool connection: it is never sent. One that
@@ -381,7 +407,7 @@ export class ChatProxy {
     try {
       ending.dispatched = true;
       // The handle first: a client leaving while the request waits for a pool connection discards it.
-      upstream = this.d.upstream.chat(body, fundingKey, caller.app.name);
+      upstream = this.dispatch(admitted, caller.app.name);
       await upstream.ready;
     } catch (error) {
       const code = (error as { code?: string }).code ?? "";
@@ -480,6 +506,16 @@ export class ChatProxy {
     if (outcome.settled) return;
     if (outcome.cost) void this.track(this.settle(reservation, outcome.cost, generationId ?? null));
     else this.d.reconciler.track(reservation);
+  }
+
+  /**
+   * Sends the admitted request upstream and lets go of its body: undici keeps the copy it writes until
+   * the answer ends, and a long stream should not hold a second one.
+   */
+  private dispatch(admitted: Admitted, title: string): UpstreamResponse {
+    const body = admitted.upstreamBody;
+    admitted.upstreamBody = "";
+    return this.d.upstream.chat(body, admitted.fundingKey, title);
   }
 
   private async upstreamError(
