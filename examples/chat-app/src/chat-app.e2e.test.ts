@@ -200,6 +200,8 @@ describe("the chat app", () => {
     const account = await context.newPage();
     await account.goto(`${demo.wattfareUrl}/account`);
     await account.getByRole("button", { name: /^Revoke / }).click();
+    // Closed only once the dashboard confirms: closing at once could cancel the form's POST.
+    await visible(account.getByText("Access revoked."));
     await account.close();
     await sendAndWatch(page, "Still there?");
     await textOf(page.getByRole("alert")).toContain("Connect your AI budget to start chatting");
