@@ -153,7 +153,7 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
   const tier = body.service_tier;
   if (tier !== undefined && tier !== null && tier !== "auto" && tier !== "default") {
     throw invalid(
-      `service_tier "${String(tier)}" cannot be priced in advance; use "auto" or leave it out`,
+      `service_tier "${String(tier)}" cannot be priced in advance; use "auto" or "default", or leave it out`,
       "service_tier",
     );
   }
