@@ -284,6 +284,28 @@ describe("SSE passthrough", () => {
     expect(await res.text()).toBe(script);
   });
 
+  it("settles from the usage event even when a later event carries usage: null (OpenAI's chunk shape)", async () => {
+    const upstream = await scriptedUpstream((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-null" });
+      res.end(
+        `${usageEvent}data: {"id":"gen-1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\ndata: [DONE]\n\n`,
+      );
+    }); // no /generation record: a usage lost here would be charged at the whole reservation
+    const post = await wattfareIn(upstream);
+    const res = await post({
+      model: "test/model",
+      messages: [{ role: "user", content: "hi" }],
+      stream: true,
+    });
+    await res.text();
+    const harness = h as Harness;
+    await harness.app.chat.proxy.drain();
+    expect(harness.app.chat.reconciler.pending).toBe(0);
+    const [entry] = await harness.store.ledger();
+    expect(entry?.amountNano).toBe(110n);
+    expect(entry?.unreconciled).toBe(false);
+  });
+
   it("lets a slow client hold back the upstream instead of buffering its stream", async () => {
     const chunk = Buffer.from(
       `data: ${JSON.stringify({ choices: [{ delta: { content: "x".repeat(16 * 1024) } }] })}\n\n`,

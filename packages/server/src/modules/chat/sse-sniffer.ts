@@ -10,6 +10,16 @@ const USAGE = Buffer.from('"usage"');
 const ERROR_KEY = Buffer.from('"error":');
 const DONE = Buffer.from("data: [DONE]");
 
+const COLON = 0x3a;
+const N = 0x6e;
+
+/** Whether the value of the JSON member whose key ends at `i` is `null` (spaces and the colon skipped). */
+function nullValueAt(line: Buffer, i: number): boolean {
+  let j = i;
+  while (j < line.length && (line[j] === 0x20 || line[j] === 0x09 || line[j] === COLON)) j++;
+  return line[j] === N;
+}
+
 export class SseUsageSniffer {
   private partial: Buffer[] = [];
   private partialLength = 0;
@@ -54,7 +64,12 @@ export class SseUsageSniffer {
     this.partial = [];
     this.partialLength = 0;
     if (line.length <= 5 || line[0] !== 0x64 /* d */) return;
-    if (line.indexOf(USAGE) !== -1) {
+    const usage = line.indexOf(USAGE);
+    // `"usage":null` alone (OpenAI's shape for every chunk but the usage one) must not replace a usage
+    // seen before it.
+    const nullOnly =
+      usage !== -1 && line.indexOf(USAGE, usage + 1) === -1 && nullValueAt(line, usage + USAGE.length);
+    if (usage !== -1 && !nullOnly) {
       const text = line.toString("utf8");
       if (text.startsWith("data:")) this.usageLine = text.slice(5).trim();
     }
