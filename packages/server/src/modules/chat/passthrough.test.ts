@@ -268,6 +268,11 @@ describe("SSE passthrough", () => {
       "reported its own mid-stream error",
       'data: {"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}],"error":{"code":502,"message":"Provider disconnected"}}\n\n',
     ],
+    [
+      // OpenRouter's last data chunk: only `[DONE]` was lost, the answer and its usage are whole.
+      "sent its final usage chunk",
+      'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"cost":1.1e-7}}\n\n',
+    ],
   ])("adds no error event of its own to a stream whose upstream %s before breaking off", async (_, last) => {
     const script = `data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n${last}`;
     const upstream = await scriptedUpstream((_req, res) => {
@@ -612,6 +617,23 @@ describe("latency", () => {
       await expect(res.text()).rejects.toThrow();
       const harness = h as Harness;
       await drainAndReconcile(harness, 50);
+      expect((await harness.store.ledger())[0]).toMatchObject({ amountNano: 10_000n, unreconciled: false });
+    });
+
+    it("is delivered whole and settled from its usage, not cut off, when the upstream breaks off after the whole JSON", async () => {
+      const body = '{"id":"gen-whole","choices":[],"usage":{"cost":0.00001}}';
+      const upstream = await scriptedUpstream((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "x-generation-id": "gen-whole" });
+        res.write("\n");
+        // Only the chunked body's terminator is lost: an OpenAI client would fail (and retry) a whole answer.
+        setTimeout(() => res.write(body, () => setTimeout(() => res.socket?.destroy(), 20)), 20);
+      }); // no /generation record: the cost can only come from the body
+      const post = await wattfareIn(upstream);
+      const res = await post(scripted);
+      expect(JSON.parse(await res.text())).toMatchObject({ usage: { cost: 0.00001 } });
+      const harness = h as Harness;
+      await harness.app.chat.proxy.drain();
+      expect(harness.app.chat.reconciler.pending).toBe(0);
       expect((await harness.store.ledger())[0]).toMatchObject({ amountNano: 10_000n, unreconciled: false });
     });
 

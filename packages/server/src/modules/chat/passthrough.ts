@@ -15,6 +15,8 @@ import { costInBody, costInText, type UsageCost } from "./usage.js";
 
 /** How much of a streamed JSON answer's end is kept to find its `usage` in. */
 const TAIL_BYTES = 64 * 1024;
+/** A stream event with no choices: OpenRouter's final usage chunk (its debug echo has no usage cost). */
+const FINAL_CHUNK = /"choices"\s*:\s*\[\s*\]/;
 
 /** One admitted answer on its way to the client. */
 export interface Passthrough {
@@ -50,8 +52,14 @@ export async function pipeStream(
     failed = true;
     failure = error;
   }
+  const event = sniffer.lastUsageEvent;
+  const cost = event === undefined ? undefined : costInText(event);
   if (!clientGone() && !res.destroyed) {
-    if (failed && !sniffer.ended) {
+    // OpenRouter's last data chunk carries the usage and no choices; only `[DONE]` follows it. A break
+    // after it lost nothing: an error event would make OpenAI clients throw on a whole, billed answer
+    // (and their callers retry it, paying twice).
+    const whole = sniffer.ended || (cost !== undefined && FINAL_CHUNK.test(event as string));
+    if (failed && !whole) {
       // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk
       // (unless the upstream already ended the stream, or reported its own error, before it broke off).
       const created = Math.floor(clock.now() / 1000);
@@ -61,8 +69,7 @@ export async function pipeStream(
   } else {
     upstream.discard();
   }
-  const event = sniffer.lastUsageEvent;
-  return event === undefined ? undefined : costInText(event);
+  return cost;
 }
 
 /**
@@ -86,6 +93,7 @@ export async function pipeJson(
   };
   /** Whether anything but whitespace has gone to the client: until then an error can still be told. */
   let begun = false;
+  let tail = Buffer.alloc(0);
   try {
     let first: Buffer[] = [];
     if (upstream.complete) {
@@ -105,7 +113,6 @@ export async function pipeJson(
     }
     await runBefore(undefined);
     res.writeHead(200, headers);
-    let tail = Buffer.alloc(0);
     const pass = (chunk: Buffer) => {
       begun ||= !isBlank(chunk);
       tail = Buffer.concat([tail, chunk]).subarray(-TAIL_BYTES);
@@ -123,6 +130,14 @@ export async function pipeJson(
     // make the generation id durable so the cost can be reconciled.
     upstream.discard();
     await runBefore(undefined);
+    // A readable top-level usage means the whole body came (it is read from a valid document, or
+    // from one ending with its usage): only its end was lost. Finish it rather than cut a whole,
+    // billed answer off (an OpenAI client would fail and retry it), and settle from it.
+    const whole = begun ? costInBody(tail) : undefined;
+    if (whole !== undefined) {
+      if (!clientGone() && !res.destroyed) res.end();
+      return { cost: whole, settled: false };
+    }
     if (!clientGone() && !res.destroyed && !begun) {
       // Only blank lines so far, if anything: an error can still be told (after a 200 already sent).
       if (!res.headersSent) {
