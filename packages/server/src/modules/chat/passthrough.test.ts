@@ -476,6 +476,7 @@ describe("JSON passthrough", () => {
 
   const readAndSettle = async (post: Awaited<ReturnType<typeof wattfareIn>>, body: string) => {
     const res = await post({ model: "test/model", messages: [{ role: "user", content: "hi" }] });
+    expect(res.headers.get("x-accel-buffering")).toBe("no"); // nginx in front must not hold it back
     expect(await res.text()).toBe(body);
     await h?.app.chat.proxy.drain();
     expect((await (h as Harness).store.ledger())[0]?.amountNano).toBe(1_000n);
@@ -509,6 +510,7 @@ describe("JSON passthrough", () => {
     );
     const text = await res.text();
     expect(res.headers.get("content-length")).toBe(String(Buffer.byteLength(text)));
+    expect(res.headers.get("x-accel-buffering")).toBeNull(); // sent whole: nothing for a proxy to hold back
   });
 });
 

@@ -112,6 +112,9 @@ export async function pipeJson(
       first = head.chunks;
     }
     await runBefore(undefined);
+    // Passed on as it comes (blank lines while the model works): a buffering proxy in front must not
+    // hold them back, or a client's idle timeout runs out all the same.
+    headers["x-accel-buffering"] = "no";
     res.writeHead(200, headers);
     const pass = (chunk: Buffer) => {
       begun ||= !isBlank(chunk);
