@@ -595,6 +595,26 @@ describe("the consent steps", () => {
     expect(liveConnections(body.appUserId)).toHaveLength(0);
   });
 
+  it("says another account signed in meanwhile when the funding step's Continue is pressed after another signs in", async () => {
+    const body = user(2);
+    const first = await openPopup(body);
+    await first.browser.post("/connect/approve", { monthlyUsd: "2" });
+    const reconnect = await exchange(first.browser, { token: await mint(body), intent: "reconnect-funding" });
+    const fund = await first.browser.get((reconnect.json() as { next: string }).next);
+    const payerTag = /name="payer" value="([^"]+)"/.exec(fund.body)?.[1] ?? "";
+    expect(payerTag).not.toBe("");
+    const csrf = csrfOf(fund.body, "/connect/continue");
+    await first.browser.get("/account");
+    await first.browser.post("/signout", {});
+    await funded(first.browser);
+    const switched = await first.browser.post("/connect/continue", { payer: payerTag }, { csrf });
+    expect(switched.statusCode).toBe(403);
+    // The funding step shows it as the page's alert (it has no form of its own to describe).
+    expect(/role="alert">([^<]*)</.exec(switched.body)?.[1]).toBe(
+      "Another Wattfare account signed in in this browser meanwhile, so nothing was sent. Check who pays below, then try again.",
+    );
+  });
+
   it("shows a grant's terms and returns the grant token to the verified origin, once through /grants/pending too", async () => {
     const token = await mint({ grant: { maxUsd: 2, maxUses: 3, expiresInSeconds: 3600 } });
     const browser = h.browser();

@@ -229,6 +229,24 @@ ${text}
     return { consent, app };
   }
 
+  /**
+   * A signed-in form whose CSRF token no longer fits: says whether another account signed in meanwhile
+   * (the form's payer tag names someone else) or the form is just old.
+   */
+  function staleForm(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    opened: OpenConsent,
+    payerTag: string | undefined,
+    payerId: string,
+  ): Promise<FastifyReply> {
+    const switched = consents.renderedForOtherPayer(opened.consent, payerTag, payerId);
+    return renderConsent(request, reply, opened, {
+      status: 403,
+      error: switched ? PAYER_SWITCHED : FORM_EXPIRED,
+    });
+  }
+
   async function renderConsent(
     request: FastifyRequest,
     reply: FastifyReply,
@@ -277,7 +295,7 @@ ${fundingSection({
   oauthAvailable: funding.service.oauthAvailable,
   outcome: parseFundingOutcome(queryParam(request, "funding")),
 })}
-${usable ? continueForm(consents.csrf(consent, signedIn.sessionKey), ref) : ""}
+${usable ? continueForm(consents.csrf(consent, signedIn.sessionKey), ref, consents.payerTag(consent, payer.id)) : ""}
 ${deny}`);
     }
 
@@ -376,11 +394,7 @@ resume it on your account page.</p>`;
     const { record } = consent;
     if (!form.signedIn) return reply.redirect(consentPage(consent.key), 303);
     if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
-      const switched = consents.renderedForOtherPayer(consent, form.fields.payer, form.signedIn.payer.id);
-      return renderConsent(request, reply, opened, {
-        status: 403,
-        error: switched ? PAYER_SWITCHED : FORM_EXPIRED,
-      });
+      return staleForm(request, reply, opened, form.fields.payer, form.signedIn.payer.id);
     }
     const payer = form.signedIn.payer;
     // Done on a page shown before a top-up: the answer reflects what OpenRouter says now.
@@ -499,7 +513,7 @@ ${spending}`,
     const { consent } = opened;
     if (!form.signedIn) return reply.redirect(consentPage(consent.key), 303);
     if (!consents.csrfOk(consent, form.fields.csrf, form.signedIn.sessionKey)) {
-      return renderConsent(request, reply, opened, { status: 403, error: FORM_EXPIRED });
+      return staleForm(request, reply, opened, form.fields.payer, form.signedIn.payer.id);
     }
     await funding.service.recheckInsufficient(form.signedIn.payer.id);
     return reply.redirect(consentPage(consent.key, "&step=approve"), 303);

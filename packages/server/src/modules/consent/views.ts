@@ -120,9 +120,9 @@ function formFieldsFor(csrf: string, ref: string, payerTag?: string): SafeHtml {
 export const CONTINUE_PATH = "/connect/continue";
 
 /** Continue on the funding step: a form, as it may read the key's `/key` again and record what it says. */
-export function continueForm(csrf: string, ref: string): SafeHtml {
+export function continueForm(csrf: string, ref: string, payerTag: string): SafeHtml {
   return html`<form method="post" action="${CONTINUE_PATH}">
-${formFieldsFor(csrf, ref)}
+${formFieldsFor(csrf, ref, payerTag)}
 <button type="submit">Continue</button>
 </form>`;
 }
