@@ -12,9 +12,12 @@ import { tokenConfig } from "./service.js";
 
 export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void {
   const maxUsd = deps.config.limits.maxMonthlyUsd;
+  // Amounts are kept in nano-USD, rounded down: anything positive below one nano would become a zero
+  // cap, which the popup itself refuses to pre-fill or approve.
   const usd = z
     .number({ error: "must be a number" })
     .positive("must be positive")
+    .min(1e-9, "must be at least 0.000000001")
     .max(maxUsd, `must be at most ${maxUsd}`);
   // Either a user session ({appUserId, requestLimit?}) or, as an extension, a grant session ({grant}).
   const body = z

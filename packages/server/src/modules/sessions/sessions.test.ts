@@ -78,6 +78,25 @@ describe("POST /api/v1/sessions", () => {
   });
 
   it.each([
+    ["requestLimit.monthlyUsd", { appUserId: "u", requestLimit: { monthlyUsd: 1e-10 } }],
+    ["grant.maxUsd", { grant: { maxUsd: 1e-10 } }],
+  ])(
+    "rejects %s below one nano-dollar (stored in nano-USD, it would be zero) with 400 naming the field",
+    async (param, body) => {
+      const res = await post(body);
+      expect(res.statusCode).toBe(400);
+      expect((res.json() as { error: unknown }).error).toEqual({
+        code: "invalid_request",
+        message: `${param}: must be at least 0.000000001`,
+        param,
+        type: "invalid_request_error",
+      });
+      const smallest = JSON.parse(JSON.stringify(body).replace("1e-10", "1e-9")) as unknown;
+      expect((await post(smallest)).statusCode).toBe(200);
+    },
+  );
+
+  it.each([
     [
       "a top-level field",
       { userId: "u" },
