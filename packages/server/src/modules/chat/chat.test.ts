@@ -488,6 +488,29 @@ describe("max_tokens admission", () => {
     expect(h.sim.control.requests()).toHaveLength(0);
   });
 
+  it("takes x-wattfare-clamp: OFF in any case, and refuses a value it does not know instead of silently clamping", async () => {
+    await h.connect("alice", 1);
+    const send = (clamp: string) =>
+      h.post(
+        { model: "wattfare/expensive", messages: hello, max_tokens: 1000 },
+        { "x-wattfare-user": "alice", "x-wattfare-clamp": clamp },
+      );
+    const upper = await send("OFF");
+    expect(upper.status).toBe(402);
+    expect(((await upper.json()) as { error: { code: string } }).error.code).toBe("budget_exceeded");
+    for (const value of ["false", "0", "no"]) {
+      const res = await send(value);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: unknown }).error).toEqual({
+        code: "invalid_request",
+        message: `x-wattfare-clamp: the only value it takes is off, not ${JSON.stringify(value)}.`,
+        param: "x-wattfare-clamp",
+        type: "invalid_request_error",
+      });
+    }
+    expect(h.sim.control.requests()).toHaveLength(0);
+  });
+
   it("refuses with budget_exceeded when fewer than 16 output tokens fit", async () => {
     await h.connect("alice", 0.1);
     const res = await h.post(

@@ -140,6 +140,15 @@ export function createChatHttpHandler(
     if (!JSON_TYPE.test(req.headers["content-type"] ?? "")) {
       throw new ApiError("invalid_request", "Content-Type must be application/json.");
     }
+    // A value it does not know would be ignored, silently lowering max_tokens the caller meant to keep.
+    const clamp = headerValue(req.headers[H.clamp]);
+    if (clamp !== undefined && clamp.toLowerCase() !== "off") {
+      throw new ApiError(
+        "invalid_request",
+        `${H.clamp}: the only value it takes is off, not ${JSON.stringify(clamp.slice(0, 100))}.`,
+        { param: H.clamp },
+      );
+    }
     const body = await readBody(req);
     if (closing.aborted) throw restartingError(); // it ended as the server began to close: not admitted
     if (body.length === 0)

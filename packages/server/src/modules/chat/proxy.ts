@@ -191,7 +191,7 @@ export class ChatProxy {
     }
     const plan = planAdmission(chat, catalogue, {
       defaultMaxTokens: config.limits.defaultMaxTokens,
-      clampOff: request.headers[H.clamp] === "off",
+      clampOff: headerValue(request.headers[H.clamp])?.toLowerCase() === "off",
     });
 
     if (waited) account = await this.accountAgain(caller, funding, clock.now());
