@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
@@ -6,6 +6,7 @@ import { H } from "../../http/headers.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
 import { RL_SESSIONS, sessionsKey } from "../../ratelimit/index.js";
 import { signGrantSession, signUserSession } from "../../security/index.js";
+import type { AppWithOrigins } from "../../store/port.js";
 import { authenticateSecretKey } from "../apps/index.js";
 import { MAX_GRANT_EXPIRY_SECONDS } from "../grants/index.js";
 import { tokenConfig } from "./service.js";
@@ -54,7 +55,11 @@ export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void
       }
     });
 
-  app.post("/api/v1/sessions", async (request) => {
+  // The caller is authenticated and counted before the body is read, as chat does: a request without a
+  // valid key is 401 whatever it sent, and one with a valid key counts toward RL_SESSIONS whatever its
+  // answer, a body that is not JSON included.
+  const callers = new WeakMap<FastifyRequest, AppWithOrigins>();
+  const admit = async (request: FastifyRequest) => {
     const now = deps.clock.now();
     const caller = await authenticateSecretKey(deps.store, request.headers.authorization, now);
     const rule = { limit: caller.sessionsPerMinute ?? RL_SESSIONS.limit, windowMs: RL_SESSIONS.windowMs };
@@ -64,6 +69,13 @@ export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void
         headers: { [H.retryAfter]: String(decision.retryAfterSeconds) },
       });
     }
+    callers.set(request, caller);
+  };
+
+  app.post("/api/v1/sessions", { preParsing: async (request) => admit(request) }, async (request) => {
+    const now = deps.clock.now();
+    const caller = callers.get(request);
+    if (caller === undefined) throw new Error("POST /sessions reached its handler unauthenticated");
     const input = parseOr400(body, request.body);
     const nowSeconds = Math.floor(now / 1000);
     const cfg = tokenConfig(deps.config);

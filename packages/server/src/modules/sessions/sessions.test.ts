@@ -260,6 +260,23 @@ describe("POST /api/v1/sessions", () => {
     expect((await post({ appUserId: "c" })).statusCode).toBe(429);
   });
 
+  it("counts an authenticated request whose body is refused toward RL_SESSIONS, as any other answer", async () => {
+    await h.store.setAppLimits(app.appId, { sessionsPerMinute: 2 });
+    expect((await post("{not json")).statusCode).toBe(400);
+    expect((await post("appUserId=u", app.secretKey, "text/csv")).statusCode).toBe(400);
+    const limited = await post({ appUserId: "u" });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers["retry-after"]).toBe("60");
+  });
+
+  it("answers a request without a valid key 401 before judging its body", async () => {
+    const res = await post("{not json", "sk_live_nope");
+    expect(res.statusCode).toBe(401);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("auth");
+    const large = await post({ appUserId: "u", pad: "x".repeat(70 * 1024) }, "sk_live_nope");
+    expect(large.statusCode).toBe(401);
+  });
+
   it("keeps an app's rate limit separate from another app's", async () => {
     await h.store.setAppLimits(app.appId, { sessionsPerMinute: 1 });
     const other = await h.createApp("Other");
