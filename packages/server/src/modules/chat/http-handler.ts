@@ -20,7 +20,7 @@ import {
   RL_CHAT,
 } from "../../ratelimit/index.js";
 import { authenticateSecretKey } from "../apps/index.js";
-import { resolveGrant } from "../grants/index.js";
+import { checkGrantUsable, findGrant } from "../grants/index.js";
 import type { Metrics } from "../metrics/index.js";
 import type { ChatCaller, ChatProxy } from "./proxy.js";
 
@@ -65,8 +65,11 @@ export function createChatHttpHandler(
     const rule =
       app.chatPerMinute === null ? RL_CHAT : { limit: app.chatPerMinute, windowMs: RL_CHAT.windowMs };
     if (grant !== undefined) {
-      const account = await resolveGrant(deps, app.id, grant, now);
+      // Counted before its state is judged: a request refused on a revoked, expired or used-up grant
+      // counts like any other answer, so a backend looping on one is slowed.
+      const account = await findGrant(deps, app.id, grant);
       enforce(await deps.rateLimits.hit(chatGrantKey(app.id, account.grant.id), rule, now), rule);
+      checkGrantUsable(account, now);
       return { app, kind: "grant", token: grant };
     }
     if (user === undefined) {

@@ -250,6 +250,22 @@ describe("chat with x-wattfare-grant", () => {
     },
   );
 
+  it("counts a request refused on a used-up grant toward its RL_CHAT, so a backend looping on it is slowed", async () => {
+    await h.store.setAppLimits(h.appId, { chatPerMinute: 2 });
+    const { grantToken } = await grant({ maxUsd: 1, maxUses: 1 });
+    expect((await chat(grantToken)).status).toBe(200);
+    await h.drain();
+    const usedUp = await chat(grantToken);
+    expect(usedUp.status).toBe(402);
+    expect(await errorOf(usedUp)).toMatchObject({
+      code: "grant_invalid",
+      message: "This grant has no uses left.",
+    });
+    const limited = await chat(grantToken);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get("retry-after")).toBe("60");
+  });
+
   it("applies the payer's funding state as for connections", async () => {
     const { grantToken } = await grant({ maxUsd: 1 });
     h.store.db.prepare("UPDATE funding SET state = 'invalid'").run();

@@ -2,7 +2,9 @@ export { registerGrantRoutes } from "./routes.js";
 export {
   type ApprovedGrant,
   approveGrant,
+  checkGrantUsable,
   DEFAULT_GRANT_EXPIRY_SECONDS,
+  findGrant,
   GRANT_PERIOD,
   type GrantStatus,
   grantAccountRef,

@@ -40,10 +40,24 @@ export async function resolveGrant(
   token: string,
   now: number,
 ): Promise<GrantAccount> {
+  return checkGrantUsable(await findGrant(deps, appId, token), now);
+}
+
+/** The app's grant for `x-wattfare-grant`, whatever its state; an unknown or another app's → 402. */
+export async function findGrant(
+  deps: Pick<AppDeps, "store">,
+  appId: string,
+  token: string,
+): Promise<GrantAccount> {
   const account = GRANT_TOKEN_PATTERN.test(token)
     ? await deps.store.grantByTokenHash(hashGrantToken(token))
     : undefined;
   if (!account || account.grant.appId !== appId) throw grantInvalid("Unknown grant token.");
+  return account;
+}
+
+/** Throws 402 `grant_invalid` saying why when the grant cannot be spent now (revoked, expired, used up). */
+export function checkGrantUsable(account: GrantAccount, now: number): GrantAccount {
   const { grant } = account;
   if (grant.revokedAt !== null) throw grantInvalid("This grant was revoked by the payer.");
   if (now >= grant.expiresAt) throw grantInvalid("This grant has expired.");
