@@ -9,6 +9,9 @@ import {
   APIConnectionTimeoutError,
   APIError,
   APIUserAbortError,
+  ERROR_CODES,
+  type ErrorCode,
+  errorFields,
   isWattfareError,
   type WattfareError,
 } from "./errors.js";
@@ -152,6 +155,18 @@ export class HttpClient {
           message: `Wattfare answered ${response.status} with a body that is not JSON; is baseUrl Wattfare's origin?`,
         });
       }
+      // A 200 whose body is an error envelope: the status went out before the failure was known (a
+      // slow chat's headers and blank lines are passed on at once, as OpenRouter sends them, and then
+      // the provider broke off). It is an error, not data of the endpoint's shape.
+      if (isErrorEnvelope(data)) {
+        // Typed as a stream's error event is: by its code's status in the table, else as the provider's.
+        const { code } = errorFields(data);
+        const status =
+          code !== undefined && Object.hasOwn(ERROR_CODES, code)
+            ? ERROR_CODES[code as ErrorCode].status
+            : 502;
+        throw APIError.generate(status, data, response.headers);
+      }
       // The body is Wattfare's documented shape for this endpoint; the SDK does not re-validate it.
       return { data: data as T, response, requestId: requestIdOf(response) };
     });
@@ -256,6 +271,13 @@ export class HttpClient {
       }
     }
   }
+}
+
+/** A top-level `{error:{…}}` body: no endpoint's success shape has one. */
+function isErrorEnvelope(body: unknown): boolean {
+  if (typeof body !== "object" || body === null) return false;
+  const error = (body as { error?: unknown }).error;
+  return typeof error === "object" && error !== null;
 }
 
 function requestIdOf(response: Response): string | undefined {

@@ -419,6 +419,24 @@ describe("chat.completions.create", () => {
     await expectBilledExactly(key);
   });
 
+  it("throws UpstreamError when the provider breaks off a non-stream answer after Wattfare already sent 200", async () => {
+    // OpenRouter sends the headers and blank lines of a slow answer at once; Wattfare passes them on,
+    // so when the provider then breaks off, all it can still send is the error envelope, under a 200.
+    await start({ sim: { ttftMs: 100, interTokenMs: 10, nonStreamBlankLines: 1 } });
+    await h.connect("alice", 5);
+    h.sim.control.setFaults({ resetAfterChunks: 3 });
+    const error = await wattfare()
+      .chat.completions.create({ model, messages: hello }, { user: "alice" })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(error).toMatchObject({
+      code: "upstream",
+      status: 502,
+      message: "The model provider's response was interrupted.",
+    });
+    expect((error as UpstreamError).requestId).toMatch(/^req_/);
+  });
+
   it("throws UpstreamError when Wattfare's own connection to the provider breaks mid-stream", async () => {
     await start();
     await h.connect("alice", 5);
