@@ -275,14 +275,16 @@ export class WattfareBrowser {
    * ```
    */
   async disconnect(options: { signal?: AbortSignal | undefined } = {}): Promise<ConnectionStatus> {
-    await this.#authed((authorization) =>
-      this.#http.empty({
-        method: "DELETE",
-        path: "/connections",
-        authorization,
-        signal: options.signal,
-        idempotent: true,
-      }),
+    await this.#authed(
+      (authorization) =>
+        this.#http.empty({
+          method: "DELETE",
+          path: "/connections",
+          authorization,
+          signal: options.signal,
+          idempotent: true,
+        }),
+      options.signal,
     );
     return this.#fetchStatus(options.signal);
   }
@@ -305,16 +307,18 @@ export class WattfareBrowser {
     if (!Number.isFinite(monthlyUsd) || monthlyUsd < 0) {
       throw new TypeError(`monthlyUsd must be a non-negative number of dollars, got ${monthlyUsd}`);
     }
-    const { data } = await this.#authed((authorization) =>
-      this.#http.json<ConnectionStatus>({
-        method: "POST",
-        path: "/connections",
-        authorization,
-        body: { monthlyUsd },
-        signal: options.signal,
-        // Lowering to the same value twice changes nothing.
-        idempotent: true,
-      }),
+    const { data } = await this.#authed(
+      (authorization) =>
+        this.#http.json<ConnectionStatus>({
+          method: "POST",
+          path: "/connections",
+          authorization,
+          body: { monthlyUsd },
+          signal: options.signal,
+          // Lowering to the same value twice changes nothing.
+          idempotent: true,
+        }),
+      options.signal,
     );
     return this.#observe(data);
   }
@@ -545,14 +549,16 @@ export class WattfareBrowser {
   }
 
   async #fetchStatus(signal?: AbortSignal): Promise<ConnectionStatus> {
-    const { data } = await this.#authed((authorization) =>
-      this.#http.json<ConnectionStatus>({
-        method: "GET",
-        path: "/connections",
-        authorization,
-        signal,
-        idempotent: true,
-      }),
+    const { data } = await this.#authed(
+      (authorization) =>
+        this.#http.json<ConnectionStatus>({
+          method: "GET",
+          path: "/connections",
+          authorization,
+          signal,
+          idempotent: true,
+        }),
+      signal,
     );
     return this.#observe(data);
   }
@@ -588,18 +594,18 @@ export class WattfareBrowser {
    * Sends with the cached session token; on a 401, fetches a new token and tries once more. A call
    * under way when clearSession() runs rejects instead of answering: it speaks for the previous user.
    */
-  async #authed<R>(send: (authorization: string) => Promise<R>): Promise<R> {
+  async #authed<R>(send: (authorization: string) => Promise<R>, signal?: AbortSignal): Promise<R> {
     const tokens = this.#tokens;
     if (tokens === undefined) throw new TypeError("This call needs getSessionToken (in createWattfare).");
     const epoch = tokens.epoch;
-    const token = await tokens.get();
+    const token = await untilAborted(tokens.get(), signal);
     let result: R;
     try {
       result = await send(`Bearer ${token}`);
     } catch (error) {
       if (!isWattfareError(error, "auth") || tokens.epoch !== epoch) throw error;
       tokens.invalidate(token);
-      result = await send(`Bearer ${await tokens.get()}`);
+      result = await send(`Bearer ${await untilAborted(tokens.get(), signal)}`);
     }
     if (tokens.epoch !== epoch) {
       throw new APIUserAbortError({
@@ -608,6 +614,24 @@ export class WattfareBrowser {
     }
     return result;
   }
+}
+
+/**
+ * `promise`, or an APIUserAbortError as soon as `signal` fires. A session token comes from the app's own
+ * endpoint, which the caller's signal cannot cancel and which may hang: the call must not wait for it
+ * once aborted. The token still lands in the cache for the next call.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) {
+    promise.catch(() => undefined); // a failed fetch nobody waits for is no unhandled rejection
+    return Promise.reject(new APIUserAbortError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new APIUserAbortError());
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.finally(() => signal.removeEventListener("abort", onAbort)).then(resolve, reject);
+  });
 }
 
 /** Whether polling shows that the payer approved what `intent` asked for. */

@@ -193,3 +193,35 @@ describe("createWattfare", () => {
     expect(wattfare.canRecover(null)).toBe(false);
   });
 });
+
+describe("calls that need a session token", () => {
+  it("reject with APIUserAbortError as soon as their signal fires, while the token is still being fetched", async () => {
+    const sent: string[] = [];
+    const wattfare = browser.createWattfare({
+      baseUrl: "https://w.example",
+      getSessionToken: () => new Promise<string>(() => {}), // the app's session endpoint hangs
+      fetch: async (input) => {
+        sent.push(String(input));
+        return new Response("{}");
+      },
+    });
+    const controller = new AbortController();
+    const calls = [
+      wattfare.status({ signal: controller.signal }),
+      wattfare.disconnect({ signal: controller.signal }),
+      wattfare.lowerCap(1, { signal: controller.signal }),
+    ].map((call) => call.catch((error: unknown) => error));
+    controller.abort();
+    const outcomes = await Promise.race([
+      Promise.all(calls),
+      new Promise((resolve) => setTimeout(() => resolve("still pending"), 200)),
+    ]);
+    expect(outcomes).toEqual([
+      expect.any(browser.APIUserAbortError),
+      expect.any(browser.APIUserAbortError),
+      expect.any(browser.APIUserAbortError),
+    ]);
+    expect(sent).toEqual([]);
+    expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+  });
+});
