@@ -49,6 +49,14 @@ describe("parseRetryAfterMs", () => {
     expect(parseRetryAfterMs(new Date(now - 5000).toUTCString(), now)).toBe(0);
   });
 
+  it("reads fractional seconds as seconds, not as a date the lenient Date.parse makes of them (2001)", () => {
+    expect(parseRetryAfterMs("1.5", now)).toBe(1500);
+    expect(parseRetryAfterMs("30.25", now)).toBe(30_250);
+    // Neither seconds nor an HTTP date: ignored (backoff), never "retry at once".
+    expect(parseRetryAfterMs("-1", now)).toBeUndefined();
+    expect(parseRetryAfterMs("2.5.1", now)).toBeUndefined();
+  });
+
   it("ignores a missing or unreadable value", () => {
     expect(parseRetryAfterMs(null, now)).toBeUndefined();
     expect(parseRetryAfterMs("soon", now)).toBeUndefined();

@@ -40,7 +40,11 @@ export function isRetryable(attempt: FailedAttempt): boolean {
 export function parseRetryAfterMs(value: string | null, now: number): number | undefined {
   if (value === null) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // Fractional seconds too (some proxies send them, and openai-node reads them so).
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  // An HTTP date always names its month and weekday. Without a letter, V8's lenient Date.parse would
+  // read "-1" or "2.5.1" as a date decades ago, that is: retry at once.
+  if (!/[a-z]/i.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
