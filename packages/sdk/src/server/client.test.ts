@@ -93,6 +93,14 @@ describe("new Wattfare()", () => {
     expect(new Wattfare({ secretKey: "sk_live_abcdefgh_secret" }).baseUrl).toBe("https://wattfare.com");
   });
 
+  it("defaults to https://wattfare.com also when WATTFARE_BASE_URL is set but blank, as the secret key's blank variable counts as unset", () => {
+    // `WATTFARE_BASE_URL=${WATTFARE_BASE_URL}` in a compose file sets it to "" when the host has none.
+    vi.stubEnv("WATTFARE_BASE_URL", "");
+    expect(new Wattfare({ secretKey: "sk_live_abcdefgh_secret" }).baseUrl).toBe("https://wattfare.com");
+    vi.stubEnv("WATTFARE_BASE_URL", " \n");
+    expect(new Wattfare({ secretKey: "sk_live_abcdefgh_secret" }).baseUrl).toBe("https://wattfare.com");
+  });
+
   it("refuses to start without a secret key, naming the variable", () => {
     vi.stubEnv("WATTFARE_SECRET_KEY", undefined);
     expect(() => new Wattfare()).toThrow(/WATTFARE_SECRET_KEY/);

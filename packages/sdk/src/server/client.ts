@@ -227,7 +227,10 @@ export class Wattfare {
       throw new TypeError("The secret key is not a Wattfare secret key (expected sk_live_{appId}_{secret}).");
     }
     const logger = options.logger ?? consoleWarnings;
-    this.baseUrl = normalizeBaseUrl(options.baseUrl ?? env.WATTFARE_BASE_URL ?? DEFAULT_BASE_URL, logger);
+    // A blank variable counts as unset, as for the secret key (a compose file's `${WATTFARE_BASE_URL}`
+    // is "" when the host has none); an explicit option is taken as given.
+    const envBaseUrl = env.WATTFARE_BASE_URL?.trim() || undefined;
+    this.baseUrl = normalizeBaseUrl(options.baseUrl ?? envBaseUrl ?? DEFAULT_BASE_URL, logger);
     this.#secretKey = secretKey;
     this.#http = new HttpClient({
       apiUrl: this.baseUrl + API_PATH,
