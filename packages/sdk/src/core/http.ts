@@ -159,7 +159,7 @@ export class HttpClient {
       // slow chat's headers and blank lines are passed on at once, as OpenRouter sends them, and then
       // the provider broke off). It is an error, not data of the endpoint's shape.
       if (isErrorEnvelope(data)) {
-        // Typed as a stream's error event is: by its code's status in the table, else as the provider's.
+        // Typed by its code's status in the table (502 for `upstream`); any other code is the provider's.
         const { code } = errorFields(data);
         const status =
           code !== undefined && Object.hasOwn(ERROR_CODES, code)
