@@ -1,26 +1,15 @@
 /**
  * The browser client: the signed-in user's connection (`/api/v1/connections`, bearer session token),
  * the consent popup for connecting, raising the cap, reconnecting funding and one-time grants, and
- * recovery from the 402s the app's backend relays. It never holds the secret key.
+ * recovery from the 402s the app's backend relays. It never holds the secret key. Its options are in
+ * client-options.ts, what recover() can fix in recovery.ts.
  */
 import { API_PATH, parseWattfareOrigin } from "../core/base-url.js";
-import {
-  APIUserAbortError,
-  ConsentFailedError,
-  errorFields,
-  isWattfareError,
-  NotFoundError,
-} from "../core/errors.js";
-import {
-  type Fetch,
-  HttpClient,
-  type RequestSpec,
-  retriesOption,
-  timeoutOption,
-  timerSleep,
-} from "../core/http.js";
-import { consoleWarnings, type Logger } from "../core/logger.js";
+import { APIUserAbortError, ConsentFailedError, isWattfareError, NotFoundError } from "../core/errors.js";
+import { HttpClient, type RequestSpec, retriesOption, timeoutOption, timerSleep } from "../core/http.js";
+import { consoleWarnings } from "../core/logger.js";
 import type { ConnectionStatus } from "../core/types.js";
+import type { BrowserClientOptions, ConsentOptions, GrantRequestOptions } from "./client-options.js";
 import {
   type ApprovedResult,
   type ConsentIntent,
@@ -30,6 +19,7 @@ import {
   runConsent,
   trackActiveConsent,
 } from "./consent-popup.js";
+import { RECOVERABLE_CODES, type Recovery, recoverableCode, stillBroken, suggestRaise } from "./recovery.js";
 import { type SessionTokenSource, SessionTokens } from "./session-tokens.js";
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -37,121 +27,6 @@ const DEFAULT_MAX_RETRIES = 2;
 const DEFAULT_POLL_INTERVAL_MS = 1_000;
 /** Wattfare's popup consent session lasts 30 minutes; after that nothing can be approved. */
 const DEFAULT_LOST_LINK_TIMEOUT_MS = 30 * 60_000;
-
-/**
- * Everything `createWattfare()` accepts.
- *
- * @example
- * ```ts
- * const options: BrowserClientOptions = {
- *   baseUrl: "https://wattfare.com",
- *   getSessionToken: sessionEndpoint("/api/wattfare/session"),
- * };
- * ```
- */
-export interface BrowserClientOptions {
-  /** Wattfare's origin, such as `https://wattfare.com` (no path); the SDK appends `/connect` and `/api/v1`. */
-  baseUrl: string;
-  /**
-   * Gets a session token for the signed-in user from your backend (an endpoint made with the server
-   * SDK's `createSessionHandler`). Called when no cached token is fresh; may return `{ token,
-   * expiresAt }` or the token. Needed for `connect`, `status`, `disconnect` and `recover`.
-   */
-  getSessionToken?: SessionTokenSource | undefined;
-  /**
-   * Gets a grant session token from your backend (an endpoint made with `createGrantSessionHandler`).
-   * Called once per `requestGrant()`: each grant needs its own session. Needed for `requestGrant` and
-   * for recovering from `grant_invalid`.
-   */
-  getGrantSessionToken?: SessionTokenSource | undefined;
-  /** The `fetch` for calls to Wattfare. Default: the page's `fetch`. */
-  fetch?: Fetch | undefined;
-  /** Time limit per call to Wattfare's API, in ms. Default: `30000`. */
-  timeoutMs?: number | undefined;
-  /** Retries of `status()`/`disconnect()` after a network error or a 429. Default: `2`. */
-  maxRetries?: number | undefined;
-  /** How often Wattfare is polled when the popup's link to this page was lost, in ms. Default: `1000`. */
-  pollIntervalMs?: number | undefined;
-  /** Gives up polling a lost popup after this many ms. Default: `1800000` (Wattfare's 30-minute consent window). */
-  lostLinkTimeoutMs?: number | undefined;
-  /** Receives warnings. Default: `console`, warnings and errors only. */
-  logger?: Logger | undefined;
-}
-
-/**
- * Options for the calls that open the consent popup.
- *
- * @example
- * ```ts
- * const controller = new AbortController();
- * await wattfare.connect({ monthlyUsd: 5, signal: controller.signal });
- * ```
- */
-export interface ConsentOptions {
-  /**
-   * The monthly cap to suggest, in USD. `connect`: default the session's `monthlyUsd` (from your
-   * session handler) or Wattfare's default. `recover` from `budget_exceeded`: default twice the current
-   * cap. The payer can choose another amount.
-   */
-  monthlyUsd?: number | undefined;
-  /** Closes the popup and rejects with `APIUserAbortError`. */
-  signal?: AbortSignal | undefined;
-}
-
-/**
- * Options for `requestGrant()`.
- *
- * @example
- * ```ts
- * const grantToken = await wattfare.requestGrant({ getSessionToken: sessionEndpoint("/api/grant-session") });
- * ```
- */
-export interface GrantRequestOptions {
-  /** Overrides the client's `getGrantSessionToken` for this grant. */
-  getSessionToken?: SessionTokenSource | undefined;
-  /** Closes the popup and rejects with `APIUserAbortError`. */
-  signal?: AbortSignal | undefined;
-}
-
-/**
- * The error codes `recover()` can fix, with the popup intent that fixes each.
- *
- * @example
- * ```ts
- * RECOVERABLE_CODES.budget_exceeded; // "raise"
- * ```
- */
-export const RECOVERABLE_CODES = {
-  not_connected: "connect",
-  budget_exceeded: "raise",
-  funding_invalid: "reconnect-funding",
-  grant_invalid: "grant",
-} as const satisfies Record<string, ConsentIntent>;
-
-/**
- * An error code `recover()` can fix.
- *
- * @example
- * ```ts
- * const code: RecoverableCode = "not_connected";
- * ```
- */
-export type RecoverableCode = keyof typeof RECOVERABLE_CODES;
-
-/**
- * What `recover()` resolves with: the user's new connection status, or for `grant_invalid` a new
- * grant token to hand to your backend.
- *
- * @example
- * ```ts
- * const fixed: Recovery = await wattfare.recover(error);
- * if (fixed.code === "grant_invalid") saveGrant(fixed.grantToken);
- * else showBudget(fixed.status.remainingUsd);
- * ```
- */
-export type Recovery =
-  | { code: "not_connected" | "budget_exceeded" | "funding_invalid"; status: ConnectionStatus }
-  | { code: "grant_invalid"; grantToken: string };
 
 /**
  * Events the client emits.
@@ -647,45 +522,6 @@ function approvedMeanwhile(
   if (intent === "raise")
     return now.limits.monthlyUsd > before.limits.monthlyUsd || (before.paused && !now.paused);
   return now.funding === "ok" && before.funding !== "ok";
-}
-
-/**
- * The cap recover() suggests for budget_exceeded: twice the current one — unless spending is paused
- * while the cap still has room, when the cap is not the problem (the popup offers to resume spending) and
- * the current cap is suggested as it is.
- */
-function suggestRaise(before: ConnectionStatus | undefined): number | undefined {
-  if (!before?.connected) return undefined;
-  if (before.paused && before.remainingUsd > 0) return before.limits.monthlyUsd;
-  return Math.max(1, Math.ceil(before.limits.monthlyUsd * 2));
-}
-
-/** What still causes the error `code` in Wattfare's status after an approval, in the user's terms. */
-function stillBroken(code: RecoverableCode, status: ConnectionStatus): string | undefined {
-  if (code === "budget_exceeded" && status.paused) {
-    return "Spending is still paused on your Wattfare account. Resume it to continue.";
-  }
-  if (code === "budget_exceeded" && status.remainingUsd <= 0) {
-    return "Nothing is left of your monthly AI budget. Raise the cap to continue.";
-  }
-  if (code === "funding_invalid" && status.funding !== "ok") {
-    return status.funding === "insufficient"
-      ? "Your OpenRouter funding is still out of credits. Top it up to continue."
-      : "Your OpenRouter funding still needs to be reconnected.";
-  }
-  return undefined;
-}
-
-/** The code of an error relayed by the app's backend, when `recover()` can fix it. */
-function recoverableCode(error: unknown): RecoverableCode | undefined {
-  let code: unknown;
-  if (typeof error === "string") code = error;
-  else if (typeof error === "object" && error !== null) {
-    code = (error as { code?: unknown }).code ?? errorFields(error).code;
-  }
-  return typeof code === "string" && Object.hasOwn(RECOVERABLE_CODES, code)
-    ? (code as RecoverableCode)
-    : undefined;
 }
 
 function tokenOf(value: string | { token: string }): string {

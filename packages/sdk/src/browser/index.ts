@@ -40,17 +40,9 @@ export type { Fetch } from "../core/http.js";
 export type { Logger } from "../core/logger.js";
 export { Stream } from "../core/stream.js";
 export type { ConnectionStatus, Session } from "../core/types.js";
-export {
-  type BrowserClientEvents,
-  type BrowserClientOptions,
-  type ConsentOptions,
-  createWattfare,
-  type GrantRequestOptions,
-  RECOVERABLE_CODES,
-  type RecoverableCode,
-  type Recovery,
-  WattfareBrowser,
-} from "./client.js";
+export { type BrowserClientEvents, createWattfare, WattfareBrowser } from "./client.js";
+export type { BrowserClientOptions, ConsentOptions, GrantRequestOptions } from "./client-options.js";
 export type { ConsentIntent } from "./consent-popup.js";
+export { RECOVERABLE_CODES, type RecoverableCode, type Recovery } from "./recovery.js";
 export { errorFromResponse, readChatStream, sessionEndpoint } from "./responses.js";
 export type { SessionTokenSource } from "./session-tokens.js";
