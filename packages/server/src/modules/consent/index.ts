@@ -7,10 +7,11 @@ import type { AppDeps } from "../../deps.js";
 import type { Funding } from "../funding/index.js";
 import type { Payers } from "../payers/index.js";
 import { registerPageScope } from "../web/index.js";
-import { registerConsentPages, registerSessionExchange } from "./routes.js";
+import { registerConsentPages } from "./routes.js";
 import { ConsentSessions } from "./session.js";
+import { registerSessionExchange } from "./session-exchange.js";
 
-export { CONNECT_PATH, CONSENT_PATH } from "./routes.js";
+export { CONNECT_PATH, CONSENT_PATH } from "./paths.js";
 export { CONSENT_INTENTS, parseCapInput } from "./service.js";
 export type { ResultMessage } from "./views.js";
 
