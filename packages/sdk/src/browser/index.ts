@@ -6,18 +6,21 @@
  */
 export type { ChatCompletionChunk } from "../core/chat-types.js";
 export {
+  type ClientErrorCode,
+  type ConsentErrorCode,
+  ERROR_CODES,
+  type ErrorCode,
+  type WattfareErrorCode,
+} from "../core/error-codes.js";
+export {
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
   APIUserAbortError,
   AuthError,
   BudgetExceededError,
-  type ClientErrorCode,
   ConsentDeniedError,
-  type ConsentErrorCode,
   ConsentFailedError,
-  ERROR_CODES,
-  type ErrorCode,
   type ErrorForCode,
   ForbiddenError,
   FundingInvalidError,
@@ -34,7 +37,6 @@ export {
   UnavailableError,
   UpstreamError,
   WattfareError,
-  type WattfareErrorCode,
 } from "../core/errors.js";
 export type { Fetch } from "../core/http.js";
 export type { Logger } from "../core/logger.js";

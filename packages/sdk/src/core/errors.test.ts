@@ -1,5 +1,6 @@
 import { ERROR_CODES as SERVER_ERROR_CODES } from "@wattfare/server/errors";
 import { describe, expect, it, vi } from "vitest";
+import { ERROR_CODES, type ErrorCode } from "./error-codes.js";
 import {
   APIConnectionError,
   APIConnectionTimeoutError,
@@ -7,8 +8,6 @@ import {
   APIUserAbortError,
   AuthError,
   BudgetExceededError,
-  ERROR_CODES,
-  type ErrorCode,
   ForbiddenError,
   FundingInvalidError,
   GrantInvalidError,

@@ -4,13 +4,12 @@
  * a property that could be printed.
  */
 import type { WithResponse } from "./api-promise.js";
+import { ERROR_CODES, type ErrorCode } from "./error-codes.js";
 import {
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
   APIUserAbortError,
-  ERROR_CODES,
-  type ErrorCode,
   errorFields,
   isWattfareError,
   type WattfareError,

@@ -15,6 +15,12 @@ export type {
   ChatCompletionTool,
 } from "../core/chat-types.js";
 export {
+  type ClientErrorCode,
+  ERROR_CODES,
+  type ErrorCode,
+  type WattfareErrorCode,
+} from "../core/error-codes.js";
+export {
   APIConnectionError,
   APIConnectionTimeoutError,
   APIError,
@@ -22,9 +28,6 @@ export {
   APIUserAbortError,
   AuthError,
   BudgetExceededError,
-  type ClientErrorCode,
-  ERROR_CODES,
-  type ErrorCode,
   type ErrorForCode,
   ForbiddenError,
   FundingInvalidError,
@@ -39,7 +42,6 @@ export {
   UnavailableError,
   UpstreamError,
   WattfareError,
-  type WattfareErrorCode,
 } from "../core/errors.js";
 export type { Fetch, RequestOptions, Sleep } from "../core/http.js";
 export type { Logger } from "../core/logger.js";
