@@ -443,7 +443,15 @@ export class WattfareBrowser {
     const serialized = JSON.stringify(data);
     if (serialized !== this.#last) {
       this.#last = serialized;
-      for (const listener of this.#listeners) listener(data);
+      for (const listener of this.#listeners) {
+        // As an EventTarget does: a listener that throws is reported, and neither stops the others nor
+        // fails the call that read the status.
+        try {
+          listener(data);
+        } catch (error) {
+          reportListenerError(error);
+        }
+      }
     }
     return data;
   }
@@ -530,4 +538,14 @@ function tokenOf(value: string | { token: string }): string {
     throw new TypeError("getGrantSessionToken must return a session token or { token }.");
   }
   return token;
+}
+
+/** Reports an error thrown by a listener to the page (its console, `window.onerror`) without throwing here. */
+function reportListenerError(error: unknown): void {
+  const report = (globalThis as { reportError?: (error: unknown) => void }).reportError;
+  if (typeof report === "function") report(error);
+  else
+    setTimeout(() => {
+      throw error;
+    });
 }

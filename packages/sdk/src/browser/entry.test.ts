@@ -225,3 +225,37 @@ describe("calls that need a session token", () => {
     expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
   });
 });
+
+describe("status listeners", () => {
+  it("all hear a changed status, and the call still resolves, when one of them throws (it is reported to the page)", async () => {
+    const reported: unknown[] = [];
+    const page = globalThis as { reportError?: (error: unknown) => void };
+    page.reportError = (error) => reported.push(error);
+    try {
+      const status = {
+        connected: true,
+        limits: { monthlyUsd: 5 },
+        usage: { monthlyUsd: 0 },
+        remainingUsd: 5,
+      };
+      const wattfare = browser.createWattfare({
+        baseUrl: "https://w.example",
+        getSessionToken: async () => "token",
+        fetch: async () =>
+          new Response(JSON.stringify(status), { headers: { "content-type": "application/json" } }),
+      });
+      const heard: string[] = [];
+      const broken = new Error("a bug in the app's listener");
+      wattfare.on("status", () => {
+        heard.push("first");
+        throw broken;
+      });
+      wattfare.on("status", () => heard.push("second"));
+      await expect(wattfare.status()).resolves.toMatchObject({ connected: true });
+      expect(heard).toEqual(["first", "second"]);
+      expect(reported).toEqual([broken]);
+    } finally {
+      delete page.reportError;
+    }
+  });
+});
