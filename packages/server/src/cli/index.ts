@@ -22,6 +22,7 @@ import {
 } from "../security/index.js";
 import { loadKeyRing } from "../server-secret.js";
 import type { AppWithOrigins } from "../store/port.js";
+import { ServerLockError } from "../store/sqlite/server-lock.js";
 import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
 import { parseDuration } from "./duration.js";
 
@@ -279,7 +280,12 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof CliError || error instanceof AppInputError) {
+    if (
+      error instanceof ConfigError ||
+      error instanceof CliError ||
+      error instanceof AppInputError ||
+      error instanceof ServerLockError
+    ) {
       process.stderr.write(`error: ${error.message}\n`);
       process.exitCode = 1;
       return;

@@ -147,6 +147,26 @@ describe("the CLI beside a running server", () => {
     expect(list.find((a) => a.id === app.appId)?.sessionsPerMinute).toBe(1);
   });
 
+  it("refuses, in one line and with exit code 1, to migrate a database that a server on an older schema still serves", async () => {
+    const dir = tempDataDir();
+    const env = { WATTFARE_DATA_DIR: dir };
+    await serve(env);
+    // As if this CLI were a newer version than the running server: its last migration is pending.
+    const db = new Database(path.join(dir, "wattfare.db"));
+    db.prepare("DELETE FROM kysely_migration WHERE name = (SELECT max(name) FROM kysely_migration)").run();
+    db.close();
+    for (const args of [["apps", "list"], ["migrate"]]) {
+      const failed = await runCli(args, env).then(
+        () => undefined,
+        (error: { code?: number; stderr?: string }) => error,
+      );
+      expect(failed?.code).toBe(1);
+      expect(failed?.stderr).toMatch(
+        /^error: a Wattfare server \(pid \d+\) is serving \S+ on an older schema; stop it before migrating \(\S+ pending\)\n$/,
+      );
+    }
+  });
+
   it("rotates a key with a grace period, and ends the old key at once when compromised", async () => {
     const dir = tempDataDir();
     const env = { WATTFARE_DATA_DIR: dir };
