@@ -56,10 +56,9 @@ export async function serve(): Promise<void> {
       process.stderr.write(`error: ${error.message}\n`);
       process.exit(1);
     }
-    if ((error as { code?: unknown }).code === "EADDRINUSE") {
-      process.stderr.write(
-        `error: ${config.host}:${config.port} is in use by another program; set PORT to another port (PORT=0 picks a free one)\n`,
-      );
+    const problem = startupProblem(error, config);
+    if (problem !== undefined) {
+      process.stderr.write(`error: ${problem}\n`);
       process.exit(1);
     }
     throw error;
@@ -87,6 +86,32 @@ export async function serve(): Promise<void> {
       ``,
     ].join("\n"),
   );
+}
+
+/** Error codes of a data directory or database file this process cannot use (rights, a file in the way). */
+const STORAGE_CODES =
+  /^(EACCES|EPERM|EROFS|EEXIST|ENOTDIR|EISDIR|ELOOP|SQLITE_(CANTOPEN|READONLY|PERM|NOTADB))/;
+
+/**
+ * A start-up failure that is the operator's to fix — an address this process cannot listen on, a data
+ * directory or database it cannot use — as one line naming the setting; undefined for anything else.
+ */
+export function startupProblem(error: unknown, config: Config): string | undefined {
+  const { code, syscall, message } = error as { code?: unknown; syscall?: unknown; message?: unknown };
+  if (code === "EADDRINUSE") {
+    return `${config.host}:${config.port} is in use by another program; set PORT to another port (PORT=0 picks a free one)`;
+  }
+  if (syscall === "listen" || syscall === "getaddrinfo") {
+    return `cannot listen on ${config.host}:${config.port} (${String(message)}); set HOST to an address of this machine (127.0.0.1, or 0.0.0.0 for every interface) and PORT to one this user may open`;
+  }
+  return storageProblem(error, config);
+}
+
+/** The database or its directory cannot be used by this process, as one line; undefined otherwise. */
+export function storageProblem(error: unknown, config: Config): string | undefined {
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code !== "string" || !STORAGE_CODES.test(code)) return undefined;
+  return `cannot use the database ${config.database.path} (${String(message)}); WATTFARE_DATA_DIR (${config.dataDir}) and the database's directory must be directories this user can write, and the database file writable by it`;
 }
 
 /** A shell word: as it is when that is safe, else single-quoted. */

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { type Config, ConfigError, loadConfig } from "../config.js";
-import { serve } from "../main.js";
+import { serve, storageProblem } from "../main.js";
 import {
   AppInputError,
   createApp,
@@ -49,11 +49,16 @@ function collect(value: string, previous: string[]): string[] {
 
 async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
-  const store = await openSqliteStore(config.database.path);
   try {
-    return await fn(store, config);
-  } finally {
-    await store.close();
+    const store = await openSqliteStore(config.database.path);
+    try {
+      return await fn(store, config);
+    } finally {
+      await store.close();
+    }
+  } catch (error) {
+    const problem = storageProblem(error, config);
+    throw problem === undefined ? error : new CliError(problem);
   }
 }
 
@@ -82,14 +87,19 @@ export function buildCli(): Command {
     .description("apply pending database migrations")
     .action(async () => {
       const config = loadConfig(process.env);
-      const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({
-        file: config.database.path,
-      });
       try {
-        const applied = await store.migrate();
-        out(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
-      } finally {
-        await store.close();
+        const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({
+          file: config.database.path,
+        });
+        try {
+          const applied = await store.migrate();
+          out(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
+        } finally {
+          await store.close();
+        }
+      } catch (error) {
+        const problem = storageProblem(error, config);
+        throw problem === undefined ? error : new CliError(problem);
       }
     });
 

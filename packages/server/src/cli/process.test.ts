@@ -96,6 +96,31 @@ describe("wattfare serve", () => {
     }
   });
 
+  it("fails at start in one line naming the database, not with a stack trace, when its data directory cannot be used", async () => {
+    const file = path.join(tempDataDir(), "not-a-directory");
+    fs.writeFileSync(file, "");
+    const failed = await spawnServerExpectingFailure({ WATTFARE_DATA_DIR: file });
+    expect(failed.code).toBe(1);
+    expect(failed.output).toMatch(
+      new RegExp(`^error: cannot use the database ${file}/wattfare\\.db \\(.*\\); WATTFARE_DATA_DIR .*\n$`),
+    );
+    await expect(runCli(["apps", "list"], { WATTFARE_DATA_DIR: file })).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /^error: cannot use the database \S+ \(.*\); WATTFARE_DATA_DIR [^\n]*\n$/,
+      ),
+    });
+  });
+
+  it("fails at start in one line naming HOST, not with a stack trace, when it cannot listen on that address", async () => {
+    // 192.0.2.1 (TEST-NET-1) is no address of this machine: EADDRNOTAVAIL.
+    const failed = await spawnServerExpectingFailure({ WATTFARE_DATA_DIR: tempDataDir(), HOST: "192.0.2.1" });
+    expect(failed.code).toBe(1);
+    expect(failed.output).toMatch(
+      /^error: cannot listen on 192\.0\.2\.1:0 \(.*\); set HOST to an address of this machine[^\n]*\n$/,
+    );
+  });
+
   it("refuses to start a second server on the same database file", async () => {
     const dir = tempDataDir();
     await serve({ WATTFARE_DATA_DIR: dir });
