@@ -97,6 +97,21 @@ describe("loadConfig", () => {
     expect(problemsOf({ [name]: value }).join("\n")).toContain(`${name}: must be a whole number`);
   });
 
+  it.each([
+    ["WATTFARE_MAX_MONTHLY_USD", ""],
+    ["WATTFARE_MAX_MONTHLY_USD", "0x10"],
+    ["WATTFARE_MAX_MONTHLY_USD", "1e3"],
+    ["WATTFARE_DEFAULT_MONTHLY_USD", "0b11"],
+    ["WATTFARE_DEFAULT_MONTHLY_USD", " 5"],
+  ])("refuses %s=%j: amounts are plain decimal numbers of USD", (name, value) => {
+    expect(problemsOf({ [name]: value })).toEqual([`${name}: must be an amount in USD, e.g. 1000 or 2.50`]);
+  });
+
+  it("reads amounts in USD with cents", () => {
+    const config = loadConfig({ WATTFARE_MAX_MONTHLY_USD: "250.50", WATTFARE_DEFAULT_MONTHLY_USD: "2.5" });
+    expect(config.limits).toMatchObject({ maxMonthlyUsd: 250.5, defaultMonthlyUsd: 2.5 });
+  });
+
   it("refuses a server secret of whitespace, or with whitespace at either end, and a mail sender of two lines", () => {
     expect(problemsOf({ WATTFARE_SERVER_SECRET: " ".repeat(40) })[0]).toContain("WATTFARE_SERVER_SECRET");
     expect(problemsOf({ WATTFARE_SERVER_SECRET: `${SECRET}\n` })[0]).toContain("no whitespace");

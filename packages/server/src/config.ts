@@ -18,6 +18,13 @@ const intFrom = (min: number, max: number) =>
     .regex(/^\d{1,15}$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().min(min).max(max));
+/** A plain decimal amount in USD: `z.coerce` would read "" as 0, "0x10" as 16 and "1e3" as 1000. */
+const usdFrom = (max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,9}(\.\d{1,9})?$/, "must be an amount in USD, e.g. 1000 or 2.50")
+    .transform(Number)
+    .pipe(z.number().positive().max(max));
 const flag = z
   .enum(["0", "1", "true", "false"])
   .transform((v) => v === "1" || v === "true")
@@ -48,8 +55,8 @@ const envSchema = z.object({
   WATTFARE_OPENROUTER_AUTH_URL: urlString.default(DEFAULT_OPENROUTER_AUTH_URL),
   WATTFARE_METRICS_TOKEN: z.string().min(16).optional(),
   WATTFARE_TRUST_PROXY: z.string().min(1).optional(),
-  WATTFARE_MAX_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(1000),
-  WATTFARE_DEFAULT_MONTHLY_USD: z.coerce.number().positive().max(1_000_000).default(10),
+  WATTFARE_MAX_MONTHLY_USD: usdFrom(1_000_000).default(1000),
+  WATTFARE_DEFAULT_MONTHLY_USD: usdFrom(1_000_000).default(10),
   WATTFARE_DEFAULT_MAX_TOKENS: intFrom(16, 1_000_000).default(4096),
   WATTFARE_CHAT_BODY_LIMIT_BYTES: intFrom(1024, 200 * 1024 * 1024).default(20 * 1024 * 1024),
   WATTFARE_NONSTREAM_BUFFER_BYTES: intFrom(1024, 64 * 1024 * 1024).default(1024 * 1024),
