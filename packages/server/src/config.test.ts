@@ -87,6 +87,18 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("refuses credentials in the upstream, OAuth page and public URLs, without repeating them", () => {
+    expect(problemsOf({ WATTFARE_UPSTREAM_URL: "https://me:hunter2@proxy.example/api/v1" })).toEqual([
+      "WATTFARE_UPSTREAM_URL: must have no user:password@",
+    ]);
+    expect(problemsOf({ WATTFARE_OPENROUTER_AUTH_URL: "https://me@openrouter.ai/auth" })).toEqual([
+      "WATTFARE_OPENROUTER_AUTH_URL: must have no user:password@",
+    ]);
+    expect(problemsOf({ WATTFARE_PUBLIC_URL: "https://me:hunter2@w.example" })[0]).toContain(
+      "WATTFARE_PUBLIC_URL: must be an origin",
+    );
+  });
+
   it.each([
     ["PORT", ""],
     ["PORT", " "],

@@ -249,6 +249,9 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
   ] as const) {
     const url = new URL(value);
     if (url.search !== "" || url.hash !== "") problems.push(`${name}: must have no query or fragment`);
+    // Requests go to its origin, so credentials in it would be dropped, yet printed at start (and the
+    // OAuth page's sent to every payer's browser).
+    if (url.username !== "" || url.password !== "") problems.push(`${name}: must have no user:password@`);
     if (production && url.protocol !== "https:" && !isLoopbackHost(url.hostname)) {
       problems.push(`${name}: must be https when NODE_ENV=production (plain http only to a loopback host)`);
     }
@@ -265,7 +268,13 @@ export function loadConfig(env: Env, cwd: string = env.INIT_CWD ?? process.cwd()
   const trustProxy = parseTrustProxy(e.WATTFARE_TRUST_PROXY, problems);
 
   const publicUrl = new URL(e.WATTFARE_PUBLIC_URL ?? `http://localhost:${e.PORT === 0 ? 8787 : e.PORT}`);
-  if (publicUrl.pathname !== "/" || publicUrl.search !== "" || publicUrl.hash !== "") {
+  if (
+    publicUrl.pathname !== "/" ||
+    publicUrl.search !== "" ||
+    publicUrl.hash !== "" ||
+    publicUrl.username !== "" ||
+    publicUrl.password !== ""
+  ) {
     problems.push("WATTFARE_PUBLIC_URL: must be an origin (scheme://host[:port]) without a path");
   }
   if (production && publicUrl.protocol !== "https:") {
