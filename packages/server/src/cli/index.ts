@@ -13,6 +13,7 @@ import {
   requireApp,
   rotateAppKey,
 } from "../modules/apps/index.js";
+import { normalizeEmail } from "../modules/payers/index.js";
 import { usdToNano } from "../money.js";
 import {
   encryptFundingKey,
@@ -254,13 +255,20 @@ export function buildCli(): Command {
             throw new CliError(
               `--funding-key must be an OpenRouter API key (${OPENROUTER_KEY_PREFIX}…, no spaces): create one at https://openrouter.ai/settings/keys, or use the demo key the simulator (npx openrouter-sim) prints`,
             );
+          // As sign-in and password resets look it up, or the payer could never sign in to this account.
+          const payerEmail =
+            opts.email === undefined
+              ? `dev+${encodeURIComponent(opts.user)}@wattfare.invalid`
+              : normalizeEmail(opts.email);
+          if (payerEmail === undefined)
+            throw new CliError("--email must be an email address, e.g. ann@example.com");
           const ring = loadKeyRing(config);
           const fundingId = `fnd_${randomBytes(12).toString("hex")}`;
           const connection = await store.devConnect({
             appId: opts.app,
             appUserId: opts.user,
             capNano: usdToNano(opts.cap, "down"),
-            payerEmail: opts.email ?? `dev+${encodeURIComponent(opts.user)}@wattfare.invalid`,
+            payerEmail,
             funding: {
               id: fundingId,
               keyBlob: encryptFundingKey(ring, opts.fundingKey, fundingId),

@@ -309,6 +309,41 @@ describe("shutdown", () => {
     ).rejects.toThrow(/refused when NODE_ENV=production/);
   });
 
+  it("dev connect files the payer under --email as sign-in looks it up (trimmed, lower-cased), and refuses one that is no address", async () => {
+    const dir = tempDataDir();
+    const env = { WATTFARE_DATA_DIR: dir };
+    const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "E", "--json"], env));
+    const connect = (user: string, email: string) =>
+      runCli(
+        [
+          "dev",
+          "connect",
+          "--app",
+          app.appId,
+          "--user",
+          user,
+          "--cap",
+          "1",
+          "--funding-key",
+          "sk-or-v1-x",
+        ].concat(["--email", email]),
+        env,
+      );
+    await connect("u1", " Ann@Example.COM ");
+    for (const bad of ["", "not-an-address", "a b@example.com"]) {
+      await expect(connect("u2", bad)).rejects.toMatchObject({
+        code: 1,
+        stderr: "error: --email must be an email address, e.g. ann@example.com\n",
+      });
+    }
+    const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
+    try {
+      expect(db.prepare("SELECT email FROM payers").pluck().all()).toEqual(["ann@example.com"]);
+    } finally {
+      db.close();
+    }
+  });
+
   it.each(["notakey", "sk-or-v1-", "sk-or-v1-abc def", `sk-proj-${"0".repeat(40)}`])(
     "refuses dev connect with a funding key %j that is not an OpenRouter key, saying where to get one",
     async (key) => {
