@@ -207,6 +207,11 @@ export function buildCli(): Command {
     .action(
       async (appId: string, opts: { sessionsPerMinute?: number; chatPerMinute?: number; reset?: boolean }) =>
         withStore(async (store) => {
+          if (opts.reset && (opts.sessionsPerMinute !== undefined || opts.chatPerMinute !== undefined)) {
+            throw new CliError(
+              "give --reset alone, or --sessions-per-minute and --chat-per-minute without it",
+            );
+          }
           await requireApp(store, appId);
           if (opts.reset) await store.setAppLimits(appId, { sessionsPerMinute: null, chatPerMinute: null });
           else {

@@ -367,6 +367,22 @@ describe("shutdown", () => {
     },
   );
 
+  it("apps limits refuses --reset together with a limit, instead of resetting and dropping that limit", async () => {
+    const env = { WATTFARE_DATA_DIR: tempDataDir() };
+    const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "L", "--json"], env));
+    await runCli(["apps", "limits", app.appId, "--chat-per-minute", "7"], env);
+    await expect(
+      runCli(["apps", "limits", app.appId, "--reset", "--sessions-per-minute", "5"], env),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: "error: give --reset alone, or --sessions-per-minute and --chat-per-minute without it\n",
+    });
+    const [listed] = json<Array<{ sessionsPerMinute: number | null; chatPerMinute: number | null }>>(
+      await runCli(["apps", "list", "--json"], env),
+    );
+    expect(listed).toMatchObject({ sessionsPerMinute: null, chatPerMinute: 7 });
+  });
+
   it.each([
     [["apps", "limits", "APP", "--chat-per-minute", "0x10"], /must be an integer/],
     [["apps", "limits", "APP", "--chat-per-minute", "1e3"], /must be an integer/],
