@@ -27,7 +27,7 @@ function devSecret(config: Config): string {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  fs.mkdirSync(config.dataDir, { recursive: true });
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(48).toString("base64url");
   try {
     fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: "wx" });

@@ -49,6 +49,14 @@ describe("wattfare serve", () => {
     expect(await stopProcess(s)).toBe(0);
   });
 
+  it("creates its data directory for its own user only (0700), whether serve or the CLI runs first: payers' emails and password hashes live there", async () => {
+    const forServe = path.join(tempDataDir(), "data");
+    expect(await stopProcess(await serve({ WATTFARE_DATA_DIR: forServe }))).toBe(0);
+    const forCli = path.join(tempDataDir(), "data");
+    await runCli(["apps", "list"], { WATTFARE_DATA_DIR: forCli });
+    for (const dir of [forServe, forCli]) expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+  });
+
   it("warns of a WATTFARE_ setting it does not know (a misspelling), naming it, and starts all the same", async () => {
     const s = await serve({ WATTFARE_DATA_DIR: tempDataDir(), WATTFARE_PUBLC_URL: "https://pay.example" });
     expect(s.output()).toMatch(

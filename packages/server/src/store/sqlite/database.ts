@@ -5,10 +5,11 @@ import Database from "better-sqlite3";
 /**
  * Opens the database the way every Wattfare process must: WAL with synchronous=NORMAL (survives a
  * process crash, not power loss — DESIGN.md), a busy timeout so the CLI and the server can share the
- * file, and safe integers so money never passes through a float.
+ * file, and safe integers so money never passes through a float. A directory it creates is its user's
+ * alone (0700): the database holds payers' emails and password hashes.
  */
 export function openSqlite(file: string): Database.Database {
-  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (file !== ":memory:") fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");

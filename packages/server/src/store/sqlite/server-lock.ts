@@ -61,7 +61,7 @@ function holderText(dbPath: string): string {
 
 export function acquireServerLock(dbPath: string): ServerLock {
   const lockPath = lockPathOf(dbPath);
-  fs.mkdirSync(path.dirname(lockPath), { recursive: true });
+  fs.mkdirSync(path.dirname(lockPath), { recursive: true, mode: 0o700 });
   const db = new Database(lockPath);
   try {
     db.pragma("busy_timeout = 0");
