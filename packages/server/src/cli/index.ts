@@ -4,7 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Command, InvalidArgumentError, Option } from "commander";
-import { type Config, ConfigError, loadConfig } from "../config.js";
+import { type Config, ConfigError, loadConfig, unknownSettings } from "../config.js";
 import { serve, storageProblem } from "../main.js";
 import {
   AppInputError,
@@ -48,8 +48,21 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/**
+ * The configuration a command runs with. A `WATTFARE_*` variable no one reads is named on stderr, as
+ * `serve` does: a misspelt WATTFARE_DATA_DIR would otherwise send the command to another database.
+ */
+function cliConfig(): Config {
+  for (const name of unknownSettings(process.env)) {
+    process.stderr.write(
+      `warning: ${name} is not a Wattfare setting (misspelt?) and is ignored; see docs/self-hosting.md\n`,
+    );
+  }
+  return loadConfig(process.env);
+}
+
 async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig(process.env);
+  const config = cliConfig();
   try {
     const store = await openSqliteStore(config.database.path);
     try {
@@ -87,7 +100,7 @@ export function buildCli(): Command {
     .command("migrate")
     .description("apply pending database migrations")
     .action(async () => {
-      const config = loadConfig(process.env);
+      const config = cliConfig();
       try {
         const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({
           file: config.database.path,

@@ -17,6 +17,7 @@ import {
   spawnServerExpectingFailure,
   stopProcess,
   tempDataDir,
+  WATTFARE_BIN,
 } from "../testing/processes.js";
 
 const running: ServerProcess[] = [];
@@ -63,6 +64,17 @@ describe("wattfare serve", () => {
       /unknown WATTFARE_ setting ignored.*"setting":"WATTFARE_PUBLC_URL"|"setting":"WATTFARE_PUBLC_URL".*unknown WATTFARE_ setting ignored/,
     );
     expect(await stopProcess(s)).toBe(0);
+  });
+
+  it("has the CLI name a WATTFARE_ setting it does not know on stderr, and run the command all the same", async () => {
+    const dir = tempDataDir();
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [WATTFARE_BIN, "apps", "list"], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, INIT_CWD: dir, WATTFARE_DATA_DRI: "/elsewhere" },
+    });
+    expect(stderr).toBe(
+      "warning: WATTFARE_DATA_DRI is not a Wattfare setting (misspelt?) and is ignored; see docs/self-hosting.md\n",
+    );
+    expect(stdout).toContain("no apps yet");
   });
 
   it("prints CLI commands that reach its data directory, and so its secret, from any directory", async () => {
