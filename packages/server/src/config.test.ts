@@ -68,6 +68,16 @@ describe("loadConfig", () => {
     ).toEqual([]);
   });
 
+  it("refuses a NODE_ENV that means production but would not turn its rules on", () => {
+    for (const near of ["Production", "PRODUCTION", "prod", "production "]) {
+      expect(problemsOf({ NODE_ENV: near })).toEqual([
+        'NODE_ENV: must be exactly "production" for production\'s rules (they are off for any other value)',
+      ]);
+    }
+    for (const other of ["development", "test", "staging"])
+      expect(problemsOf({ NODE_ENV: other })).toEqual([]);
+  });
+
   it("refuses a plain-http upstream or OAuth page in production, except on a loopback host", () => {
     const prod = {
       NODE_ENV: "production",

@@ -40,7 +40,14 @@ const urlString = z.string().refine((v) => {
 }, "must be an http(s) URL");
 
 const envSchema = z.object({
-  NODE_ENV: z.string().optional(),
+  // Only exactly "production" turns production's rules on; a near miss would run a deployment on the
+  // development ones (a generated secret, plain http, `dev connect`) without a word.
+  NODE_ENV: z
+    .string()
+    .refine((v) => v === "production" || !/^\s*prod(uction)?\s*$/i.test(v), {
+      message: 'must be exactly "production" for production\'s rules (they are off for any other value)',
+    })
+    .optional(),
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: intFrom(0, 65535).default(8787),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
