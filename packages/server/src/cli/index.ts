@@ -86,6 +86,19 @@ function describeApp(app: AppWithOrigins): string {
   return `${app.id}  ${app.name}  origins: ${app.origins.join(", ") || "(none)"}${limits.length ? `  limits: ${limits.join(", ")}` : ""}`;
 }
 
+/** An app as `apps list --json` prints it: its times as ISO 8601 (the record keeps ms and, for the compromise, s). */
+function appJson(app: AppWithOrigins) {
+  return {
+    id: app.id,
+    name: app.name,
+    origins: app.origins,
+    createdAt: new Date(app.createdAt).toISOString(),
+    sessionsPerMinute: app.sessionsPerMinute,
+    chatPerMinute: app.chatPerMinute,
+    compromisedAt: app.compromisedAt === null ? null : new Date(app.compromisedAt * 1000).toISOString(),
+  };
+}
+
 export function buildCli(): Command {
   const program = new Command("wattfare")
     .description("Wattfare: let your users pay for their own AI use.")
@@ -151,7 +164,7 @@ export function buildCli(): Command {
     .action(async (opts: { json?: boolean }) =>
       withStore(async (store) => {
         const list = await store.listApps();
-        if (opts.json) out(JSON.stringify(list));
+        if (opts.json) out(JSON.stringify(list.map(appJson)));
         else if (list.length === 0)
           out("no apps yet; create one with: wattfare apps create --name <name> --origin <url>");
         else for (const app of list) out(describeApp(app));

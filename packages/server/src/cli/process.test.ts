@@ -234,6 +234,17 @@ describe("the CLI beside a running server", () => {
     expect(await status(app.secretKey)).toBe(401);
     expect(await status(rotated.secretKey)).toBe(401);
     expect(await status(again.secretKey)).toBe(200);
+    // Listed with both times in one unit, ISO 8601, the compromise no earlier than the app's creation.
+    const [listed] = json<Array<{ createdAt: string; compromisedAt: string }>>(
+      await runCli(["apps", "list", "--json"], env),
+    );
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(listed?.createdAt).toMatch(iso);
+    expect(listed?.compromisedAt).toMatch(iso);
+    const created = Date.parse(listed?.createdAt ?? "");
+    const compromised = Date.parse(listed?.compromisedAt ?? "");
+    expect(compromised).toBeGreaterThanOrEqual(Math.floor(created / 1000) * 1000);
+    expect(compromised - created).toBeLessThan(60_000);
   });
 });
 
