@@ -289,6 +289,52 @@ describe("SSE passthrough", () => {
     expect(await res.text()).toBe(script);
   });
 
+  describe("broken off between an event's last line and the blank line that ends it", () => {
+    /** An upstream that sends `events`, then breaks the connection; Wattfare in front, read by the openai client. */
+    async function readWithOpenAI(events: string) {
+      const upstream = await scriptedUpstream((_req, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-open" });
+        res.write(events, () => setTimeout(() => res.socket?.destroy(), 20));
+      }, "0.00000011");
+      const post = await wattfareIn(upstream);
+      const client = new OpenAI({
+        baseURL: `${post.url}/api/v1`,
+        apiKey: post.secretKey,
+        defaultHeaders: { "x-wattfare-user": "alice" },
+        maxRetries: 0,
+      });
+      const stream = await client.chat.completions.create({
+        model: "test/model",
+        messages: [{ role: "user", content: "hi" }],
+        stream: true,
+      });
+      const chunks: OpenAI.ChatCompletionChunk[] = [];
+      try {
+        for await (const chunk of stream) chunks.push(chunk);
+        return { chunks, error: undefined };
+      } catch (error) {
+        return { chunks, error: error as Error };
+      }
+    }
+    const content = 'data: {"id":"gen-open","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n';
+
+    it("still delivers the final usage chunk whose blank line was lost, as a whole answer", async () => {
+      const { chunks, error } = await readWithOpenAI(
+        `${content}data: {"id":"gen-open","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"cost":1.1e-7}}\n`,
+      );
+      expect(error).toBeUndefined();
+      expect(chunks.at(-1)?.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3 });
+    });
+
+    it("delivers the chunk, then Wattfare's interrupted-stream error, not one event made of both", async () => {
+      const { chunks, error } = await readWithOpenAI(
+        `${content}data: {"id":"gen-open","choices":[{"index":0,"delta":{"content":" there"}}]}\n`,
+      );
+      expect(chunks.map((c) => c.choices[0]?.delta.content)).toEqual(["Hi", " there"]);
+      expect(error?.message).toContain("The model provider's stream was interrupted.");
+    });
+  });
+
   it("settles from the usage event even when a later event carries usage: null (OpenAI's chunk shape)", async () => {
     const upstream = await scriptedUpstream((_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream", "x-generation-id": "gen-null" });

@@ -59,6 +59,9 @@ export async function pipeStream(
     // after it lost nothing: an error event would make OpenAI clients throw on a whole, billed answer
     // (and their callers retry it, paying twice).
     const whole = sniffer.ended || (cost !== undefined && FINAL_CHUNK.test(event as string));
+    // Broken off between an event's last line and the blank line after it: end that event, or SSE
+    // clients drop it (the usage chunk, say) or read the error event below as more of its data.
+    if (failed && sniffer.endsInOpenEvent) res.write("\n");
     if (failed && !whole) {
       // Headers are gone, so the status cannot change: end with OpenRouter's mid-stream error chunk
       // (unless the upstream already ended the stream, or reported its own error, before it broke off).

@@ -27,6 +27,8 @@ export class SseUsageSniffer {
   private usageLine: string | undefined;
   private overflowed = false;
   private closedByUpstream = false;
+  /** The last complete line was not blank: an event is open until a blank line ends it. */
+  private eventOpen = false;
 
   constructor(private readonly maxLineBytes = 1024 * 1024) {}
 
@@ -63,6 +65,7 @@ export class SseUsageSniffer {
     const line = this.partial.length === 0 ? tail : Buffer.concat([...this.partial, tail]);
     this.partial = [];
     this.partialLength = 0;
+    this.eventOpen = line.length > 1 || (line.length === 1 && line[0] !== 0x0d); // "\r" of a CRLF blank line
     if (line.length <= 5 || line[0] !== 0x64 /* d */) return;
     const usage = line.indexOf(USAGE);
     // `"usage":null` alone (OpenAI's shape for every chunk but the usage one) must not replace a usage
@@ -84,6 +87,14 @@ export class SseUsageSniffer {
    */
   get ended(): boolean {
     return this.closedByUpstream;
+  }
+
+  /**
+   * True when the stream stopped after a complete line whose event no blank line has ended (and not
+   * part-way through a line): one more newline ends that event, which SSE clients otherwise drop.
+   */
+  get endsInOpenEvent(): boolean {
+    return this.eventOpen && this.partialLength === 0 && !this.overflowed;
   }
 
   /** The JSON text of the last data event that carried `usage`, if any. */
