@@ -74,6 +74,31 @@ describe("budget invariants", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("forwards provider.max_price at the prices it reserved for, so OpenRouter cannot route to a dearer provider", async () => {
+    h = await createChatHarness({ sim: { responseTokens: 4 } });
+    await h.connect("alice", 1);
+    const res = await h.post(
+      {
+        model: "openai/gpt-4o-mini",
+        models: ["wattfare/fee-model"],
+        messages: hello,
+        stream: true,
+        debug: { echo_upstream_body: true },
+      },
+      U,
+    );
+    const first = (await res.text()).split("\n").find((line) => line.startsWith("data: {"));
+    const sent = JSON.parse(first?.slice(6) ?? "{}") as {
+      debug?: { echo_upstream_body?: { provider?: unknown } };
+    };
+    // /models lists each model at one price; its providers may charge more. Per million tokens for
+    // prompt and completion, per request and per image: each the dearest of the chain.
+    expect(sent.debug?.echo_upstream_body?.provider).toEqual({
+      max_price: { prompt: 1, completion: 2, request: 0.001, image: 0.0005 },
+    });
+    await h.drain();
+  });
+
   it("admits nothing new once the cap is lowered mid-flight, while in-flight streams finish and meter exactly", async () => {
     // Streams of ~2 s: long enough that all five still run once the last is admitted, even under load.
     h = await createChatHarness({ sim: { responseTokens: 100, interTokenMs: 20 } });

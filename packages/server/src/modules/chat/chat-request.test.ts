@@ -1,9 +1,18 @@
 import { describe, expect, it } from "vitest";
-import { OVERHEAD_TOKENS, parseChatRequest, renderUpstreamBody } from "./chat-request.js";
+import { parseCatalogue } from "./catalogue.js";
+import {
+  type MaxPrice,
+  OVERHEAD_TOKENS,
+  parseChatRequest,
+  planAdmission,
+  renderUpstreamBody,
+} from "./chat-request.js";
+
+const CAP: MaxPrice = { prompt: 0.15, completion: 0.6, request: 0, image: 0.000217 };
 
 /** The upstream body's text for a caller's body, with 100 output tokens admitted. */
 const rendered = (body: string) =>
-  renderUpstreamBody(parseChatRequest(Buffer.from(body)), 100, "app1", "alice");
+  renderUpstreamBody(parseChatRequest(Buffer.from(body)), 100, CAP, "app1", "alice");
 const render = (body: string) => JSON.parse(rendered(body)) as Record<string, unknown>;
 
 describe("renderUpstreamBody", () => {
@@ -54,11 +63,24 @@ describe("renderUpstreamBody", () => {
     expect(Object.hasOwn(out, "__proto__")).toBe(true);
   });
 
+  it("caps provider prices at those admitted, keeping the caller's other preferences and lower caps", () => {
+    const out = render(
+      '{"model":"m","messages":[{"role":"user","content":"hi"}],"provider":{"order":["a"],"max_price":{"prompt":0.1,"completion":9}}}',
+    );
+    expect(out.provider).toEqual({
+      order: ["a"],
+      max_price: { prompt: 0.1, completion: 0.6, request: 0, image: 0.000217 },
+    });
+    expect(render('{"model":"m","messages":[{"role":"user","content":"hi"}]}').provider).toEqual({
+      max_price: CAP,
+    });
+  });
+
   it("does not change the parsed request it renders from", () => {
     const request = parseChatRequest(
       Buffer.from('{"model":"m","messages":[{"role":"user","content":"hi"}]}'),
     );
-    renderUpstreamBody(request, 100, "app1", "alice");
+    renderUpstreamBody(request, 100, CAP, "app1", "alice");
     expect(request.body).toEqual({ model: "m", messages: [{ role: "user", content: "hi" }] });
   });
 });
@@ -70,6 +92,13 @@ describe("parseChatRequest refuses what cannot be priced in advance", () => {
       parseChatRequest(
         Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content }], ...extra })),
       );
+
+  it.each([["order"], [{ max_price: 5 }]])(
+    "refuses a provider %j whose max_price Wattfare could not cap, naming provider",
+    (provider) => {
+      expect(parse({ provider })).toThrow(expect.objectContaining({ param: "provider" }));
+    },
+  );
 
   it.each([
     [{ type: "openrouter:web_search" }],
@@ -132,5 +161,34 @@ describe("parseChatRequest's prompt bound", () => {
     const reserialized = Buffer.byteLength(JSON.stringify(JSON.parse(text)));
     expect(reserialized).toBeGreaterThan(4 * Buffer.byteLength(text));
     expect(countedBytes(text)).toBe(reserialized);
+  });
+});
+
+describe("planAdmission", () => {
+  const catalogue = parseCatalogue(
+    JSON.stringify({
+      data: [
+        { id: "a/dear-prompt", pricing: { prompt: "0.00001", completion: "0.000001" } },
+        { id: "b/dear-output", pricing: { prompt: "0.000001", completion: "0.00001", request: "0.002" } },
+      ],
+    }),
+  );
+  const plan = (body: Record<string, unknown>) =>
+    planAdmission(parseChatRequest(Buffer.from(JSON.stringify(body))), catalogue, {
+      defaultMaxTokens: 100,
+      clampOff: false,
+    });
+
+  it("reserves a fallback chain at each price's dearest across it, the cap any of its models' providers may charge", () => {
+    const chain = plan({
+      model: "a/dear-prompt",
+      models: ["b/dear-output"],
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(chain.maxPrice).toEqual({ prompt: 10, completion: 10, request: 0.002, image: 0 });
+    // A provider of a/dear-prompt may charge b's output price under that cap: its prompt, b's output and fee.
+    const prompt = chain.request.promptBoundTokens * 10_000_000n;
+    const worstPico = prompt + 1000n * 10_000_000n + 2_000_000_000n;
+    expect(chain.amountFor(1000)).toBe((worstPico * 105n + 99_999n) / 100_000n);
   });
 });

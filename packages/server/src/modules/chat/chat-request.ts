@@ -2,9 +2,13 @@
  * Validation of the chat body and the admission plan: the worst-case cost bound of DESIGN.md and the
  * max_tokens Wattfare forwards. Pure: no clock, no I/O.
  *
- * Worst case = max over `model` and every `models` entry of
- *   (promptBound × max(prompt, cache-write price) + outBound × max(completion, reasoning price)) × n
- *   + per-request and per-image fees, × 1.05 (BYOK is only known afterwards).
+ * Worst case, with each price the dearest across `model` and every `models` entry, =
+ *   (promptBound × max(prompt, cache-write price) + outBound × max(completion, reasoning price)
+ *   + per-request and per-image fees) × n, × 1.05 (BYOK is only known afterwards).
+ * /models lists one price per model, but a model is served by several providers at their own prices and
+ * OpenRouter may route to a dearer one: the upstream body caps them (`provider.max_price`) at the prices
+ * the bound was computed with. One cap holds for every model of the chain, so the bound takes each
+ * price at its dearest across the chain.
  * promptBound counts the UTF-8 bytes of the whole request body as it is forwarded (so every prompt-side
  * field — messages, tools, functions, response_format, … — is covered; no tokenizer emits more tokens than
  * bytes), minus the bytes of image URLs, which are priced per part instead, plus overhead per message and
@@ -61,6 +65,9 @@ function serialize(body: Record<string, unknown>): string {
     throw error;
   }
 }
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
 
 function optionalPositiveInt(body: Record<string, unknown>, key: string): number | null {
   const value = body[key];
@@ -150,6 +157,13 @@ export function parseChatRequest(raw: Buffer): ChatRequest {
       "web_search_options",
     );
   }
+  const provider = body.provider;
+  if (provider !== undefined && provider !== null) {
+    const maxPrice = isObject(provider) ? provider.max_price : undefined;
+    if (!isObject(provider) || (maxPrice !== undefined && maxPrice !== null && !isObject(maxPrice))) {
+      throw invalid("provider must be an object, and provider.max_price an object", "provider");
+    }
+  }
   const tier = body.service_tier;
   if (tier !== undefined && tier !== null && tier !== "auto" && tier !== "default") {
     throw invalid(
@@ -207,8 +221,18 @@ export interface Fit {
 
 export type FitRefusal = "clamp_off" | "too_small";
 
+/** `provider.max_price` as OpenRouter reads it: prompt and completion in USD per million tokens, request and image in USD. */
+export interface MaxPrice {
+  prompt: number;
+  completion: number;
+  request: number;
+  image: number;
+}
+
 export interface AdmissionPlan {
   request: ChatRequest;
+  /** The dearest endpoint prices the bound holds for, forwarded so that no dearer provider serves the request. */
+  maxPrice: MaxPrice;
   /** The largest affordable plan within `headroomNano`, or why there is none. */
   fit(headroomNano: Nano): Fit | FitRefusal;
   /** Worst-case reservation for exactly `outTokens` output tokens. */
@@ -247,38 +271,45 @@ export function planAdmission(
   options: PlanOptions,
 ): AdmissionPlan {
   const models = request.candidates.map((id, i) => pricing(catalogue, id, i === 0 ? "model" : "models"));
-  const lines: Line[] = models.map((p) => ({
-    fixed: request.promptBoundTokens * p.inputPico + p.requestPico + BigInt(request.imageParts) * p.imagePico,
-    perToken: p.outputPico,
-  }));
+  // Each price at its dearest across the chain: the forwarded max_price lets any model's provider charge it.
+  const dearest = (price: (p: ModelPricing) => bigint): bigint =>
+    models.reduce((max, p) => maxBig(max, price(p)), 0n);
+  const input = dearest((p) => p.inputPico);
+  const output = dearest((p) => p.outputPico);
+  const requestFee = dearest((p) => p.requestPico);
+  const image = dearest((p) => p.imagePico);
+  const line: Line = {
+    fixed: request.promptBoundTokens * input + requestFee + BigInt(request.imageParts) * image,
+    perToken: output,
+  };
+  const maxPrice: MaxPrice = {
+    // pico-USD per token is micro-USD per million tokens; read from exact decimal text, never scaled as a float.
+    prompt: Number(`${input}e-6`),
+    completion: Number(`${output}e-6`),
+    request: Number(`${requestFee}e-12`),
+    image: Number(`${image}e-12`),
+  };
   const n = BigInt(request.n);
   const maxOutputs = models.map((m) => m.maxOutput).filter((m): m is number => m !== null);
   const modelMax = maxOutputs.length > 0 ? Math.min(...maxOutputs) : null;
   const defaultOut = Math.min(options.defaultMaxTokens, modelMax ?? options.defaultMaxTokens);
   const desired = request.callerMaxTokens ?? defaultOut;
 
-  const amountFor = (out: number): Nano => {
-    let worst = 0n;
-    for (const line of lines) worst = maxBig(worst, n * (line.fixed + line.perToken * BigInt(out)));
-    return ceilDiv(worst * BYOK_MARGIN_NUM, PICO_TO_NANO_WITH_MARGIN_DEN);
-  };
+  const amountFor = (out: number): Nano =>
+    ceilDiv(n * (line.fixed + line.perToken * BigInt(out)) * BYOK_MARGIN_NUM, PICO_TO_NANO_WITH_MARGIN_DEN);
 
-  // amountFor(out) ≤ H  ⟺  n·(fixed + perToken·out)·105 ≤ H·100_000 for every line.
+  // amountFor(out) ≤ H  ⟺  n·(fixed + perToken·out)·105 ≤ H·100_000.
   const maxAffordable = (headroom: Nano): number => {
-    const budget = headroom * PICO_TO_NANO_WITH_MARGIN_DEN;
-    let best = Number.MAX_SAFE_INTEGER;
-    for (const line of lines) {
-      const left = budget - n * line.fixed * BYOK_MARGIN_NUM;
-      if (left < 0n) return -1;
-      if (line.perToken === 0n) continue;
-      const fits = left / (n * line.perToken * BYOK_MARGIN_NUM);
-      best = Math.min(best, fits > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(fits));
-    }
-    return best;
+    const left = headroom * PICO_TO_NANO_WITH_MARGIN_DEN - n * line.fixed * BYOK_MARGIN_NUM;
+    if (left < 0n) return -1;
+    if (line.perToken === 0n) return Number.MAX_SAFE_INTEGER;
+    const fits = left / (n * line.perToken * BYOK_MARGIN_NUM);
+    return fits > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(fits);
   };
 
   return {
     request,
+    maxPrice,
     amountFor,
     fit(headroom) {
       const affordable = maxAffordable(headroom);
@@ -295,10 +326,14 @@ export function planAdmission(
   };
 }
 
-/** The body forwarded upstream: the caller's, with max_tokens as admitted, usage requested and a pseudonymous user. */
+/**
+ * The body forwarded upstream: the caller's, with max_tokens as admitted, provider prices capped at those
+ * admitted (the caller's own lower caps kept), usage requested and a pseudonymous user.
+ */
 export function renderUpstreamBody(
   request: ChatRequest,
   outTokens: number,
+  maxPrice: MaxPrice,
   appId: string,
   appUserId: string,
 ): string {
@@ -315,6 +350,7 @@ export function renderUpstreamBody(
   } else {
     body.max_tokens = outTokens;
   }
+  body.provider = cappedProvider(body.provider, maxPrice);
   if (request.stream) {
     // Deprecated upstream (usage is always sent) but harmless, and it guards against older behaviour.
     const options = body.stream_options && typeof body.stream_options === "object" ? body.stream_options : {};
@@ -323,6 +359,20 @@ export function renderUpstreamBody(
   // OpenRouter isolates abuse per `user`; a stable pseudonym keeps one user's block off the whole key.
   if (body.user === undefined) body.user = pseudonymousUser(appId, appUserId);
   return serialize(body);
+}
+
+/** The caller's provider preferences with `max_price` no higher than what the reservation covers. */
+function cappedProvider(provider: unknown, cap: MaxPrice): Record<string, unknown> {
+  const own = isObject(provider) ? provider : {};
+  const asked = isObject(own.max_price) ? own.max_price : {};
+  const maxPrice: Record<string, unknown> = Object.assign(Object.create(null), asked);
+  for (const key of ["prompt", "completion", "request", "image"] as const) {
+    const value = asked[key];
+    // A caller's own lower cap only narrows the providers further.
+    const lower = typeof value === "number" && Number.isFinite(value) && value >= 0 && value < cap[key];
+    maxPrice[key] = lower ? value : cap[key];
+  }
+  return Object.assign(Object.create(null), own, { max_price: maxPrice });
 }
 
 const pseudonyms = new Map<string, string>();

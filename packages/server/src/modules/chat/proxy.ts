@@ -219,7 +219,13 @@ export class ChatProxy {
     const reservation = admitted.reservation;
     let upstreamBody: string;
     try {
-      upstreamBody = renderUpstreamBody(chat, chosen.outTokens, caller.app.id, account.pseudonymOf);
+      upstreamBody = renderUpstreamBody(
+        chat,
+        chosen.outTokens,
+        plan.maxPrice,
+        caller.app.id,
+        account.pseudonymOf,
+      );
     } catch (error) {
       // A body that cannot be rendered (nested too deeply) is never sent: its reservation ends here.
       await this.releaseOnFailure(reservation);
