@@ -92,9 +92,10 @@ describe("budget invariants", () => {
       debug?: { echo_upstream_body?: { provider?: unknown } };
     };
     // /models lists each model at one price; its providers may charge more. Per million tokens for
-    // prompt and completion, per request and per image: each the dearest of the chain.
+    // prompt and completion, per request and per image: each the dearest of the chain, a billionth up and
+    // at least one pico-USD (so an endpoint at exactly that price qualifies however floats compare them).
     expect(sent.debug?.echo_upstream_body?.provider).toEqual({
-      max_price: { prompt: 1, completion: 2, request: 0.001, image: 0.0005 },
+      max_price: { prompt: 1.000001, completion: 2.000001, request: 0.001000000001, image: 0.000500000001 },
     });
     await h.drain();
   });

@@ -185,10 +185,17 @@ describe("planAdmission", () => {
       models: ["b/dear-output"],
       messages: [{ role: "user", content: "hi" }],
     });
-    expect(chain.maxPrice).toEqual({ prompt: 10, completion: 10, request: 0.002, image: 0 });
+    // Each a billionth above the listed price and at least one pico-USD, so an endpoint at that price
+    // qualifies whatever the float comparison; free stays free.
+    expect(chain.maxPrice).toEqual({
+      prompt: 10.000001,
+      completion: 10.000001,
+      request: 0.002000000002,
+      image: 0,
+    });
     // A provider of a/dear-prompt may charge b's output price under that cap: its prompt, b's output and fee.
-    const prompt = chain.request.promptBoundTokens * 10_000_000n;
-    const worstPico = prompt + 1000n * 10_000_000n + 2_000_000_000n;
+    const prompt = chain.request.promptBoundTokens * 10_000_001n;
+    const worstPico = prompt + 1000n * 10_000_001n + 2_000_000_002n;
     expect(chain.amountFor(1000)).toBe((worstPico * 105n + 99_999n) / 100_000n);
   });
 });

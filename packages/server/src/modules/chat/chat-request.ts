@@ -252,6 +252,16 @@ function pricing(catalogue: Catalogue, id: string, param: string): ModelPricing 
   return p;
 }
 
+/**
+ * A price as the bound takes it and `max_price` forwards it: a billionth above the listed one (at least
+ * one pico-USD; free stays free), so that an endpoint at exactly the listed price still qualifies however
+ * OpenRouter compares the two — as floats, per token or scaled to a million, where 0.15 per million can
+ * read as 0.15000000000000002. Costs the payer nothing: the bound only reserves it.
+ */
+function withFloatMargin(pico: bigint): bigint {
+  return pico === 0n ? 0n : pico + (pico + 999_999_999n) / 1_000_000_000n;
+}
+
 /** Says where the ids are, and which one a bare name (`gpt-4o`, as for OpenAI itself) probably meant. */
 function unknownModel(catalogue: Catalogue, id: string): string {
   const refused = `model ${JSON.stringify(id)} is unknown or cannot be priced; GET /api/v1/models lists the models, by provider/model id`;
@@ -273,7 +283,7 @@ export function planAdmission(
   const models = request.candidates.map((id, i) => pricing(catalogue, id, i === 0 ? "model" : "models"));
   // Each price at its dearest across the chain: the forwarded max_price lets any model's provider charge it.
   const dearest = (price: (p: ModelPricing) => bigint): bigint =>
-    models.reduce((max, p) => maxBig(max, price(p)), 0n);
+    withFloatMargin(models.reduce((max, p) => maxBig(max, price(p)), 0n));
   const input = dearest((p) => p.inputPico);
   const output = dearest((p) => p.outputPico);
   const requestFee = dearest((p) => p.requestPico);
