@@ -20,6 +20,15 @@ export interface ChatRequest {
   output: OutputSpec;
   /** With `logprobs: true`: how many `top_logprobs` each token lists (0 when not asked); null without. */
   topLogprobs: number | null;
+  /** `provider.max_price`: prompt and completion in USD per million tokens, request and image in USD. */
+  maxPrice: MaxPrice;
+}
+
+export interface MaxPrice {
+  prompt?: number;
+  completion?: number;
+  request?: number;
+  image?: number;
 }
 
 export interface FunctionTool {
@@ -85,6 +94,9 @@ export function parseChatRequest(body: unknown): Parsed<ChatRequest> {
     );
   }
 
+  const maxPrice = parseMaxPrice(body.provider);
+  if (!maxPrice.ok) return maxPrice;
+
   return {
     ok: true,
     value: {
@@ -96,6 +108,7 @@ export function parseChatRequest(body: unknown): Parsed<ChatRequest> {
       user: typeof body.user === "string" ? body.user : null,
       output: chooseOutput(body.messages, tools.value, toolChoice.value, format.value),
       topLogprobs: body.logprobs === true ? ((top as number | null) ?? 0) : null,
+      maxPrice: maxPrice.value,
     },
   };
 }
@@ -210,6 +223,38 @@ function chooseOutput(
   return format.type === "json" ? { kind: "json", schema: format.schema } : { kind: "text" };
 }
 
+const MAX_PRICE_KEYS = ["prompt", "completion", "request", "image"] as const;
+
+/** `provider.max_price`, each a non-negative number when given. */
+function parseMaxPrice(provider: unknown): Parsed<MaxPrice> {
+  const given = isRecord(provider) ? provider.max_price : undefined;
+  if (given === undefined || given === null) return { ok: true, value: {} };
+  if (!isRecord(given)) return fail("provider.max_price must be an object");
+  const value: MaxPrice = {};
+  for (const key of MAX_PRICE_KEYS) {
+    const price = given[key];
+    if (price === undefined || price === null) continue;
+    if (typeof price !== "number" || !(price >= 0)) return fail(`provider.max_price.${key} must be a number`);
+    value[key] = price;
+  }
+  return { ok: true, value };
+}
+
+/**
+ * Whether the model's endpoint is dearer than `max_price` allows. Compared as floats, per million for
+ * tokens — one plausible way (OpenRouter does not document how it compares): a cap written as the exact
+ * listed price can then exclude that very price (0.0000033 × 1e6 = 3.3000000000000003 > 3.3).
+ */
+function dearerThan(model: SimModel, max: MaxPrice): boolean {
+  const perMillion = (price: string) => Number(price) * 1_000_000;
+  return (
+    (max.prompt !== undefined && perMillion(model.pricing.prompt) > max.prompt) ||
+    (max.completion !== undefined && perMillion(model.pricing.completion) > max.completion) ||
+    (max.request !== undefined && Number(model.pricing.request) > max.request) ||
+    (max.image !== undefined && Number(model.pricing.image) > max.image)
+  );
+}
+
 /** Why a candidate of the fallback chain cannot answer; undefined when it can. */
 export interface CandidateRefusal {
   status: number;
@@ -238,6 +283,14 @@ export function chooseModel(
         status: 502,
         message: "Provider returned error",
         metadata: { error_type: "provider_unavailable", provider_name: model.providerName },
+      };
+      continue;
+    }
+    if (dearerThan(model, request.maxPrice)) {
+      refusal = {
+        status: 404,
+        message: `No endpoints found for ${model.id} within the max price. Raise provider.max_price or remove it.`,
+        metadata: { error_type: "no_endpoints" },
       };
       continue;
     }

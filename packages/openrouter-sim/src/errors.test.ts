@@ -55,6 +55,30 @@ describe("chat completion errors", () => {
     });
   });
 
+  it("answers 404 no_endpoints when provider.max_price excludes the model, and moves down a fallback chain past it", async () => {
+    const key = sim.control.createKey();
+    const capped = (model: string, maxPrice: Record<string, number>, models?: string[]) =>
+      postChat(sim, key, {
+        model,
+        ...(models ? { models } : {}),
+        messages: HI,
+        provider: { max_price: maxPrice },
+      });
+    const below = await errorOf(await capped("openai/gpt-4o-mini", { prompt: 0.1 }));
+    expect(below.status).toBe(404);
+    expect(below.error).toMatchObject({ metadata: { error_type: "no_endpoints" } });
+    expect((await capped("openai/gpt-4o-mini", { prompt: 0.15, completion: 0.6 })).status).toBe(200);
+    // Compared as floats per million: $3.30 written as 3.3 is below 0.0000033 × 1e6.
+    expect((await capped("wattfare/odd-price", { prompt: 3.3 })).status).toBe(404);
+    expect((await capped("wattfare/odd-price", { prompt: 3.300001 })).status).toBe(200);
+    const fallback = await capped("wattfare/odd-price", { prompt: 1 }, ["openai/gpt-4o-mini"]);
+    expect(fallback.status).toBe(200);
+    expect(((await fallback.json()) as { model: string }).model).toBe("openai/gpt-4o-mini");
+    expect(
+      (await postChat(sim, key, { messages: HI, provider: { max_price: { prompt: "1" } } })).status,
+    ).toBe(400);
+  });
+
   it("answers 400 for a body that is not JSON, or has no messages", async () => {
     const key = sim.control.createKey();
     expect(await errorOf(await postChat(sim, key, "{nope"))).toEqual({

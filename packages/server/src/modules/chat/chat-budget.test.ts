@@ -100,6 +100,17 @@ describe("budget invariants", () => {
     await h.drain();
   });
 
+  it("is served at a listed price that floats round up (the simulator compares max_price as floats), and billed exactly", async () => {
+    h = await createChatHarness();
+    const key = await h.connect("alice", 1);
+    // $3.30 per million: 0.0000033 × 1e6 is 3.3000000000000003, above a max_price written as 3.3.
+    const res = await h.post({ model: "wattfare/odd-price", messages: hello }, U);
+    expect(res.status).toBe(200);
+    await h.drain();
+    expect(await h.ledgerTotal()).toBe(h.sim.control.billedNano(key));
+    expect(await h.ledgerTotal()).toBeGreaterThan(0n);
+  });
+
   it("admits nothing new once the cap is lowered mid-flight, while in-flight streams finish and meter exactly", async () => {
     // Streams of ~2 s: long enough that all five still run once the last is admitted, even under load.
     h = await createChatHarness({ sim: { responseTokens: 100, interTokenMs: 20 } });
