@@ -158,7 +158,7 @@ export function createChatHttpHandler(
       throw new ApiError("invalid_request", "The request body is empty; send a JSON object.");
     // The proxy reads who pays (a grant again, a user's connection) once the body is in. Returned, not
     // awaited: this frame, and the body in it, need not live as long as the answer.
-    return proxy.handle({ id, headers: req.headers, socket: req.socket }, res, caller, body);
+    return proxy.handle({ id, clampOff: clamp !== undefined, socket: req.socket }, res, caller, body);
   };
 
   return (req, res) => {

@@ -11,7 +11,7 @@
  * Bytes are forwarded as they arrive (single reader, back-pressure respected); only the usage event is
  * sniffed inline.
  */
-import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import type { Config } from "../../config.js";
@@ -112,7 +112,8 @@ interface Admitted {
 export interface ChatRequestContext {
   /** Wattfare's own request id. */
   id: string;
-  headers: IncomingHttpHeaders;
+  /** `x-wattfare-clamp: off` (checked by the handler): refuse rather than lower the caller's max_tokens. */
+  clampOff: boolean;
   socket: Socket;
 }
 
@@ -191,7 +192,7 @@ export class ChatProxy {
     }
     const plan = planAdmission(chat, catalogue, {
       defaultMaxTokens: config.limits.defaultMaxTokens,
-      clampOff: headerValue(request.headers[H.clamp])?.toLowerCase() === "off",
+      clampOff: request.clampOff,
     });
 
     if (waited) account = await this.accountAgain(caller, funding, clock.now());
