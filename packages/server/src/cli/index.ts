@@ -24,7 +24,7 @@ import {
 import { loadKeyRing } from "../server-secret.js";
 import type { AppWithOrigins } from "../store/port.js";
 import { ServerLockError } from "../store/sqlite/server-lock.js";
-import { openSqliteStore, type SqliteStore } from "../store/sqlite/sqlite-store.js";
+import { openSqliteStore, SqliteStore } from "../store/sqlite/sqlite-store.js";
 import { parseDuration } from "./duration.js";
 
 class CliError extends Error {}
@@ -61,10 +61,17 @@ function cliConfig(): Config {
   return loadConfig(process.env);
 }
 
-async function withStore<T>(fn: (store: SqliteStore, config: Config) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on the database, closed afterwards; opened migrated unless `open` says otherwise. A database
+ * this user cannot use is one line naming the setting, not a stack trace.
+ */
+async function withStore<T>(
+  fn: (store: SqliteStore, config: Config) => Promise<T>,
+  open: (file: string) => Promise<SqliteStore> = openSqliteStore,
+): Promise<T> {
   const config = cliConfig();
   try {
-    const store = await openSqliteStore(config.database.path);
+    const store = await open(config.database.path);
     try {
       return await fn(store, config);
     } finally {
@@ -112,23 +119,16 @@ export function buildCli(): Command {
   program
     .command("migrate")
     .description("apply pending database migrations")
-    .action(async () => {
-      const config = cliConfig();
-      try {
-        const store = new (await import("../store/sqlite/sqlite-store.js")).SqliteStore({
-          file: config.database.path,
-        });
-        try {
+    .action(async () =>
+      withStore(
+        async (store) => {
           const applied = await store.migrate();
           out(applied.length ? `applied: ${applied.join(", ")}` : "already up to date");
-        } finally {
-          await store.close();
-        }
-      } catch (error) {
-        const problem = storageProblem(error, config);
-        throw problem === undefined ? error : new CliError(problem);
-      }
-    });
+        },
+        // Opened as it is, so that what migrate applies can be named.
+        async (file) => new SqliteStore({ file }),
+      ),
+    );
 
   const apps = program.command("apps").description("manage apps, keys, origins and limits");
 
