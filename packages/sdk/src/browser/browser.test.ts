@@ -199,6 +199,31 @@ describe("connect()", () => {
     });
   });
 
+  it.each([
+    ["the same client", "Connect again"],
+    ["another client on the page", "Connect with another client"],
+  ] as const)(
+    "leaves the open popup and its request alone when the browser blocks a newer one from %s",
+    async (_who, button) => {
+      const popup = await openPopup("Connect");
+      await page.evaluate(() => {
+        (window as unknown as { blockPopups: boolean }).blockPopups = true;
+      });
+      await page.getByRole("button", { name: button, exact: true }).click();
+      // The newer call fails as documented...
+      expect(await settled(1)).toMatchObject({
+        state: "rejected",
+        name: "PopupBlockedError",
+        code: "popup_blocked",
+      });
+      // ...and the payer keeps the window they had, whose request still decides.
+      expect(await outcomeNow(0)).toEqual({ state: "pending" });
+      expect(popup.isClosed()).toBe(false);
+      await answer(popup, "Approve");
+      expect(await settled(0)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 5 } } });
+    },
+  );
+
   it("ignores a forged wattfare:result posted from an iframe on the app page, even one served by Wattfare", async () => {
     const popup = await openPopup("Connect");
     const calls = standIn.state.apiCalls.length;
@@ -225,22 +250,65 @@ describe("connect()", () => {
   it.each([
     ["the same client", "Connect again", 7],
     ["another client on the page", "Connect with another client", 9],
-  ] as const)("replaces a request still open with a newer one from %s", async (_who, button, monthlyUsd) => {
-    await openPopup("Connect");
-    const popup = await openPopup(button);
-    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
-    expect(await sessionSentTo(popup)).toMatchObject({ monthlyUsd });
-    await answer(popup, "Approve");
-    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd } } });
-    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
-  });
+  ] as const)(
+    "replaces a request still open with a newer one from %s, in the same window",
+    async (_who, button, monthlyUsd) => {
+      const popup = await openPopup("Connect");
+      await page.getByRole("button", { name: button, exact: true }).click();
+      expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+      // The payer's window shows the newer request: navigated to /connect again, not closed and reopened.
+      await popup
+        .locator("#received")
+        .filter({ hasText: `"monthlyUsd":${monthlyUsd}` })
+        .waitFor();
+      expect(page.context().pages()).toHaveLength(2);
+      await answer(popup, "Approve");
+      expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd } } });
+      expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+    },
+  );
 
-  it("shares with other clients on the page only a way to cancel the open request, not its outcome", async () => {
+  it("shares with other clients on the page only ways to cancel the open request, not its outcome", async () => {
     await openPopup("Connect");
     const shared = await page.evaluate(() =>
       Object.keys((globalThis as Record<symbol, object>)[Symbol.for("wattfare.browser.activeConsent")] ?? {}),
     );
-    expect(shared.sort()).toEqual(["cancel", "owner"]);
+    expect(shared.sort()).toEqual(["cancel", "owner", "replace"]);
+  });
+
+  it("cancels a request open in an older copy of the SDK before opening, as that copy closes its window", async () => {
+    await page.evaluate(() => {
+      const w = window as unknown as { events: string[] };
+      (globalThis as Record<symbol, object>)[Symbol.for("wattfare.browser.activeConsent")] = {
+        owner: {},
+        cancel: (reason: string) => w.events.push(`cancel: ${reason}`),
+      };
+    });
+    const popup = await openPopup("Connect");
+    const events = await page.evaluate(() => (window as unknown as { events: string[] }).events);
+    expect(events.slice(0, 2)).toEqual(["cancel: Replaced by a newer Wattfare request.", "open"]);
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({ state: "resolved", value: { connected: true } });
+  });
+
+  it("ignores a result that the replaced request's page posted to the window a newer request reuses", async () => {
+    const popup = await openPopup("Connect");
+    // The replaced request's page answers just as the app asks again: its answer is dispatched here
+    // once the newer request has taken the window over (the same window object, Wattfare's origin).
+    await page.evaluate(() =>
+      window.addEventListener("message", (event) => {
+        if (event.data?.type === "test:ask-again") document.getElementById("connect-again")?.click();
+      }),
+    );
+    await popup.evaluate(() => {
+      window.opener.postMessage({ type: "test:ask-again" }, "*");
+      window.opener.postMessage({ type: "wattfare:result", status: "denied" }, "*");
+    });
+    expect(await settled(0)).toMatchObject({ state: "rejected", code: "popup_closed" });
+    await popup.locator("#received").filter({ hasText: '"monthlyUsd":7' }).waitFor();
+    expect(await outcomeNow(1)).toEqual({ state: "pending" });
+    await answer(popup, "Approve");
+    expect(await settled(1)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 7 } } });
   });
 });
 

@@ -15,7 +15,7 @@ import {
   type ConsentIntent,
   type ConsentSession,
   cancelActiveConsent,
-  openConsentWindow,
+  openReplacingActiveConsent,
   runConsent,
   trackActiveConsent,
 } from "./consent-popup.js";
@@ -384,8 +384,8 @@ export class WattfareBrowser {
 
   /**
    * Opens the popup (synchronously: this runs inside the caller's click) and runs the handshake. A
-   * newer request replaces one still open, from this client or another on the page, since both would
-   * use the same window.
+   * newer request replaces one still open, from this client or another on the page, in the same
+   * window; one the browser blocks leaves it alone.
    */
   #consent<T>(
     intent: ConsentIntent,
@@ -397,8 +397,7 @@ export class WattfareBrowser {
   ): Promise<T> {
     let popup: Window;
     try {
-      cancelActiveConsent("Replaced by a newer Wattfare request.");
-      popup = openConsentWindow(`${this.baseUrl}/connect`);
+      popup = openReplacingActiveConsent(`${this.baseUrl}/connect`, "Replaced by a newer Wattfare request.");
     } catch (error) {
       return Promise.reject(error);
     }

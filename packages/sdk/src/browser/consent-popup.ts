@@ -66,7 +66,9 @@ const CLOSED_CHECK_MS = 250;
 
 /**
  * Opens the consent popup. Must run synchronously inside the click handler: browsers only allow
- * popups during a user activation, and an `await` before this call loses it.
+ * popups during a user activation, and an `await` before this call loses it. The window is named, so
+ * while one is open this navigates that same window (and brings it to the front) instead of opening
+ * another.
  */
 export function openConsentWindow(url: string): Window {
   const left = Math.max(0, Math.round(window.screenX + (window.outerWidth - POPUP_WIDTH) / 2));
@@ -77,13 +79,16 @@ export function openConsentWindow(url: string): Window {
     `popup=yes,width=${POPUP_WIDTH},height=${POPUP_HEIGHT},left=${left},top=${top}`,
   );
   if (popup === null) throw new PopupBlockedError();
+  // A window reused by name may be behind the page: the payer should see the request they just made.
+  popup.focus();
   return popup;
 }
 
 /** A popup run that can be cancelled from outside (by a newer request). */
 export interface RunningConsent<T> {
   promise: Promise<T>;
-  cancel(error: Error): void;
+  /** Rejects with `error` and closes the popup — unless it is `successor`, the window a newer request now uses. */
+  cancel(error: Error, successor?: Window): void;
 }
 
 /**
@@ -97,7 +102,13 @@ const ACTIVE_CONSENT = Symbol.for("wattfare.browser.activeConsent");
 interface ActiveConsent {
   /** The client that opened it. */
   owner: object;
+  /** Rejects it with PopupClosedError and closes its window. */
   cancel(reason: string): void;
+  /**
+   * Rejects it with PopupClosedError, leaving its window open when it is `successor`: a newer request
+   * reused it. Missing in copies of the SDK from before windows were reused.
+   */
+  replace?(reason: string, successor: Window): void;
 }
 const page = globalThis as { [ACTIVE_CONSENT]?: ActiveConsent | undefined };
 
@@ -107,11 +118,28 @@ export function cancelActiveConsent(reason: string, owner?: object): void {
   if (active !== undefined && (owner === undefined || active.owner === owner)) active.cancel(reason);
 }
 
+/**
+ * Opens the consent window for a newer request and replaces the page's open one with it. The window is
+ * opened first: when the browser blocks it, the open request and its window are left as they were and
+ * only the newer call fails (PopupBlockedError). Otherwise the open request's window is reused —
+ * navigated to the newer request, not closed and opened again — and that request rejects.
+ */
+export function openReplacingActiveConsent(url: string, reason: string): Window {
+  const active = page[ACTIVE_CONSENT];
+  // An older copy of the SDK on the page would close the reused window when told to cancel: its request
+  // is cancelled first, as all copies once did.
+  if (active !== undefined && active.replace === undefined) active.cancel(reason);
+  const popup = openConsentWindow(url);
+  page[ACTIVE_CONSENT]?.replace?.(reason, popup);
+  return popup;
+}
+
 /** Makes `running`, opened by `owner`, the page's open consent request until it settles. */
 export function trackActiveConsent<T>(owner: object, running: RunningConsent<T>): Promise<T> {
   const active: ActiveConsent = {
     owner,
     cancel: (reason) => running.cancel(new PopupClosedError({ message: reason })),
+    replace: (reason, successor) => running.cancel(new PopupClosedError({ message: reason }), successor),
   };
   page[ACTIVE_CONSENT] = active;
   return running.promise.finally(() => {
@@ -127,7 +155,7 @@ export function trackActiveConsent<T>(owner: object, running: RunningConsent<T>)
  * when the payer has left the popup.
  */
 export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupWatch): RunningConsent<T> {
-  let cancel: (error: Error) => void = () => {};
+  let cancel: (error: Error, successor?: Window) => void = () => {};
   const promise = new Promise<T>((resolve, reject) => {
     let settled = false;
     let sessionSent = false;
@@ -142,13 +170,15 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
       clearInterval(closedTimer);
       clearTimeout(pollTimer);
     };
-    const fail = (error: unknown) => {
+    /** Rejects and closes the popup, unless a newer request now uses this window (`successor`). */
+    const end = (error: unknown, successor?: Window) => {
       if (settled) return;
       settled = true;
       cleanup();
-      if (!popup.closed) popup.close();
+      if (popup !== successor && !popup.closed) popup.close();
       reject(error);
     };
+    const fail = (error: unknown) => end(error);
     const succeed = (value: T) => {
       if (settled) return;
       settled = true;
@@ -182,6 +212,9 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
         sendSession();
         return;
       }
+      // The popup can answer only a request whose session it has. A result before that comes from the
+      // request this one replaced, whose document the reused window still showed when it was sent.
+      if (!sessionSent) return;
       resultSeen = true;
       clearInterval(closedTimer);
       clearTimeout(pollTimer);
@@ -246,7 +279,7 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
       fail(new APIUserAbortError());
     }
 
-    cancel = fail;
+    cancel = end;
     flow.session.then((value) => {
       session = value;
       sendSession();
@@ -263,7 +296,7 @@ export function runConsent<T>(popup: Window, flow: ConsentFlow<T>, watch: PopupW
       closedOnce = true;
     }, CLOSED_CHECK_MS);
   });
-  return { promise, cancel: (error) => cancel(error) };
+  return { promise, cancel: (error, successor) => cancel(error, successor) };
 }
 
 type PopupMessage =
