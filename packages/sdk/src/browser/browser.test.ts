@@ -187,6 +187,24 @@ describe("connect()", () => {
     });
   });
 
+  it("rejects with PopupClosedError when an already connected user closes the popup and the status before it could not be read", async () => {
+    standIn.state.users.set(STAND_IN_USER, { connected: true, capUsd: 5, funding: "ok" });
+    standIn.state.failStatusReads = 1;
+    const popup = await openPopup("Connect");
+    await expect.poll(() => standIn.state.failStatusReads).toBe(0);
+    await popup.close();
+    // Connected, but not by this popup: nothing tells that the payer approved anything in it.
+    expect(await settled()).toMatchObject({
+      state: "rejected",
+      name: "PopupClosedError",
+      code: "popup_closed",
+    });
+    const events = await page.evaluate(
+      () => (window as unknown as { statusEvents: { connected: boolean }[] }).statusEvents,
+    );
+    expect(events.map((status) => status.connected)).toEqual([true]);
+  });
+
   it("rejects with PopupBlockedError when the browser blocks the popup", async () => {
     await page.evaluate(() => {
       (window as unknown as { blockPopups: boolean }).blockPopups = true;
@@ -326,6 +344,24 @@ describe("a popup whose link to the page is lost", () => {
     await answer(popup, "Lose the link");
     await popup.waitForURL(/standin\/severed/);
     await page.waitForFunction(() => (window as unknown as { events: string[] }).events.length > 0);
+    expect(await outcomeNow()).toEqual({ state: "pending" });
+    await answer(popup, "Approve");
+    expect(await settled()).toMatchObject({
+      state: "resolved",
+      value: { connected: true, limits: { monthlyUsd: 5 } },
+    });
+  });
+
+  it("still recognises an approval when the status before the popup could not be read", async () => {
+    standIn.state.failStatusReads = 1;
+    await leavePageWithoutFocus();
+    const popup = await openPopup("Connect");
+    await answer(popup, "Lose the link");
+    await popup.waitForURL(/standin\/severed/);
+    // The failed read before, then a look at Wattfare once the link is lost.
+    await expect
+      .poll(() => standIn.state.apiCalls.filter((c) => c === "GET /api/v1/connections").length)
+      .toBeGreaterThanOrEqual(2);
     expect(await outcomeNow()).toEqual({ state: "pending" });
     await answer(popup, "Approve");
     expect(await settled()).toMatchObject({

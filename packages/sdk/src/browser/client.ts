@@ -354,8 +354,14 @@ export class WattfareBrowser {
       return Promise.reject(new TypeError(`monthlyUsd must be a positive number of dollars, got ${suggest}`));
     }
     return this.#consent<ConnectionStatus>(intent, options.signal, () => {
-      // What the connection was before, to recognise an approval by polling when the popup's link is lost.
+      // What the connection was before, to recognise an approval without the popup's answer (its link
+      // was lost, or it closed without one) as a change from it.
       const before = this.#fetchStatus().catch(() => undefined);
+      // When that read failed, the first look without an answer takes its place. Until then the popup's
+      // link held, and over it the popup announces every approval before it closes: what that look finds
+      // was there before. Reading "connected" as "approved" instead would report an approval whenever a
+      // user who was already connected closes the popup.
+      let baseline: ConnectionStatus | undefined;
       // The popup waits for its session (20 s at most): a slow status read must not hold it back
       // unless the suggested cap depends on it.
       const session: Promise<ConsentSession> =
@@ -369,8 +375,16 @@ export class WattfareBrowser {
         session,
         check: async (result) => {
           const status = await this.#fetchStatus();
-          const approved =
-            result !== undefined ? status.connected : approvedMeanwhile(intent, await before, status);
+          let approved: boolean;
+          if (result !== undefined) approved = status.connected;
+          else {
+            baseline ??= await before;
+            if (baseline === undefined) {
+              baseline = status;
+              return undefined;
+            }
+            approved = approvedMeanwhile(intent, baseline, status);
+          }
           if (!approved) return undefined;
           // Approved, but the payer left the problem as it was (spending still paused, the key still out
           // of credits): resolving would have the app retry into the same error.
@@ -516,16 +530,14 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   });
 }
 
-/** Whether polling shows that the payer approved what `intent` asked for. */
+/** Whether the status `now`, read without the popup's answer, shows that the payer approved what `intent` asked for. */
 function approvedMeanwhile(
   intent: Exclude<ConsentIntent, "grant">,
-  before: ConnectionStatus | undefined,
+  before: ConnectionStatus,
   now: ConnectionStatus,
 ): boolean {
   if (!now.connected) return false;
-  if (intent === "connect")
-    return before?.connected !== true || before.limits.monthlyUsd !== now.limits.monthlyUsd;
-  if (before === undefined) return false;
+  if (intent === "connect") return !before.connected || before.limits.monthlyUsd !== now.limits.monthlyUsd;
   if (intent === "raise")
     return now.limits.monthlyUsd > before.limits.monthlyUsd || (before.paused && !now.paused);
   return now.funding === "ok" && before.funding !== "ok";

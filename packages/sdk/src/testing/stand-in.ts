@@ -44,6 +44,11 @@ export interface StandInState {
   statusGate?: Promise<void> | undefined;
   /** The funding an approval leaves: `insufficient` for a payer who approved without topping up. */
   fundingAfterApproval: ConnectionStatus["funding"];
+  /**
+   * How many of the next `GET /connections` fail as a network error would (answered without CORS
+   * headers, so the page's fetch rejects and the browser does not retry it).
+   */
+  failStatusReads: number;
 }
 
 export interface StandIn {
@@ -240,6 +245,7 @@ export async function startStandIn(): Promise<StandIn> {
     apiCalls: [],
     tokenLifetimeSeconds: 600,
     fundingAfterApproval: "ok",
+    failStatusReads: 0,
   };
   const wattfare = createServer();
   const app = createServer();
@@ -303,6 +309,10 @@ export async function startStandIn(): Promise<StandIn> {
           if (monthlyUsd !== undefined) user.capUsd = monthlyUsd;
         }
         if (req.method === "GET") await state.statusGate;
+        if (req.method === "GET" && state.failStatusReads > 0) {
+          state.failStatusReads -= 1;
+          return json(res, 200, statusOf(state.users.get(STAND_IN_USER)));
+        }
         return json(res, 200, statusOf(state.users.get(STAND_IN_USER)), cors);
       }
       if (url.pathname === "/api/v1/grants/pending") {
