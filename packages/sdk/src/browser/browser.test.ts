@@ -34,6 +34,13 @@ interface Outcome {
   message?: string;
 }
 
+/** What the test app page exposes to the tests. */
+interface AppPage {
+  wattfare: { connect(options: object): Promise<unknown> };
+  /** Records a call's outcome in `outcomes`, as the page's buttons do. */
+  track(promise: Promise<unknown>): void;
+}
+
 /** Clicks an app button that opens the popup; returns the popup once the SDK has sent it the session. */
 async function openPopup(button: string): Promise<Page> {
   const [popup] = await Promise.all([
@@ -241,6 +248,35 @@ describe("connect()", () => {
       expect(await settled(0)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 5 } } });
     },
   );
+
+  it("closes the popup and rejects with APIUserAbortError when the signal fires", async () => {
+    const popup = await openPopup("Connect");
+    await page.evaluate(() => {
+      const w = window as unknown as AppPage & { controller: AbortController };
+      w.controller = new AbortController();
+      w.track(w.wattfare.connect({ monthlyUsd: 7, signal: w.controller.signal }));
+    });
+    await popup.locator("#received").filter({ hasText: '"monthlyUsd":7' }).waitFor();
+    await page.evaluate(() => (window as unknown as { controller: AbortController }).controller.abort());
+    expect(await settled(1)).toMatchObject({ state: "rejected", name: "APIUserAbortError", code: "aborted" });
+    await expect.poll(() => popup.isClosed()).toBe(true);
+  });
+
+  it("opens no popup for a signal already aborted, and leaves the one open alone", async () => {
+    const popup = await openPopup("Connect");
+    const minted = standIn.state.minted.length;
+    await page.evaluate(() => {
+      const w = window as unknown as AppPage;
+      w.track(w.wattfare.connect({ monthlyUsd: 7, signal: AbortSignal.abort() }));
+    });
+    expect(await settled(1)).toMatchObject({ state: "rejected", name: "APIUserAbortError", code: "aborted" });
+    const events = await page.evaluate(() => (window as unknown as { events: string[] }).events);
+    expect(events.filter((event) => event === "open")).toHaveLength(1);
+    expect(standIn.state.minted).toHaveLength(minted);
+    expect(await outcomeNow(0)).toEqual({ state: "pending" });
+    await answer(popup, "Approve");
+    expect(await settled(0)).toMatchObject({ state: "resolved", value: { limits: { monthlyUsd: 5 } } });
+  });
 
   it("ignores a forged wattfare:result posted from an iframe on the app page, even one served by Wattfare", async () => {
     const popup = await openPopup("Connect");

@@ -62,7 +62,10 @@ export interface ConsentOptions {
    * cap. The payer can choose another amount.
    */
   monthlyUsd?: number | undefined;
-  /** Closes the popup and rejects with `APIUserAbortError`. */
+  /**
+   * Closes the popup and rejects with `APIUserAbortError`. Already aborted: rejects so without opening a
+   * popup, leaving one already open as it was.
+   */
   signal?: AbortSignal | undefined;
 }
 
@@ -77,6 +80,9 @@ export interface ConsentOptions {
 export interface GrantRequestOptions {
   /** Overrides the client's `getGrantSessionToken` for this grant. */
   getSessionToken?: SessionTokenSource | undefined;
-  /** Closes the popup and rejects with `APIUserAbortError`. */
+  /**
+   * Closes the popup and rejects with `APIUserAbortError`. Already aborted: rejects so without opening a
+   * popup, leaving one already open as it was.
+   */
   signal?: AbortSignal | undefined;
 }

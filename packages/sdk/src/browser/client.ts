@@ -409,6 +409,8 @@ export class WattfareBrowser {
       check: (result: ApprovedResult | undefined) => Promise<T | undefined>;
     },
   ): Promise<T> {
+    // The caller gave up already: no window opened (none replaced, none closed), no token fetched.
+    if (signal?.aborted) return Promise.reject(new APIUserAbortError());
     let popup: Window;
     try {
       popup = openReplacingActiveConsent(`${this.baseUrl}/connect`, "Replaced by a newer Wattfare request.");

@@ -207,14 +207,14 @@ window.wattfare = wattfare;
 window.statusEvents = [];
 wattfare.on("status", (status) => window.statusEvents.push(status));
 window.outcomes = [];
-const track = (promise) => {
+const track = (window.track = (promise) => {
   const outcome = { state: "pending" };
   window.outcomes.push(outcome);
   promise.then(
     (value) => Object.assign(outcome, { state: "resolved", value }),
     (error) => Object.assign(outcome, { state: "rejected", name: error.name, code: error.code, message: error.message }),
   );
-};
+});
 document.getElementById("connect").onclick = () => track(wattfare.connect({ monthlyUsd: 5 }));
 document.getElementById("connect-again").onclick = () => track(wattfare.connect({ monthlyUsd: 7 }));
 // A second client on the same page (a re-rendered component, a widget): it opens the same window.
