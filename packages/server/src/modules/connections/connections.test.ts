@@ -117,6 +117,48 @@ describe("/api/v1/connections", () => {
     expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
   });
 
+  it.each(["POST", "DELETE"] as const)(
+    "answers a %s with an invalid session token 401 before reading its body, malformed or too large",
+    async (method) => {
+      const send = (payload: string) =>
+        h.app.inject({
+          method,
+          url: "/api/v1/connections",
+          headers: {
+            authorization: "Bearer eyJnot.a.token",
+            origin: ORIGIN,
+            "content-type": "application/json",
+          },
+          payload,
+        });
+      for (const res of [await send("{bad"), await send(`{"pad":"${"x".repeat(70 * 1024)}"}`)]) {
+        expect(res.statusCode).toBe(401);
+        expect((res.json() as { error: { code: string } }).error.code).toBe("auth");
+        expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
+      }
+    },
+  );
+
+  it.each(["POST", "DELETE"] as const)(
+    "answers a %s from an unregistered origin 403 before reading its body",
+    async (method) => {
+      const res = await h.app.inject({
+        method,
+        url: "/api/v1/connections",
+        headers: {
+          authorization: `Bearer ${await sessionToken()}`,
+          origin: "https://evil.example",
+          "content-type": "application/json",
+        },
+        payload: "{bad",
+      });
+      expect(res.statusCode).toBe(403);
+      expect((res.json() as { error: { message: string } }).error.message).toMatch(
+        /^Origin "https:\/\/evil.example" is not registered/,
+      );
+    },
+  );
+
   it.each([
     ["DELETE", 204],
     ["POST", 200],

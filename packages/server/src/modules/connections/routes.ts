@@ -1,7 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
+import { admitBeforeBody } from "../../http/admit-before-body.js";
 import { exposeToRegisteredOrigin, preflight, requireAppOrigin } from "../../http/cors.js";
 import { acceptEmptyJsonBody } from "../../http/empty-json-body.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
@@ -33,38 +34,43 @@ export function registerConnectionRoutes(app: FastifyInstance, deps: AppDeps): v
       .optional(),
   });
 
-  /** The browser's view of its own user: bearer session JWT (typ "user") from a registered origin. */
-  const caller = async (request: FastifyRequest) => {
+  /**
+   * The browser's view of its own user: bearer session JWT (typ "user") from a registered origin, both
+   * checked before the body is read, so a bad token is 401 and a foreign origin 403 whatever was sent.
+   */
+  const callers = admitBeforeBody(async (request) => {
     const session = await verifySessionToken(deps, request.headers.authorization, "user");
     requireAppOrigin(request, session.app);
     return { appId: session.app.id, appUserId: session.claims.sub };
-  };
+  });
 
   app.options("/api/v1/connections", (request, reply) =>
     preflight(deps, request, reply, "GET, POST, DELETE"),
   );
 
-  // A scope of their own: CORS headers from onRequest, so that errors raised before the handler (body
-  // parsing, size) are readable by the browser too; and a JSON parser that takes an empty body as none,
-  // since DELETE has no body and POST's is optional, whatever Content-Type a client sends.
+  // A scope of their own: CORS headers from onRequest, so that errors raised before the handler (the
+  // caller's, body parsing, size) are readable by the browser too; the caller admitted from the headers
+  // before the body is read; and a JSON parser that takes an empty body as none, since DELETE has no
+  // body and POST's is optional, whatever Content-Type a client sends.
   app.register(async (scope) => {
     scope.addHook("onRequest", (request, reply) => exposeToRegisteredOrigin(deps, request, reply));
+    scope.addHook("preParsing", callers.preParsing);
     acceptEmptyJsonBody(scope);
 
     scope.get("/api/v1/connections", async (request) => {
-      const { appId, appUserId } = await caller(request);
+      const { appId, appUserId } = callers.of(request);
       return connectionStatus(deps.store, appId, appUserId, deps.clock.now());
     });
 
     scope.delete("/api/v1/connections", async (request, reply) => {
-      const { appId, appUserId } = await caller(request);
+      const { appId, appUserId } = callers.of(request);
       await deps.store.revokeConnection(appId, appUserId, deps.clock.now());
       return reply.code(204).send();
     });
 
     // Only lowers: first approval and raises need the payer present, on Wattfare's own pages.
     scope.post("/api/v1/connections", async (request) => {
-      const { appId, appUserId } = await caller(request);
+      const { appId, appUserId } = callers.of(request);
       const { monthlyUsd } = parseOr400(lowerBody, request.body ?? {});
       const now = deps.clock.now();
       const account = await deps.store.chatAccount(appId, appUserId);

@@ -1,12 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
+import { admitBeforeBody } from "../../http/admit-before-body.js";
 import { H } from "../../http/headers.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
 import { RL_SESSIONS, sessionsKey } from "../../ratelimit/index.js";
 import { signGrantSession, signUserSession } from "../../security/index.js";
-import type { AppWithOrigins } from "../../store/port.js";
 import { authenticateSecretKey } from "../apps/index.js";
 import { MAX_GRANT_EXPIRY_SECONDS } from "../grants/index.js";
 import { tokenConfig } from "./service.js";
@@ -58,8 +58,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void
   // The caller is authenticated and counted before the body is read, as chat does: a request without a
   // valid key is 401 whatever it sent, and one with a valid key counts toward RL_SESSIONS whatever its
   // answer, a body that is not JSON included.
-  const callers = new WeakMap<FastifyRequest, AppWithOrigins>();
-  const admit = async (request: FastifyRequest) => {
+  const callers = admitBeforeBody(async (request) => {
     const now = deps.clock.now();
     const caller = await authenticateSecretKey(deps.store, request.headers.authorization, now);
     const rule = { limit: caller.sessionsPerMinute ?? RL_SESSIONS.limit, windowMs: RL_SESSIONS.windowMs };
@@ -69,13 +68,12 @@ export function registerSessionRoutes(app: FastifyInstance, deps: AppDeps): void
         headers: { [H.retryAfter]: String(decision.retryAfterSeconds) },
       });
     }
-    callers.set(request, caller);
-  };
+    return caller;
+  });
 
-  app.post("/api/v1/sessions", { preParsing: async (request) => admit(request) }, async (request) => {
+  app.post("/api/v1/sessions", { preParsing: callers.preParsing }, async (request) => {
     const now = deps.clock.now();
-    const caller = callers.get(request);
-    if (caller === undefined) throw new Error("POST /sessions reached its handler unauthenticated");
+    const caller = callers.of(request);
     const input = parseOr400(body, request.body);
     const nowSeconds = Math.floor(now / 1000);
     const cfg = tokenConfig(deps.config);
