@@ -160,11 +160,14 @@ describe("/api/v1/connections", () => {
   );
 
   it.each([
-    ["DELETE", 204],
-    ["POST", 200],
+    ["DELETE", "application/json", 204],
+    ["POST", "application/json", 200],
+    ["DELETE", "text/plain;charset=UTF-8", 204],
+    ["POST", "text/plain;charset=UTF-8", 200],
+    ["POST", "application/x-www-form-urlencoded", 200],
   ] as const)(
-    "takes a %s with a JSON Content-Type and no body as one without a body",
-    async (method, status) => {
+    "takes a %s with an empty body as one without a body, whatever its Content-Type (%s)",
+    async (method, contentType, status) => {
       await h.connect("alice", 10);
       const res = await h.app.inject({
         method,
@@ -172,10 +175,38 @@ describe("/api/v1/connections", () => {
         headers: {
           authorization: `Bearer ${await sessionToken()}`,
           origin: ORIGIN,
-          "content-type": "application/json",
+          "content-type": contentType,
         },
+        payload: "",
       });
       expect(res.statusCode).toBe(status);
+    },
+  );
+
+  it.each(["text/plain;charset=UTF-8", "application/x-www-form-urlencoded"])(
+    "refuses a body sent as %s with 400 saying Content-Type must be application/json, as every JSON route does",
+    async (contentType) => {
+      await h.connect("alice", 10);
+      const res = await h.app.inject({
+        method: "POST",
+        url: "/api/v1/connections",
+        headers: {
+          authorization: `Bearer ${await sessionToken()}`,
+          origin: ORIGIN,
+          "content-type": contentType,
+        },
+        payload: '{"monthlyUsd":2}',
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({
+        error: {
+          code: "invalid_request",
+          message: "Content-Type must be application/json.",
+          type: "invalid_request_error",
+        },
+      });
+      expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
+      expect((await h.store.chatAccount(h.appId, "alice"))?.connection.capNano).toBe(usdToNano(10, "down"));
     },
   );
 

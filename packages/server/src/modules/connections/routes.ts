@@ -4,7 +4,7 @@ import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
 import { admitBeforeBody } from "../../http/admit-before-body.js";
 import { exposeToRegisteredOrigin, preflight, requireAppOrigin } from "../../http/cors.js";
-import { acceptEmptyJsonBody } from "../../http/empty-json-body.js";
+import { optionalJsonBody } from "../../http/optional-json-body.js";
 import { APP_USER_ID, APP_USER_ID_MESSAGE, parseOr400 } from "../../http/validation.js";
 import { usdToNano } from "../../money.js";
 import { authenticateSecretKey } from "../apps/index.js";
@@ -55,7 +55,7 @@ export function registerConnectionRoutes(app: FastifyInstance, deps: AppDeps): v
   app.register(async (scope) => {
     scope.addHook("onRequest", (request, reply) => exposeToRegisteredOrigin(deps, request, reply));
     scope.addHook("preParsing", callers.preParsing);
-    acceptEmptyJsonBody(scope);
+    optionalJsonBody(scope);
 
     scope.get("/api/v1/connections", async (request) => {
       const { appId, appUserId } = callers.of(request);
