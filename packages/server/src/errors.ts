@@ -41,6 +41,13 @@ export const DEFAULT_MESSAGES: Record<ErrorCode, string> = {
   unavailable: "The service is temporarily unavailable.",
 };
 
+/**
+ * The challenge every 401 `auth` carries (RFC 9110 §11.6.1: a 401 must send one): the secret key, the
+ * session token and the metrics token are all `Authorization: Bearer` credentials. Payers' HTML pages,
+ * signed in with a cookie and a form, never answer with an ApiError 401.
+ */
+export const BEARER_CHALLENGE = 'Bearer realm="wattfare"';
+
 export interface ApiErrorOptions {
   /** Response headers to add (e.g. `retry-after`, `x-should-retry`). */
   headers?: Record<string, string>;
@@ -65,6 +72,7 @@ export class ApiError extends Error {
     this.param = options.param;
     // Object.assign, not a spread: properties added to a spread copy are slow on Node 20 (hot for 402/429).
     const headers: Record<string, string> = Object.assign({}, options.headers);
+    if (this.status === 401) headers[H.wwwAuthenticate] ??= BEARER_CHALLENGE;
     // Stock OpenAI clients retry 5xx/429/408 twice; a 402 is never worth retrying (DESIGN.md).
     if (this.status === 402) headers[H.shouldRetry] = "false";
     // A 5xx that may follow a charge says `false` where it is raised (after the upstream may have

@@ -11,7 +11,7 @@ import { parseOrigin } from "../security/index.js";
 import type { AppWithOrigins } from "../store/port.js";
 
 const ALLOWED_HEADERS = "authorization, content-type";
-const EXPOSED_HEADERS = "x-request-id, retry-after, x-should-retry";
+const EXPOSED_HEADERS = "x-request-id, retry-after, x-should-retry, www-authenticate";
 
 function requestOrigin(request: FastifyRequest): string | undefined {
   const origin = request.headers.origin;

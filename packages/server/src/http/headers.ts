@@ -8,6 +8,7 @@ export const H = {
   shouldRetry: "x-should-retry",
   retryAfter: "retry-after",
   generationId: "x-generation-id",
+  wwwAuthenticate: "www-authenticate",
 } as const;
 
 /** A header's value, the first one when it came more than once (node:http and undici give arrays then). */

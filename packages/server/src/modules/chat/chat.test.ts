@@ -342,6 +342,16 @@ describe("request validation", () => {
     expect(await h.openReservations()).toBe(0);
   });
 
+  it("names the Bearer scheme in WWW-Authenticate on a 401, as RFC 9110 requires", async () => {
+    const res = await h.post(
+      { model: "openai/gpt-4o-mini", messages: hello },
+      { authorization: "Bearer sk_live_nope", "x-wattfare-user": "alice" },
+    );
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="wattfare"');
+    await res.arrayBuffer();
+  });
+
   it("answers 401 to an OpenRouter key sent as the secret key saying to send the app's Wattfare key instead", async () => {
     const res = await h.post(
       { model: "openai/gpt-4o-mini", messages: hello },

@@ -50,6 +50,7 @@ describe("/api/v1/connections", () => {
     // What the browser SDK reads of an answer: its request id and whether (and when) to retry.
     expect(String(res.headers["access-control-expose-headers"]).split(", ").sort()).toEqual([
       "retry-after",
+      "www-authenticate",
       "x-request-id",
       "x-should-retry",
     ]);
@@ -225,6 +226,14 @@ describe("/api/v1/connections", () => {
     });
     expect(cookieOnly.statusCode).toBe(401);
     expect((await call("GET", h.secretKey)).statusCode).toBe(401);
+  });
+
+  it("names the Bearer scheme in WWW-Authenticate on a 401, readable by the page's script", async () => {
+    const res = await call("GET", "not-a-token");
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["www-authenticate"]).toBe('Bearer realm="wattfare"');
+    expect(res.headers["access-control-allow-origin"]).toBe(ORIGIN);
+    expect(String(res.headers["access-control-expose-headers"]).split(", ")).toContain("www-authenticate");
   });
 
   it("refuses an expired token, a forged one and one signed with another secret", async () => {

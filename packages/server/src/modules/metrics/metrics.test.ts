@@ -35,12 +35,13 @@ describe("GET /metrics", () => {
     expect((await scrape(h.app, `Bearer ${TOKEN}`)).statusCode).toBe(404);
   });
 
-  it("refuses a missing or wrong bearer token with 401 in Wattfare's error shape", async () => {
+  it("refuses a missing or wrong bearer token with 401 in Wattfare's error shape, asking for a Bearer token", async () => {
     h = await createHarness({ env: { WATTFARE_METRICS_TOKEN: TOKEN } });
     for (const authorization of [undefined, "Bearer nope", `Basic ${TOKEN}`, `Bearer ${TOKEN}x`]) {
       const res = await scrape(h.app, authorization);
       expect(res.statusCode, String(authorization)).toBe(401);
       expect(res.json()).toMatchObject({ error: { code: "auth" } });
+      expect(res.headers["www-authenticate"]).toBe('Bearer realm="wattfare"');
       expect(res.body).not.toContain(TOKEN);
     }
   });

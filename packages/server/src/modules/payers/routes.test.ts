@@ -147,6 +147,19 @@ describe("sign-up, sign-in and sign-out", () => {
     expect(wrong.cookies.some((c) => c.name === "wf_session")).toBe(false);
   });
 
+  it("answers a wrong sign-in with an HTML 401 and no WWW-Authenticate: the page's form is the way in, not a Bearer token", async () => {
+    const { email } = await signUp();
+    const browser = h.browser();
+    await browser.get("/signin");
+    const wrong = await browser.post("/signin", { email, password: "not the password" });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.headers["content-type"]).toMatch(/^text\/html/);
+    expect(wrong.headers["www-authenticate"]).toBeUndefined();
+    const signedOut = await h.browser().post("/account/spending", { paused: "1" }, { csrf: null });
+    expect(signedOut.statusCode).toBe(303);
+    expect(signedOut.headers["www-authenticate"]).toBeUndefined();
+  });
+
   it("refuses a second sign-up with the same email, in any case, without signing anyone in", async () => {
     const { email } = await signUp();
     const browser = h.browser();

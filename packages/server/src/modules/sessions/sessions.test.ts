@@ -269,6 +269,13 @@ describe("POST /api/v1/sessions", () => {
     expect(limited.headers["retry-after"]).toBe("60");
   });
 
+  it("names the Bearer scheme in WWW-Authenticate on a 401, as RFC 9110 requires", async () => {
+    const res = await post({ appUserId: "u" }, "sk_live_nope");
+    expect(res.statusCode).toBe(401);
+    expect(res.headers["www-authenticate"]).toBe('Bearer realm="wattfare"');
+    expect((await post({ appUserId: "u" })).headers["www-authenticate"]).toBeUndefined();
+  });
+
   it("answers a request without a valid key 401 before judging its body", async () => {
     const res = await post("{not json", "sk_live_nope");
     expect(res.statusCode).toBe(401);
