@@ -7,7 +7,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { AppDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
-import { parseOrigin } from "../security/index.js";
+import { isOriginList, parseOrigin } from "../security/index.js";
 import type { AppWithOrigins } from "../store/port.js";
 
 const ALLOWED_HEADERS = "authorization, content-type";
@@ -27,6 +27,7 @@ export async function preflight(
 ) {
   const origin = requestOrigin(request);
   reply.header("vary", "Origin");
+  if (origin !== undefined && isOriginList(origin)) throw new ApiError("forbidden", severalOrigins(origin));
   if (origin === undefined || !(await deps.store.isRegisteredOrigin(origin))) {
     throw new ApiError("forbidden", "This origin is not registered for any app.");
   }
@@ -66,14 +67,28 @@ export function requireAppOrigin(request: FastifyRequest, app: AppWithOrigins): 
       "No Origin header (or Origin: null, as from a file:// page or a sandboxed frame): this endpoint serves the browser SDK, on a page served from an origin registered for the session's app.",
     );
   }
-  if (!app.origins.includes(origin)) throw new ApiError("forbidden", unregisteredOrigin(origin, app.id));
+  if (!app.origins.includes(origin)) {
+    throw new ApiError(
+      "forbidden",
+      isOriginList(origin) ? severalOrigins(origin) : unregisteredOrigin(origin, app.id),
+    );
+  }
   return origin;
+}
+
+/** The caller's own string, quoted and cut short, for a message. */
+function quoted(origin: string): string {
+  return JSON.stringify(origin.length > 200 ? `${origin.slice(0, 200)}…` : origin);
+}
+
+/** A repeated `Origin` header (node:http joins the copies with ", ") or a list: no browser sends one. */
+function severalOrigins(origin: string): string {
+  return `The Origin header names more than one origin (${quoted(origin)}): it was sent more than once, or as a list, where a browser sends exactly one, its page's.`;
 }
 
 function unregisteredOrigin(origin: string, appId: string): string {
   const parsed = parseOrigin(origin);
-  const shown = origin.length > 200 ? `${origin.slice(0, 200)}…` : origin;
-  const seen = `Origin ${JSON.stringify(shown)} is not registered for the session's app`;
+  const seen = `Origin ${quoted(origin)} is not registered for the session's app`;
   return parsed.ok
     ? `${seen}; register it with: wattfare apps origins add ${appId} ${parsed.origin}`
     : `${seen}, and cannot be (${parsed.reason}).`;

@@ -33,7 +33,7 @@ export {
   MIN_SERVER_SECRET_BYTES,
   type SubkeySet,
 } from "./keyring.js";
-export { isLocalOrigin, type ParsedOrigin, parseOrigin } from "./origins.js";
+export { isLocalOrigin, isOriginList, type ParsedOrigin, parseOrigin } from "./origins.js";
 export {
   APP_USER_ID_PATTERN,
   type GrantSessionClaims,

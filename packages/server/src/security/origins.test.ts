@@ -70,6 +70,12 @@ describe("parseOrigin refuses", () => {
     ["port zero", "https://example.com:0", "port out of range"],
     ["a port above 65535", "https://example.com:65536", "port out of range"],
     ["an over-long input", `https://${"a".repeat(3000)}.com`, "too long"],
+    [
+      "two origins, as node:http joins a repeated header",
+      "https://a.example, https://b.example",
+      "more than one origin",
+    ],
+    ["an origin list", "https://a.example https://b.example", "more than one origin"],
   ])("%s (%s)", (_label, input, reason) => {
     const result = parseOrigin(input);
     expect(result.ok).toBe(false);

@@ -8,6 +8,20 @@ const LABEL_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_HOST_LENGTH = 253;
 const MAX_INPUT_LENGTH = 2048;
 
+/**
+ * True when `text` is several origins, not one: separated by commas (node:http joins an `Origin` header
+ * sent twice with ", ") or spaces (an RFC 6454 origin list), each with a scheme. A browser sends one.
+ *
+ * @example
+ * isOriginList("https://a.example, https://b.example"); // true
+ * isOriginList("https://exa mple.com");                 // false: one (invalid) origin
+ */
+export function isOriginList(text: string): boolean {
+  if (!/[\s,]/.test(text)) return false;
+  const parts = text.split(/[\s,]+/).filter((part) => part.length > 0);
+  return parts.length > 1 && parts.every((part) => SCHEME_PATTERN.test(part) || part === "null");
+}
+
 function fail(reason: string): ParsedOrigin {
   return { ok: false, reason };
 }
@@ -57,6 +71,7 @@ export function parseOrigin(input: string): ParsedOrigin {
   const text = input.trim();
   if (text.length === 0) return fail("origin is empty");
   if (text.length > MAX_INPUT_LENGTH) return fail("origin is too long");
+  if (isOriginList(text)) return fail("more than one origin; give exactly one");
   const schemeMatch = SCHEME_PATTERN.exec(text);
   if (schemeMatch === null) return fail("expected scheme://host[:port]");
   const scheme = (schemeMatch[1] ?? "").toLowerCase();

@@ -94,6 +94,36 @@ describe("/api/v1/connections", () => {
     expect(JSON.stringify(res.headers)).not.toContain("evil.example");
   });
 
+  it.each(["GET", "OPTIONS"])(
+    "refuses a %s request whose Origin header came twice with 403 saying so, not that the origin is unregistered",
+    async (method) => {
+      const token = await sessionToken();
+      // Over the wire: node:http joins the two headers into one value, as it does for a real client.
+      const { request } = await import("node:http");
+      const { host } = new URL(h.url);
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${h.url}/api/v1/connections`, {
+          method,
+          headers: ["host", host, "authorization", `Bearer ${token}`, "origin", ORIGIN, "origin", ORIGIN],
+        });
+        req.on("response", (response) => {
+          let body = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            body += chunk;
+          });
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+      expect(res.status).toBe(403);
+      expect((JSON.parse(res.body) as { error: { message: string } }).error.message).toBe(
+        `The Origin header names more than one origin ("${ORIGIN}, ${ORIGIN}"): it was sent more than once, or as a list, where a browser sends exactly one, its page's.`,
+      );
+    },
+  );
+
   it("says an origin that could never be registered cannot be, and why", async () => {
     const res = await call("GET", await sessionToken(), "http://app.example");
     expect(res.statusCode).toBe(403);
