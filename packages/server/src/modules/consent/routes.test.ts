@@ -144,6 +144,17 @@ describe("POST /connect/session", () => {
     expect(res.headers["set-cookie"]).toBeUndefined();
   });
 
+  it("refuses another site's request with 403 before reading its body, malformed or not", async () => {
+    const res = await h.app.inject({
+      method: "POST",
+      url: "/connect/session",
+      headers: { origin: "https://evil.example", "content-type": "application/json" },
+      payload: "{not json",
+    });
+    expect(res.statusCode).toBe(403);
+    expect((res.json() as { error: { code: string } }).error.code).toBe("forbidden");
+  });
+
   it("refuses an origin that is not registered for the token's app, and sets no cookie", async () => {
     for (const origin of ["https://evil.example", "https://other.example", "null"]) {
       const res = await exchange(h.browser(), { token: await mint(user()), origin });

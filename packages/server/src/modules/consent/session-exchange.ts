@@ -2,7 +2,7 @@
  * `POST /connect/session`, the popup's first request: JSON, same-origin only, token + opener origin →
  * popup consent session, and the consent page to go on to.
  */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
@@ -37,7 +37,9 @@ export function registerSessionExchange(
     monthlyUsd: z.number({ error: "must be a number" }).positive("must be positive").optional(),
   });
 
-  app.post(SESSION_EXCHANGE_PATH, async (request, reply) => {
+  // From the headers, before the body is read: another site's request is 403 whatever it sent, and each
+  // one from Wattfare's page counts, a malformed one included.
+  const admit = async (request: FastifyRequest, reply: FastifyReply) => {
     reply.headers(securityHeaders(deps.config));
     assertSameOrigin(request, deps.config);
     // Each exchange verifies a token and writes a row: bounded per client address like sign-in.
@@ -51,6 +53,9 @@ export function registerSessionExchange(
         headers: { "retry-after": String(decision.retryAfterSeconds) },
       });
     }
+  };
+
+  app.post(SESSION_EXCHANGE_PATH, { preParsing: admit }, async (request, reply) => {
     const input = parseOr400(body, request.body);
     const session = await verifyExchange(deps, {
       ...input,
