@@ -170,6 +170,29 @@ describe("/api/v1/connections", () => {
     },
   );
 
+  it("closes the connection after refusing a request whose body it did not read, and keeps it otherwise", async () => {
+    // Headers promise a 10 MiB body of which one byte comes: the refusal must neither wait for nor drain it.
+    const { request } = await import("node:http");
+    const refuse = (headers: Record<string, string>, body: string | undefined) =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const req = request(`${h.url}/api/v1/connections`, {
+          method: body === undefined ? "GET" : "POST",
+          headers: { authorization: "Bearer eyJnot.a.token", origin: ORIGIN, ...headers },
+        });
+        req.on("response", (res) => {
+          resolve({ status: res.statusCode ?? 0, connection: res.headers.connection });
+          res.resume();
+          req.destroy();
+        });
+        req.on("error", reject);
+        if (body === undefined) req.end();
+        else req.write(body);
+      });
+    const promised = { "content-type": "application/json", "content-length": String(10 * 1024 * 1024) };
+    expect(await refuse(promised, "{")).toEqual({ status: 401, connection: "close" });
+    expect(await refuse({}, undefined)).toEqual({ status: 401, connection: "keep-alive" });
+  });
+
   it.each(["POST", "DELETE"] as const)(
     "answers a %s from an unregistered origin 403 before reading its body",
     async (method) => {

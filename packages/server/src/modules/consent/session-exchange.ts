@@ -2,10 +2,11 @@
  * `POST /connect/session`, the popup's first request: JSON, same-origin only, token + opener origin →
  * popup consent session, and the consent page to go on to.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { AppDeps } from "../../deps.js";
 import { ApiError } from "../../errors.js";
+import { admitBeforeBody } from "../../http/admit-before-body.js";
 import { clientNetwork } from "../../http/client-network.js";
 import { parseOr400 } from "../../http/validation.js";
 import { assertSameOrigin, securityHeaders } from "../web/index.js";
@@ -39,7 +40,7 @@ export function registerSessionExchange(
 
   // From the headers, before the body is read: another site's request is 403 whatever it sent, and each
   // one from Wattfare's page counts, a malformed one included.
-  const admit = async (request: FastifyRequest, reply: FastifyReply) => {
+  const exchanges = admitBeforeBody(async (request, reply) => {
     reply.headers(securityHeaders(deps.config));
     assertSameOrigin(request, deps.config);
     // Each exchange verifies a token and writes a row: bounded per client address like sign-in.
@@ -53,9 +54,9 @@ export function registerSessionExchange(
         headers: { "retry-after": String(decision.retryAfterSeconds) },
       });
     }
-  };
+  });
 
-  app.post(SESSION_EXCHANGE_PATH, { preParsing: admit }, async (request, reply) => {
+  app.post(SESSION_EXCHANGE_PATH, { preParsing: exchanges.preParsing }, async (request, reply) => {
     const input = parseOr400(body, request.body);
     const session = await verifyExchange(deps, {
       ...input,
