@@ -35,6 +35,7 @@ export function createControl(sim: SimState): SimulatorControl {
       if (timing.interTokenMs !== undefined) s.interTokenMs = timing.interTokenMs;
       if (timing.responseTokens !== undefined) s.responseTokens = timing.responseTokens;
       if (timing.generationNotFoundMs !== undefined) s.generationNotFoundMs = timing.generationNotFoundMs;
+      if (timing.nonStreamBlankLines !== undefined) s.nonStreamBlankLines = timing.nonStreamBlankLines;
     },
     requests: () => sim.requests(),
     clearRequests: () => sim.clearRequests(),

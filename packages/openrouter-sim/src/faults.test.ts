@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterEach(() => {
   sim.control.resetFaults();
-  sim.control.setTiming({ ttftMs: 0, interTokenMs: 0, responseTokens: 16 });
+  sim.control.setTiming({ ttftMs: 0, interTokenMs: 0, responseTokens: 16, nonStreamBlankLines: 0 });
 });
 afterAll(() => sim.close());
 
@@ -214,5 +214,18 @@ describe("timing", () => {
     const response = await postChat(sim, key, STREAM);
     await response.text();
     expect(performance.now() - started).toBeGreaterThanOrEqual(5 * 20 - 5);
+  });
+
+  it("sends a delayed non-stream answer's headers with its body, and at once (with a blank line) after setTiming sets nonStreamBlankLines", async () => {
+    sim.control.setTiming({ ttftMs: 300 });
+    let started = performance.now();
+    let response = await postChat(sim, key, { messages: HI });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(290);
+    await response.text();
+    sim.control.setTiming({ nonStreamBlankLines: 1 });
+    started = performance.now();
+    response = await postChat(sim, key, { messages: HI });
+    expect(performance.now() - started).toBeLessThan(250);
+    expect((await response.text()).startsWith("\n{")).toBe(true);
   });
 });

@@ -143,6 +143,8 @@ export interface Timing {
   responseTokens?: number;
   /** Extension: change the `/generation` 404 window. */
   generationNotFoundMs?: number;
+  /** Extension: blank lines a delayed non-stream answer sends with its headers at once (0: headers come with the body). */
+  nonStreamBlankLines?: number;
 }
 
 export type LimitReset = "daily" | "weekly" | "monthly";
