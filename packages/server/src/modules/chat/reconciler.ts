@@ -86,7 +86,9 @@ export class Reconciler {
 
   /** Starts the periodic tick and the lease heartbeat; takes over every open reservation left by a previous process. */
   async start(): Promise<void> {
-    await this.claim(true);
+    // Batch after batch: a crash under load can leave more than one batch open, and the rest would
+    // otherwise wait for their dead owner's lease to run out.
+    while ((await this.claim(true)) === CLAIM_BATCH);
     const tick = setInterval(() => void this.tick(), this.o.tickMs);
     const beat = setInterval(
       () =>
@@ -173,7 +175,8 @@ export class Reconciler {
     }
   }
 
-  private async claim(takeOverAll: boolean): Promise<void> {
+  /** Claims up to CLAIM_BATCH reservations; returns how many it claimed. */
+  private async claim(takeOverAll: boolean): Promise<number> {
     const now = this.o.clock.now();
     const claimed = await this.o.store.claimExpired(
       this.o.instanceId,
@@ -187,6 +190,7 @@ export class Reconciler {
         this.tracked.set(reservation.id, this.tracking(reservation, now, now));
       }
     }
+    return claimed.length;
   }
 
   private async attempt(t: Tracked): Promise<void> {
