@@ -1,6 +1,7 @@
 /**
  * The real binary, in real processes: first run with no config, the single-server lock, the CLI beside
- * a running server, graceful drain, and a kill -9 in the middle of a stream that loses nothing.
+ * a running server, graceful drain, and a kill -9 — in the middle of a stream, or under concurrent
+ * load — that loses nothing.
  */
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -255,6 +256,7 @@ describe("the CLI beside a running server", () => {
 async function connectedSetup(
   sim: Parameters<typeof startSimulator>[0],
   extraEnv: Record<string, string> = {},
+  { cap = "5", chatPerMinute }: { cap?: string; chatPerMinute?: number } = {},
 ) {
   const simulator = await startSimulator(sim);
   cleanups.push(() => simulator.close());
@@ -263,9 +265,12 @@ async function connectedSetup(
   const app = json<{ appId: string; secretKey: string }>(
     await runCli(["apps", "create", "--name", "S", "--json"], env),
   );
+  if (chatPerMinute !== undefined) {
+    await runCli(["apps", "limits", app.appId, "--chat-per-minute", String(chatPerMinute)], env);
+  }
   const key = simulator.control.createKey({ credits: 10 });
   await runCli(
-    ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", "5", "--funding-key", key],
+    ["dev", "connect", "--app", app.appId, "--user", "alice", "--cap", cap, "--funding-key", key],
     env,
   );
   const chat = (url: string, stream: boolean) =>
@@ -303,7 +308,7 @@ async function connectedSetup(
       db.close();
     }
   };
-  return { sim: simulator, env, key, chat, stream, ledger };
+  return { sim: simulator, env, key, app, dir, chat, stream, ledger };
 }
 
 describe("shutdown", () => {
@@ -502,4 +507,282 @@ describe("durability", () => {
     expect(after.total).toBe(setup.sim.control.billedNano(setup.key)); // not the reservation's worst case
     expect(after.total).toBeGreaterThan(0n);
   });
+});
+
+/** What a killed server left in its database, and what the next one made of it. */
+function books(dir: string) {
+  const db = new Database(path.join(dir, "wattfare.db"), { readonly: true });
+  db.defaultSafeIntegers(true);
+  try {
+    type Row = Record<string, unknown>;
+    const ledger = (
+      db
+        .prepare("SELECT request_id, kind, amount_nano, generation_id, model, unreconciled FROM ledger")
+        .all() as Row[]
+    ).map((r) => ({
+      requestId: r.request_id as string,
+      kind: r.kind as string,
+      amount: r.amount_nano as bigint,
+      generationId: r.generation_id as string | null,
+      model: r.model as string,
+      unreconciled: r.unreconciled === 1n,
+    }));
+    const open = (
+      db.prepare("SELECT id, amount_nano, generation_id, model, stream FROM reservations").all() as Row[]
+    ).map((r) => ({
+      id: r.id as string,
+      amount: r.amount_nano as bigint,
+      generationId: r.generation_id as string | null,
+      model: r.model as string,
+      stream: r.stream === 1n,
+    }));
+    const usage = (db.prepare("SELECT COALESCE(SUM(settled_nano), 0) AS n FROM usage").get() as { n: bigint })
+      .n;
+    return { ledger, open, usage };
+  } finally {
+    db.close();
+  }
+}
+
+const sum = (amounts: bigint[]): bigint => amounts.reduce((a, b) => a + b, 0n);
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `ready` every 20 ms until it holds; fails with `what` after `ms`. */
+async function until(what: string, ready: () => boolean, ms = 8_000, detail?: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}${detail ? ` (${detail()})` : ""}`);
+    await wait(20);
+  }
+}
+
+/** Kinds of request in the load, told apart by model and stream flag (as the reservations table keeps them). */
+const GPT = "openai/gpt-4o-mini"; // cancellable: a stream cut off is billed for what was sent, at once
+const WHOLE = "wattfare/non-cancellable"; // a stream cut off is billed whole, when it would have ended
+const QUICK = "meta-llama/llama-3.2-1b-instruct";
+/** Tokens (20 ms each) of the held answers, sent last: one timer of 3 s each at the simulator. */
+const HELD_TOKENS = 150;
+
+/**
+ * When the server is killed:
+ * - `mid-flight`: every slow request under way — non-stream answers waiting for their headers and still
+ *   generating, streams mid-way — with short requests being admitted, answered and settled around them;
+ * - `as streams end`: the moment the first of ten streams of the same length has its last event, the
+ *   others ending, their settlements being written, short requests still coming and going.
+ */
+type KillPoint = "mid-flight" | "as streams end";
+
+describe("durability under load", () => {
+  it.each<KillPoint>(["mid-flight", "as streams end"])(
+    "the ledger survives kill -9 under concurrent load (%s): nothing stays open, each generation is charged once — at its cost when its id was known, at its reservation when not — within the cap and never below what was billed",
+    async (killPoint) => {
+      const CAP = 1_000_000_000n; // $1
+      // Tokens (20 ms each) of the slow answers: mid-flight, long enough to outlast the kill by far;
+      // otherwise the kill waits for their end.
+      const SLOW_TOKENS = killPoint === "mid-flight" ? 200 : 100;
+      const setup = await connectedSetup(
+        { interTokenMs: 20, responseTokens: 400 },
+        {
+          WATTFARE_RECONCILER_TICK_MS: "100",
+          WATTFARE_GENERATION_BACKOFF_MS: "50",
+          // Far longer than the test waits: the dead process's reservations can only be closed in time
+          // by the next server taking them over at its start, all of them.
+          WATTFARE_RESERVATION_LEASE_MS: "60000",
+        },
+        { cap: "1", chatPerMinute: 1000 },
+      );
+      const { sim } = setup;
+      const first = await serve(setup.env);
+
+      let killed = false;
+      const begun = new Set<string>(); // request ids of answers whose headers came
+      const completed = new Set<string>(); // request ids of answers received in full
+      const refused: string[] = []; // every request the server answered is admitted and answered 200
+      const send = (tag: string, body: { model: string; stream: boolean; max_tokens: number }) => {
+        const progress = { headers: false, events: 0, ended: false };
+        const done = (async () => {
+          const res = await fetch(`${first.url}/api/v1/chat/completions`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${setup.app.secretKey}`,
+              "content-type": "application/json",
+              "x-wattfare-user": "alice",
+            },
+            body: JSON.stringify({ ...body, messages: [{ role: "user", content: `${tag} say something` }] }),
+          });
+          progress.headers = true;
+          begun.add(res.headers.get("x-request-id") ?? "");
+          if (res.status !== 200) refused.push(`${tag}: ${res.status} ${await res.text()}`);
+          const decoder = new TextDecoder();
+          let text = "";
+          const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+          for (let read = await reader.read(); !read.done; read = await reader.read()) {
+            const piece = decoder.decode(read.value, { stream: true });
+            progress.events += piece.split("data: ").length - 1; // a rough count is enough here
+            progress.ended ||= `${text.slice(-16)}${piece}`.includes("data: [DONE]");
+            text += piece;
+          }
+          if (body.stream ? progress.ended : text.includes('"usage"')) {
+            completed.add(res.headers.get("x-request-id") ?? "");
+          }
+        })().catch(() => undefined); // cut off by the kill
+        return { progress, done };
+      };
+      const seenBySim = (tag: string) =>
+        sim.control.requests().filter((r) => JSON.stringify(r.body ?? "").includes(tag)).length;
+
+      // Slow answers, each begun at the simulator: a non-stream one sends its headers (with the
+      // generation id) at once, then its JSON once generated.
+      sim.control.setTiming({ nonStreamBlankLines: 1 });
+      const generating = Array.from({ length: 8 }, (_, i) =>
+        send(`json-${i}`, { model: GPT, stream: false, max_tokens: SLOW_TOKENS }),
+      );
+      const cut = Array.from({ length: 10 }, (_, i) =>
+        send(`cut-${i}`, { model: GPT, stream: true, max_tokens: SLOW_TOKENS }),
+      );
+      const whole = Array.from({ length: 6 }, (_, i) =>
+        send(`whole-${i}`, { model: WHOLE, stream: true, max_tokens: SLOW_TOKENS }),
+      );
+      // Short requests one after another on 4 connections until the kill: streams, and non-stream
+      // answers that come whole with their headers (settled before they are sent on).
+      let quickDone = 0;
+      const pumps = Array.from({ length: 4 }, async (_, p) => {
+        for (let i = 0; !killed; i++) {
+          const stream = i % 2 === 0;
+          await send(`quick-${p}-${i}`, { model: QUICK, stream, max_tokens: stream ? 3 : 1 }).done;
+          quickDone++;
+        }
+      });
+      await until(
+        "every slow request is under way",
+        () =>
+          generating.every((r) => r.progress.headers) &&
+          [...cut, ...whole].every((r) => r.progress.events >= 2) &&
+          quickDone >= 8,
+      );
+      if (killPoint === "as streams end") {
+        await until("the streams are near their end", () =>
+          cut.every((r) => r.progress.events >= SLOW_TOKENS - 10),
+        );
+      }
+      // Sent upstream last, so that they outlast the kill by far whenever it comes: non-stream answers
+      // whose headers come only with their JSON. Wattfare cannot know their generation ids. More than
+      // the reconciler claims in one batch when the kill comes mid-flight.
+      sim.control.setTiming({ nonStreamBlankLines: 0 });
+      const HELD = killPoint === "mid-flight" ? 110 : 8;
+      const held = Array.from({ length: HELD }, (_, i) =>
+        send(`held-${i}`, { model: GPT, stream: false, max_tokens: HELD_TOKENS }),
+      );
+      await until("the simulator has every held request", () => seenBySim("held-") === HELD);
+      const all = [...held, ...generating, ...cut, ...whole];
+      if (killPoint === "mid-flight") {
+        // A burst at once; the kill comes as soon as the simulator has the first few of it.
+        const burst = Array.from({ length: 10 }, (_, i) =>
+          send(`burst-${i}`, { model: QUICK, stream: i % 2 === 0, max_tokens: 3 }),
+        );
+        all.push(...burst);
+        await until("the burst reaches the simulator", () => seenBySim("burst-") >= 3);
+      } else {
+        await until("a stream has ended", () => cut.some((r) => r.progress.ended));
+      }
+      killed = true;
+      await stopProcess(first, "SIGKILL");
+      await Promise.all([...all.map((r) => r.done), ...pumps]);
+      expect(refused).toEqual([]);
+
+      // What the killed process left: the reservations still open, those of answers begun identified.
+      const atKill = books(setup.dir);
+      const openOf = (model: string, stream: boolean, identified: boolean) =>
+        atKill.open.filter(
+          (r) => r.model === model && r.stream === stream && (r.generationId !== null) === identified,
+        ).length;
+      expect(openOf(GPT, false, false)).toBe(HELD); // waiting for upstream headers
+      // The generation id is durable before the first byte goes to the client: any answer begun has it.
+      expect(atKill.open.filter((r) => begun.has(r.id) && r.generationId === null)).toEqual([]);
+      if (killPoint === "mid-flight") {
+        expect(openOf(GPT, false, true)).toBe(8); // non-stream, still generating
+        expect(openOf(GPT, true, true)).toBe(10); // mid-stream
+        expect(openOf(WHOLE, true, true)).toBe(6); // mid-stream, to be billed whole later
+      }
+      expect(
+        sum(atKill.ledger.map((e) => e.amount)) + sum(atKill.open.map((r) => r.amount)),
+      ).toBeLessThanOrEqual(CAP);
+
+      const second = await serve(setup.env);
+      const billed = () => new Map(sim.control.generations(setup.key).map((g) => [g.id, g]));
+      // Done once nothing is open and the simulator has ended (and billed) every generation it began.
+      await until(
+        "every reservation is closed and every generation billed",
+        () => {
+          const generations = billed();
+          return (
+            books(setup.dir).open.length === 0 &&
+            sim.control
+              .requests()
+              .every((r) => r.body === null || (r.generationId !== null && generations.has(r.generationId)))
+          );
+        },
+        15_000,
+        () => `${books(setup.dir).open.length} open`,
+      );
+      const after = books(setup.dir);
+      const generations = billed();
+      const total = sum(after.ledger.map((e) => e.amount));
+      const charged = new Map(after.ledger.map((e) => [e.requestId, e]));
+
+      // Each request charged once, each generation under one request.
+      expect(after.ledger.filter((e) => e.kind !== "settle")).toEqual([]);
+      expect(charged.size).toBe(after.ledger.length);
+      const identified = after.ledger.filter((e) => e.generationId !== null);
+      expect(new Set(identified.map((e) => e.generationId)).size).toBe(identified.length);
+      // A known generation id: exactly what the simulator billed for it.
+      expect(
+        identified.filter((e) => generations.get(e.generationId as string)?.billedNano !== e.amount),
+      ).toEqual([]);
+      // Every reservation open at the kill is charged, under the generation id it had; one without at
+      // its reservation, flagged.
+      for (const r of atKill.open) {
+        const entry = charged.get(r.id);
+        expect(entry, r.id).toMatchObject({ generationId: r.generationId });
+        if (r.generationId === null) expect(entry).toMatchObject({ amount: r.amount, unreconciled: true });
+      }
+      // Charges without a generation id are of reservations the killed process left open, no others.
+      const unidentified = after.ledger.filter((e) => e.generationId === null);
+      const openAtKill = new Set(atKill.open.map((r) => r.id));
+      expect(unidentified.filter((e) => !openAtKill.has(e.requestId))).toEqual([]);
+      // Generations Wattfare never learnt the id of (the held ones at least): each covered by a charge
+      // without an id, of its model, at least as large (a reservation is a true bound of the cost).
+      const knownIds = new Set(identified.map((e) => e.generationId));
+      const unknown = [...generations.values()].filter((g) => !knownIds.has(g.id));
+      expect(unknown.length).toBeGreaterThanOrEqual(8);
+      const descending = (a: bigint, b: bigint) => (a < b ? 1 : a > b ? -1 : 0);
+      for (const model of new Set(unknown.map((g) => g.model))) {
+        const costs = unknown.filter((g) => g.model === model).map((g) => g.billedNano);
+        const charges = unidentified.filter((e) => e.model === model).map((e) => e.amount);
+        costs.sort(descending);
+        charges.sort(descending);
+        expect(charges.length, model).toBeGreaterThanOrEqual(costs.length);
+        for (const [i, cost] of costs.entries()) expect(charges[i], model).toBeGreaterThanOrEqual(cost);
+      }
+      // Answers received in full were charged.
+      expect([...completed].filter((id) => !charged.has(id))).toEqual([]);
+
+      expect(after.open).toEqual([]);
+      expect(total).toBeLessThanOrEqual(CAP);
+      expect(total).toBeGreaterThanOrEqual(sim.control.billedNano(setup.key));
+      expect(after.usage).toBe(total);
+      // The new server's own counters, which its admission decides on, agree with the ledger.
+      const status = json<{ usage: { monthlyUsd: number }; remainingUsd: number }>(
+        await (
+          await fetch(`${second.url}/api/v1/status?appUserId=alice`, {
+            headers: { authorization: `Bearer ${setup.app.secretKey}` },
+          })
+        ).text(),
+      );
+      const micro = (nano: bigint, up: boolean) => Number((nano + (up ? 999n : 0n)) / 1000n) / 1e6;
+      expect(status.usage.monthlyUsd).toBe(micro(total, true));
+      expect(status.remainingUsd).toBe(micro(CAP - total, false));
+    },
+    60_000,
+  );
 });
