@@ -17,12 +17,10 @@ afterEach(async () => {
   await store?.close();
 });
 
-it("takes over every reservation a crashed process left open at once, not only the first batch of them", async () => {
-  store = await openSqliteStore(":memory:");
-  const now = 1_000_000;
-  const left = 250; // more than one claim batch (100)
+/** Leaves `left` reservations open under a crashed process whose lease has long to run. */
+async function leftOpen(open: SqliteStore, now: number, left: number): Promise<void> {
   for (let i = 0; i < left; i++) {
-    const admitted = await store.admit(
+    const admitted = await open.admit(
       {
         id: `req_${String(i).padStart(4, "0")}`,
         account: "c:con_1",
@@ -41,11 +39,14 @@ it("takes over every reservation a crashed process left open at once, not only t
     );
     expect(admitted.admitted).toBe(true);
   }
-  reconciler = new Reconciler({
-    store,
+}
+
+function reconcilerOn(open: SqliteStore, now: () => number): Reconciler {
+  return new Reconciler({
+    store: open,
     upstream: {} as Upstream, // never reached: nothing is attempted before the first tick
     keyRing: {} as KeyRing,
-    clock: { now: () => now },
+    clock: { now },
     logger: pino({ level: "silent" }),
     instanceId: "inst_new",
     leaseMs: 15_000,
@@ -56,6 +57,32 @@ it("takes over every reservation a crashed process left open at once, not only t
     recheckMs: 3_600_000,
     isInFlight: () => false,
     metrics: new Metrics(false),
+  });
+}
+
+it("takes over every reservation a crashed process left open at once, not only the first batch of them", async () => {
+  store = await openSqliteStore(":memory:");
+  const now = 1_000_000;
+  const left = 250; // more than one claim batch (100)
+  await leftOpen(store, now, left);
+  reconciler = reconcilerOn(store, () => now);
+  await reconciler.start();
+  expect(reconciler.pending).toBe(left);
+  expect((await store.openReservations()).filter((r) => r.owner !== "inst_new")).toEqual([]);
+});
+
+it("ends its take-over however long it takes, without claiming again the batches it already took", async () => {
+  store = await openSqliteStore(":memory:");
+  const left = 250;
+  await leftOpen(store, 1_000_000, left);
+  // A slow start: every read of the clock finds the leases it gave a moment ago run out. Bounded, so
+  // that a take-over that never ends fails here instead of hanging the run (its loop never yields).
+  let now = 1_000_000;
+  let reads = 0;
+  reconciler = reconcilerOn(store, () => {
+    if (++reads > 100) throw new Error("the take-over at start keeps claiming the same reservations");
+    now += 16_000; // more than the lease (15 s)
+    return now;
   });
   await reconciler.start();
   expect(reconciler.pending).toBe(left);

@@ -87,8 +87,10 @@ export class Reconciler {
   /** Starts the periodic tick and the lease heartbeat; takes over every open reservation left by a previous process. */
   async start(): Promise<void> {
     // Batch after batch: a crash under load can leave more than one batch open, and the rest would
-    // otherwise wait for their dead owner's lease to run out.
-    while ((await this.claim(true)) === CLAIM_BATCH);
+    // otherwise wait for their dead owner's lease to run out. One `now` for them all: a batch already
+    // taken holds a lease past it, so no later batch takes it again and the loop ends however slow it is.
+    const now = this.o.clock.now();
+    while ((await this.claim(true, now)) === CLAIM_BATCH);
     const tick = setInterval(() => void this.tick(), this.o.tickMs);
     const beat = setInterval(
       () =>
@@ -175,9 +177,8 @@ export class Reconciler {
     }
   }
 
-  /** Claims up to CLAIM_BATCH reservations; returns how many it claimed. */
-  private async claim(takeOverAll: boolean): Promise<number> {
-    const now = this.o.clock.now();
+  /** Claims up to CLAIM_BATCH reservations whose lease ran out by `now`; returns how many it claimed. */
+  private async claim(takeOverAll: boolean, now = this.o.clock.now()): Promise<number> {
     const claimed = await this.o.store.claimExpired(
       this.o.instanceId,
       now,
