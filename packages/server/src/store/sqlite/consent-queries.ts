@@ -16,6 +16,7 @@ import type {
   PayerConnection,
   PayerRequest,
 } from "../port.js";
+import { writeTransaction } from "./database.js";
 
 type Row = Record<string, unknown>;
 
@@ -68,7 +69,7 @@ export class SqliteConsentQueries {
   }
 
   async createConsentSession(s: ConsentSessionRecord): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       // Expired sessions go on the way; an unanswered one from the same token is superseded (a reopened popup).
       this.db.prepare("DELETE FROM consent_sessions WHERE expires_at <= ?").run(s.createdAt);
       this.db
@@ -122,7 +123,7 @@ export class SqliteConsentQueries {
 
   async approveConnection(input: ApproveConnectionInput): Promise<ApproveConnectionResult> {
     const { appId, appUserId, payerId, capNano, now } = input;
-    return this.db.transaction((): ApproveConnectionResult => {
+    return writeTransaction(this.db, (): ApproveConnectionResult => {
       const live = this.db
         .prepare("SELECT * FROM connections WHERE app_id = ? AND app_user_id = ? AND revoked_at IS NULL")
         .get(appId, appUserId) as Row | undefined;

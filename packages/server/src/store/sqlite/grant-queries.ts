@@ -6,6 +6,7 @@
  */
 import type BetterSqlite3 from "better-sqlite3";
 import type { GrantRecord, NewGrant } from "../port.js";
+import { writeTransaction } from "./database.js";
 import { type Row, str, toGrant } from "./rows.js";
 
 export class SqliteGrantQueries {
@@ -68,7 +69,7 @@ export class SqliteGrantQueries {
   }
 
   async takeGrantHandoff(sessionJti: string, appId: string, now: number): Promise<string | undefined> {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const row = this.db
         .prepare(
           "SELECT token_blob FROM grant_handoffs WHERE session_jti = ? AND app_id = ? AND taken_at IS NULL AND expires_at > ?",

@@ -21,6 +21,7 @@ import {
   type PayerSessionRecord,
   UNRECONCILED_RECHECK_WINDOW_MS,
 } from "../port.js";
+import { writeTransaction } from "./database.js";
 import { ERASED_KEY_BLOB, n, nOrNull, type Row, str, toFunding } from "./rows.js";
 
 function toPayer(r: Row): PayerRecord {
@@ -66,7 +67,7 @@ export class SqlitePayerQueries {
   }
 
   async setPayerPassword(payerId: string, passwordHash: string, now: number): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db.prepare("UPDATE payers SET password_hash = ? WHERE id = ?").run(passwordHash, payerId);
       this.db.prepare("DELETE FROM payer_sessions WHERE payer_id = ?").run(payerId);
       this.db
@@ -84,7 +85,7 @@ export class SqlitePayerQueries {
   }
 
   async deletePayer(payerId: string, now: number): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.closePayer(payerId, now);
       // The row stays for the ledger's sake; the address is freed so it can sign up again.
       this.db
@@ -96,7 +97,7 @@ export class SqlitePayerQueries {
   }
 
   async claimPayerEmail(unconfirmedPayerId: string, payer: NewPayer, now: number): Promise<boolean> {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       // The guard and the release are one statement: a confirmation that got in first wins.
       const released = this.db
         .prepare(
@@ -131,7 +132,7 @@ export class SqlitePayerQueries {
   }
 
   async createPayerSession(session: PayerSessionRecord): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       // Housekeeping on the way: the payer's expired sessions go (their cookies no longer open anything).
       this.db
         .prepare("DELETE FROM payer_sessions WHERE payer_id = ? AND expires_at <= ?")
@@ -230,7 +231,7 @@ export class SqlitePayerQueries {
     stateHash: Buffer | null,
     now: number,
   ): Promise<OAuthAttempt | undefined> {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       this.db.prepare("DELETE FROM oauth_states WHERE expires_at <= ?").run(now);
       const r = (
         stateHash === null
@@ -259,7 +260,7 @@ export class SqlitePayerQueries {
   }
 
   async addOutboxMessage(message: Omit<OutboxMessage, "id">): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db.prepare("DELETE FROM mail_outbox WHERE created_at < ?").run(message.createdAt - OUTBOX_KEEP_MS);
       this.db
         .prepare("INSERT INTO mail_outbox (to_address, subject, body_text, created_at) VALUES (?, ?, ?, ?)")
@@ -295,7 +296,7 @@ export class SqlitePayerQueries {
   }
 
   async replacePayerFunding(payerId: string, next: NewFunding | null, now: number): Promise<void> {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.retireFunding(payerId, now, next !== null);
       if (next === null) return;
       this.db

@@ -31,7 +31,7 @@ import type {
 import { BudgetBook } from "./budget-book.js";
 import { BackgroundCheckpointer } from "./checkpointer.js";
 import { SqliteConsentQueries } from "./consent-queries.js";
-import { openSqlite } from "./database.js";
+import { openSqlite, writeTransaction } from "./database.js";
 import { SqliteGrantQueries } from "./grant-queries.js";
 import { MigratingSqliteDialect, migrateToLatest, pendingMigrations } from "./migrations.js";
 import { SqlitePayerQueries } from "./payer-queries.js";
@@ -299,7 +299,7 @@ export class SqliteStore implements Store {
 
   async createApp(app: NewApp): Promise<void> {
     this.appCache.clear();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db
         .prepare("INSERT INTO apps (id, name, created_at) VALUES (?, ?, ?)")
         .run(app.id, app.name, app.createdAt);
@@ -415,7 +415,7 @@ export class SqliteStore implements Store {
     compromised: boolean,
   ): Promise<void> {
     this.appCache.clear();
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.db
         .prepare(
           "UPDATE app_keys SET expires_at = ? WHERE app_id = ? AND (expires_at IS NULL OR expires_at > ?)",
@@ -464,7 +464,7 @@ export class SqliteStore implements Store {
   // ── payers, funding, connections ───────────────────────────────────
 
   async devConnect(input: DevConnectInput): Promise<ConnectionRecord> {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const existing = this.db.prepare("SELECT id FROM payers WHERE email = ?").get(input.payerEmail) as
         | Row
         | undefined;
@@ -813,7 +813,7 @@ export class SqliteStore implements Store {
     takeOverAll: boolean,
     limit: number,
   ): Promise<ReservationRecord[]> {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const rows = this.stmt.expired.all(now, takeOverAll ? 1 : 0, owner, limit) as Row[];
       // A row whose closing write has not committed yet is already closed here: it is not claimed again.
       return rows
