@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { type Config, ConfigError, loadConfig, unknownSettings } from "./config.js";
 import { createLogger } from "./logger.js";
 import { type RunningServer, startServer } from "./server.js";
+import { BUSY_TIMEOUT_MS, isLockContention } from "./store/sqlite/database.js";
 import { ServerLockError } from "./store/sqlite/server-lock.js";
 
 export async function serve(): Promise<void> {
@@ -107,9 +108,16 @@ export function startupProblem(error: unknown, config: Config): string | undefin
   return storageProblem(error, config);
 }
 
-/** The database or its directory cannot be used by this process, as one line; undefined otherwise. */
+/**
+ * The database or its directory cannot be used by this process, or another connection held its lock
+ * past the busy timeout, as one line; undefined otherwise.
+ */
 export function storageProblem(error: unknown, config: Config): string | undefined {
   const { code, message } = error as { code?: unknown; message?: unknown };
+  if (isLockContention(error)) {
+    // Every other Wattfare process holds the lock only for moments (database.ts: writeTransaction).
+    return `cannot use the database ${config.database.path}: another connection held its write lock for more than ${BUSY_TIMEOUT_MS / 1000} s (${String(message)}); try again, and if it persists, look for a process keeping a transaction open on it`;
+  }
   if (typeof code !== "string" || !STORAGE_CODES.test(code)) return undefined;
   return `cannot use the database ${config.database.path} (${String(message)}); WATTFARE_DATA_DIR (${config.dataDir}) and the database's directory must be directories this user can write, and the database file writable by it`;
 }

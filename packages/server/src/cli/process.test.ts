@@ -213,6 +213,36 @@ describe("the CLI beside a running server", () => {
     }
   });
 
+  it("waits for the write lock while another connection holds it, and past the busy timeout fails in one line with exit code 1", async () => {
+    const dir = tempDataDir();
+    const env = { WATTFARE_DATA_DIR: dir };
+    const app = json<{ appId: string }>(await runCli(["apps", "create", "--name", "A", "--json"], env));
+    const holder = new Database(path.join(dir, "wattfare.db"));
+    cleanups.push(async () => {
+      holder.close();
+    });
+    const connect = (user: string) =>
+      runCli(
+        ["dev", "connect", "--app", app.appId, "--user", user, "--cap", "1", "--funding-key", "sk-or-v1-x"],
+        env,
+      );
+    // Held for a moment, as a server's commit holds it: the command waits, then goes through.
+    holder.exec("BEGIN IMMEDIATE");
+    setTimeout(() => holder.exec("ROLLBACK"), 500);
+    expect(await connect("u1")).toContain("connected u1");
+    // Held past the 5 s busy timeout: one line saying so, not a stack trace.
+    holder.exec("BEGIN IMMEDIATE");
+    const failed = await connect("u2").then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    holder.exec("ROLLBACK");
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toBe(
+      `error: cannot use the database ${path.join(dir, "wattfare.db")}: another connection held its write lock for more than 5 s (database is locked); try again, and if it persists, look for a process keeping a transaction open on it\n`,
+    );
+  });
+
   it("rotates a key with a grace period, and ends the old key at once when compromised", async () => {
     const dir = tempDataDir();
     const env = { WATTFARE_DATA_DIR: dir };

@@ -451,14 +451,17 @@ export class SqliteStore implements Store {
     limits: { sessionsPerMinute?: number | null; chatPerMinute?: number | null },
   ): Promise<void> {
     this.appCache.clear();
-    if (limits.sessionsPerMinute !== undefined) {
-      this.db
-        .prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?")
-        .run(limits.sessionsPerMinute, appId);
-    }
-    if (limits.chatPerMinute !== undefined) {
-      this.db.prepare("UPDATE apps SET chat_per_minute = ? WHERE id = ?").run(limits.chatPerMinute, appId);
-    }
+    // One transaction: both limits change together, or (the lock held elsewhere too long) neither does.
+    writeTransaction(this.db, () => {
+      if (limits.sessionsPerMinute !== undefined) {
+        this.db
+          .prepare("UPDATE apps SET sessions_per_minute = ? WHERE id = ?")
+          .run(limits.sessionsPerMinute, appId);
+      }
+      if (limits.chatPerMinute !== undefined) {
+        this.db.prepare("UPDATE apps SET chat_per_minute = ? WHERE id = ?").run(limits.chatPerMinute, appId);
+      }
+    })();
   }
 
   // ── payers, funding, connections ───────────────────────────────────
