@@ -301,8 +301,11 @@ describe("function tool calls (stream)", () => {
       if (done) break;
       arrivals.push(Date.now() - started);
     }
-    // {"zone":"<word>"}: at least 4 tokens, so at least 3 gaps of 15 ms.
-    expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(40);
+    // {"zone":"<word>"}: at least 4 tokens, so at least 3 gaps of 15 ms before the last chunk. Measured
+    // from the request, not from the first read: a read the loaded machine delays can only make that
+    // span longer (the first read late, the span from it short is what flaked), and 2 ms cover timers
+    // firing within their millisecond.
+    expect(arrivals.at(-1)!).toBeGreaterThanOrEqual(3 * 15 - 2);
     expect(arrivals.length).toBeGreaterThanOrEqual(4);
   });
 
