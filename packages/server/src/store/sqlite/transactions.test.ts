@@ -238,6 +238,25 @@ describe("SQLite transactions beside another writer", () => {
     }
   });
 
+  it("opens an up-to-date database without taking the write lock, so a CLI command never makes the server's commits wait for it", async () => {
+    const file = tempFile();
+    const first = new SqliteStore({ file });
+    await first.migrate();
+    await first.close();
+    // The server, mid-commit: its connection holds the write lock (in this thread, so a store that asked
+    // for the lock would wait out the busy timeout and fail, never get it).
+    const server = openSqlite(file);
+    server.exec("BEGIN IMMEDIATE");
+    const cli = new SqliteStore({ file });
+    try {
+      expect(await cli.migrate()).toEqual([]);
+    } finally {
+      server.exec("ROLLBACK");
+      server.close();
+      await cli.close();
+    }
+  });
+
   it("begins every transaction of the server and the CLI IMMEDIATE (through writeTransaction), never DEFERRED", () => {
     const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
     const offenders: string[] = [];
