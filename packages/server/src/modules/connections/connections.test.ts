@@ -238,7 +238,7 @@ describe("/api/v1/connections", () => {
   );
 
   it.each(["text/plain;charset=UTF-8", "application/x-www-form-urlencoded"])(
-    "refuses a body sent as %s with 400 saying Content-Type must be application/json, as every JSON route does",
+    "refuses a body sent as %s with 400 saying Content-Type must be application/json, as the chat route does",
     async (contentType) => {
       await h.connect("alice", 10);
       const res = await h.app.inject({
