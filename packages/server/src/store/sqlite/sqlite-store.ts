@@ -242,16 +242,19 @@ export class SqliteStore implements Store {
    * when it starts, after taking the lock).
    */
   async migrate(): Promise<string[]> {
-    const server = this.file === ":memory:" ? undefined : anotherServerServes(this.file);
     // Read first: with nothing pending (every CLI command beside an up-to-date server) the migrator's
     // IMMEDIATE transaction and its lock row are skipped, so the server's commits never wait for it.
     const pending = await pendingMigrations(this.kysely);
-    if (server !== undefined && pending.length > 0) {
-      throw new ServerLockError(
-        `a Wattfare server${server} is serving ${this.file} on an older schema; stop it before migrating (${pending.join(", ")} pending)`,
-      );
+    let applied: string[] = [];
+    if (pending.length > 0) {
+      const server = this.file === ":memory:" ? undefined : anotherServerServes(this.file);
+      if (server !== undefined) {
+        throw new ServerLockError(
+          `a Wattfare server${server} is serving ${this.file} on an older schema; stop it before migrating (${pending.join(", ")} pending)`,
+        );
+      }
+      applied = await migrateToLatest(this.kysely);
     }
-    const applied = pending.length === 0 ? [] : await migrateToLatest(this.kysely);
     this.stmt = this.prepare();
     this.rebuildBook();
     return applied;
